@@ -1,0 +1,163 @@
+"""The checkpoint directory (DESIGN.md contract 1): config.json, model.safetensors, generation_config.json,
+tokenizer/ when the model has one, and radon_checkpoint.json with the sha256 of every file.
+
+Loading follows gpt-fast: the model is built on the meta device and the safetensors tensors are
+assigned into it, so no memory is spent on a random init. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from radon import __version__
+from radon.config import ModelConfig
+from radon.errors import IntegrityError, RadonError
+from radon.integrity import atomic_directory, digest_of, list_files, read_json, verify_files, write_json
+from radon.model import HybridTransformerModel
+
+HASHES_FILE = "radon_checkpoint.json"
+FORMAT = "radon-checkpoint/1"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def default_generation_config(cfg: ModelConfig) -> dict[str, Any]:
+    return {
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+        "max_new_tokens": 64,
+        "do_sample": False,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "repetition_penalty": 1.0,
+    }
+
+
+def state_dict_for_save(model: HybridTransformerModel) -> dict[str, torch.Tensor]:
+    """Contiguous tensors, without the LM head when it is tied to the embedding."""
+    sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        sd.pop("lm_head.weight", None)
+    return sd
+
+
+def save_checkpoint(
+    model: HybridTransformerModel,
+    out: str | Path,
+    *,
+    tokenizer: Any = None,
+    generation_config: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    write_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically; ``write_extra(tmp_dir)`` may add files (optimizer state)."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        model.config.to_json(tmp / "config.json")
+        save_file(state_dict_for_save(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        write_json(tmp / "generation_config.json", generation_config or default_generation_config(model.config))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / "tokenizer")
+        if write_extra is not None:
+            write_extra(tmp)
+        write_hashes(tmp)
+    return out
+
+
+def write_hashes(root: Path) -> dict[str, str]:
+    from radon.integrity import hash_files
+
+    hashes = hash_files(root, list_files(root, exclude=[HASHES_FILE]))
+    write_json(root / HASHES_FILE, {"format": FORMAT, "radon_version": __version__, "files": hashes})
+    return hashes
+
+
+def read_hashes(ckpt: str | Path) -> dict[str, str]:
+    ckpt = Path(ckpt)
+    if not ckpt.is_dir():
+        raise RadonError(f"{ckpt}: no such checkpoint folder")
+    data = read_json(ckpt / HASHES_FILE, "the checkpoint's file hashes")
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), dict):
+        raise IntegrityError(f"{ckpt / HASHES_FILE}: not a {FORMAT} hashes file")
+    return data["files"]
+
+
+def verify_checkpoint(ckpt: str | Path) -> None:
+    """Raise IntegrityError naming the first file whose sha256 does not match."""
+    verify_files(ckpt, read_hashes(ckpt), what="checkpoint")
+
+
+def checkpoint_digest(ckpt: str | Path) -> str:
+    """One sha256 naming a checkpoint's exact contents (recorded in artifact manifests)."""
+    return digest_of(read_hashes(ckpt))
+
+
+def load_config(ckpt: str | Path) -> ModelConfig:
+    ckpt = Path(ckpt)
+    if not ckpt.is_dir():
+        raise RadonError(f"{ckpt}: no such checkpoint folder")
+    return ModelConfig.from_json(ckpt / "config.json")
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise IntegrityError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise IntegrityError(f"{path}: not a readable safetensors file (truncated or corrupted?): {exc}") from None
+
+
+def build_from_state_dict(
+    cfg: ModelConfig, sd: dict[str, torch.Tensor], source: str, dtype: torch.dtype | None = None
+) -> HybridTransformerModel:
+    """Assign ``sd`` into a model built on the meta device; key sets and shapes must match exactly."""
+    with torch.device("meta"):
+        model = HybridTransformerModel(cfg)
+    expected = set(state_dict_for_save(model))
+    missing, unexpected = sorted(expected - set(sd)), sorted(set(sd) - expected)
+    if missing or unexpected:
+        raise IntegrityError(
+            f"{source}: tensors do not match the config (missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
+            f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''})"
+        )
+    reference = model.state_dict()
+    for name, tensor in sd.items():
+        if tuple(tensor.shape) != tuple(reference[name].shape):
+            raise IntegrityError(
+                f"{source}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(reference[name].shape)}"
+            )
+    if dtype is not None:
+        sd = {k: v.to(dtype) for k, v in sd.items()}
+    model.load_state_dict(sd, strict=False, assign=True)
+    model.tie_weights()
+    return model.eval()
+
+
+def load_model(
+    checkpoint_dir: str | Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None,
+    verify: bool = True,
+) -> HybridTransformerModel:  # fmt: skip
+    """Load a checkpoint in eval mode. ``verify`` checks every file's sha256 first."""
+    ckpt = Path(checkpoint_dir)
+    if not ckpt.is_dir():
+        raise RadonError(f"{ckpt}: no such checkpoint folder")
+    if verify:
+        verify_checkpoint(ckpt)
+    cfg = load_config(ckpt)
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise RadonError(f"dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        dtype = DTYPES[dtype]
+    model = build_from_state_dict(cfg, load_state_dict(ckpt / "model.safetensors"), str(ckpt), dtype)
+    return model.to(device)

@@ -1,0 +1,99 @@
+"""The ``radon`` command: one verb per typed function, imported only when it runs.
+
+``radon --help`` reads the table below and imports nothing else, so it needs neither torch nor any
+optional extra. A verb's module is imported when the verb is invoked; heavy imports live inside the
+verb functions, so ``radon <verb> --help`` is fast too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+# verb -> (module:function, one-line summary). Two-word verbs are groups: "tokenizer train".
+VERBS: dict[str, tuple[str, str]] = {
+    "info": ("radon.cli.info:info", "parameters, weight memory per dtype, KV-cache memory at a context length"),
+    "tokenizer train": ("radon.cli.tokenizer:train", "train the hybrid (Unigram ru + BPE en/code) tokenizer"),
+    "tokenizer stats": ("radon.cli.tokenizer:stats", "fertility, bytes per token, unknown rate, round trip, speed"),
+    "tokenizer encode": ("radon.cli.tokenizer:encode", "encode text and print the ids and pieces"),
+    "train": ("radon.cli.train:train", "train a model from a config on ru/en/code text"),
+    "eval": ("radon.cli.eval:evaluate", "perplexity and bits per byte per file and language"),
+    "generate": ("radon.cli.generate:generate", "generate text from a checkpoint or an ONNX artifact"),
+    "convert": ("radon.cli.convert:convert", "convert Hugging Face GPT-2/Mistral folders in and out"),
+    "export onnx": ("radon.cli.export:onnx", "export a checkpoint to ONNX (portable or ort attention)"),
+    "export trt": ("radon.cli.export_trt:trt", "build a TensorRT engine from an fp16 or Q/DQ ONNX artifact"),
+    "calibrate": ("radon.cli.quantize:calibrate", "collect activation ranges on real text for INT8"),
+    "quantize": ("radon.cli.quantize:quantize", "quantize an ONNX artifact to int8, int8-dynamic or int4"),
+    "parity": ("radon.cli.parity:parity", "compare an artifact with the PyTorch reference on held-out text"),
+    "serve": ("radon.cli.serve:serve", "serve an artifact over HTTP (FastAPI + uvicorn)"),
+    "triton build": ("radon.cli.triton:build", "generate a Triton model repository from an artifact"),
+    "triton serve": ("radon.cli.triton:serve", "start tritonserver on a generated model repository"),
+    "client": ("radon.cli.triton:client", "send a prompt to a Triton server (HTTP or gRPC streaming)"),
+    "bench": ("radon.cli.bench:bench", "runtime speed against peers, or GPT-2 against Mistral in PyTorch"),
+    "demo": ("radon.cli.demo:demo", "the whole pipeline on a small model, ending in text and a parity report"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: radon <verb> [options]   (radon <verb> --help for a verb's options)", "", "verbs:"]
+    width = max(len(v) for v in VERBS)
+    for verb, (_, summary) in VERBS.items():
+        lines.append(f"  {verb:<{width}}  {summary}")
+    return "\n".join(lines)
+
+
+def _resolve(argv: list[str]) -> tuple[str, list[str]] | None:
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in VERBS:
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    if argv and argv[0] in VERBS:
+        return argv[0], argv[1:]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from radon import __version__
+
+        print(f"radon {__version__}")
+        return 0
+    resolved = _resolve(argv)
+    if resolved is None:
+        group = [v for v in VERBS if v.startswith(argv[0] + " ")]
+        if group:
+            print(f"radon {argv[0]}: choose one of: {', '.join(v.split()[1] for v in group)}", file=sys.stderr)
+        else:
+            print(f"radon: unknown verb '{argv[0]}'\n\n{_usage()}", file=sys.stderr)
+        return 2
+    verb, rest = resolved
+    logging.basicConfig(
+        level=os.environ.get("RADON_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    from radon.cli._app import call
+    from radon.errors import RadonError
+
+    target, _, fname = VERBS[verb][0].partition(":")
+    try:
+        fn = getattr(importlib.import_module(target), fname)
+    except ModuleNotFoundError as exc:
+        if exc.name == target:
+            print(f"radon {verb}: not available in this build of RADON", file=sys.stderr)
+            return 2
+        raise
+    try:
+        return call(fn, f"radon {verb}", rest)
+    except RadonError as exc:
+        print(f"radon {verb}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"radon {verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

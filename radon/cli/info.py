@@ -1,0 +1,45 @@
+"""``radon info``: parameters, weight memory per dtype and KV-cache memory, from a config alone."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+from radon.cli._app import Opt
+
+
+def info(
+    target: Annotated[str, Opt(metavar="CONFIG|CHECKPOINT|ARTIFACT")],
+    *,
+    context: int = 4096,
+    json: bool = False,
+) -> int:
+    """Print parameters, weight memory per dtype, and KV-cache memory at a context length.
+
+    Counts are exact (the model is never instantiated). The KV cache of a sliding-window model stops
+    growing at the window.
+
+    Args:
+        target: a config JSON, a preset name (radon info mistral_7b), a checkpoint folder or an artifact folder.
+        context: tokens of context for the KV-cache figure.
+        json: print JSON instead of a table.
+    """
+    from radon.config import ModelConfig
+    from radon.errors import RadonError
+    from radon.info import describe, format_report
+
+    if context < 1:
+        raise RadonError(f"--context: must be >= 1, got {context}")
+    path = Path(target)
+    if (path / "radon_manifest.json").is_file():
+        from radon.export.info import describe_artifact  # the export issue adds artifacts
+
+        report = describe_artifact(path, context)
+        print(jsonlib.dumps(report, indent=2) if json else report["text"])
+        return 0
+    cfg = ModelConfig.from_json(target)
+    report = describe(cfg, context)
+    report["source"] = str(target)
+    print(jsonlib.dumps(report, indent=2) if json else format_report(report, str(target)))
+    return 0

@@ -1,0 +1,149 @@
+"""Parameter counts and memory figures from a config alone (no torch), for ``radon info``.
+
+The count is exact: tests check it against the model instantiated on the meta device. Weight bytes
+at int8 and int4 include their scales (per output channel for int8, one fp16 scale per block of 32 for
+int4), so the figures are what a quantized artifact actually stores, not a nominal bits x params.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from radon.config import ModelConfig
+
+BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
+INT4_BLOCK = 32
+
+
+@dataclass
+class ParameterCount:
+    embedding: int
+    positions: int  # GPT-2's learned position table
+    layers: int
+    norms: int  # the final norm(s)
+    lm_head: int  # 0 when tied to the embedding
+    matmul_weights: int  # weights of Linear layers (what int8/int4 quantize)
+    matmul_rows: int  # output channels of those Linear layers (one int8 scale each)
+
+    @property
+    def total(self) -> int:
+        return self.embedding + self.positions + self.layers + self.norms + self.lm_head
+
+
+def _stack(cfg: ModelConfig, arch: str) -> tuple[int, int, int, int, int]:
+    """(positions, layers, final norm, matmul weights, matmul rows) for one stack."""
+    h, i, q, kv = cfg.hidden_size, cfg.intermediate_size, cfg.q_size, cfg.kv_size
+    gpt2 = arch == "gpt2"
+    norm = 2 * h if gpt2 else h  # LayerNorm has a bias
+    fc_in = i if gpt2 else 2 * i
+    weights = h * (q + 2 * kv) + q * h + h * fc_in + i * h
+    rows = (q + 2 * kv) + h + fc_in + h
+    biases = rows if gpt2 else 0
+    per_layer = 2 * norm + weights + biases
+    positions = cfg.max_position_embeddings * h if gpt2 else 0
+    return positions, cfg.num_layers * per_layer, norm, cfg.num_layers * weights, cfg.num_layers * rows
+
+
+def count_parameters(cfg: ModelConfig) -> ParameterCount:
+    """Exact parameter count of ``HybridTransformerModel(cfg)`` (a tied head counted once)."""
+    positions = layers = norms = weights = rows = 0
+    for arch in cfg.architectures:
+        p, l_, n, w, r = _stack(cfg, arch)
+        positions, layers, norms, weights, rows = positions + p, layers + l_, norms + n, weights + w, rows + r
+    embedding = cfg.vocab_size * cfg.hidden_size
+    lm_head = 0 if cfg.tie_word_embeddings else embedding
+    return ParameterCount(embedding, positions, layers, norms, lm_head, weights + lm_head, rows + (lm_head and cfg.vocab_size))
+
+
+def weight_bytes(cfg: ModelConfig) -> dict[str, int]:
+    """Bytes of the weights at each precision; int8/int4 quantize the Linear weights only."""
+    n = count_parameters(cfg)
+    out = {dtype: int(n.total * b) for dtype, b in BYTES.items()}
+    rest_fp16 = 2 * (n.total - n.matmul_weights)  # embeddings, norms, biases stay at fp16
+    out["int8"] = int(n.matmul_weights + 4 * n.matmul_rows + rest_fp16)
+    out["int4"] = int(n.matmul_weights / 2 + 2 * n.matmul_weights / INT4_BLOCK + rest_fp16)
+    return out
+
+
+def kv_cache_tokens(cfg: ModelConfig, context: int, arch: str | None = None) -> int:
+    """Positions whose keys and values are held at ``context`` tokens: capped at the window."""
+    window = cfg.window_for(arch or cfg.architectures[-1])
+    return context if window is None else min(context, window)
+
+
+def kv_cache_bytes(cfg: ModelConfig, context: int, dtype: str = "float16", batch: int = 1) -> int:
+    per_token = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * BYTES[dtype]
+    return int(batch * per_token * kv_cache_tokens(cfg, context))
+
+
+def describe(cfg: ModelConfig, context: int) -> dict[str, Any]:
+    """Everything ``radon info`` prints, as a JSON-ready dict."""
+    n = count_parameters(cfg)
+    arch = cfg.architectures[-1]
+    return {
+        "model_type": cfg.model_type,
+        "architecture": {
+            "layers": cfg.num_layers,
+            "hidden_size": cfg.hidden_size,
+            "heads": cfg.num_attention_heads,
+            "kv_heads": cfg.num_kv_heads,
+            "head_dim": cfg.head_dim,
+            "intermediate_size": cfg.intermediate_size,
+            "vocab_size": cfg.vocab_size,
+            "max_position_embeddings": cfg.max_position_embeddings,
+            "sliding_window": cfg.sliding_window,
+            "tied_embeddings": cfg.tie_word_embeddings,
+        },
+        "parameters": {
+            "total": n.total,
+            "embedding": n.embedding,
+            "lm_head": n.lm_head,
+            "positions": n.positions,
+            "layers": n.layers,
+            "non_embedding": n.total - n.embedding - n.lm_head - n.positions,
+        },
+        "weight_bytes": weight_bytes(cfg),
+        "kv_cache": {
+            "context": context,
+            "cached_tokens": kv_cache_tokens(cfg, context, arch),
+            "bytes_per_token": {d: int(2 * cfg.num_layers * cfg.kv_size * BYTES[d]) for d in ("float32", "float16")},
+            "bytes": {d: kv_cache_bytes(cfg, context, d) for d in ("float32", "float16")},
+        },
+    }
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(n: int) -> str:
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.2f}{suffix}"
+    return str(n)
+
+
+def format_report(info: dict[str, Any], source: str) -> str:
+    a, p, kv = info["architecture"], info["parameters"], info["kv_cache"]
+    window = a["sliding_window"] if a["sliding_window"] is not None else "none (full attention)"
+    lines = [
+        f"{source}: {info['model_type']}, {a['layers']} layers, hidden {a['hidden_size']}, "
+        f"{a['heads']} heads / {a['kv_heads']} kv heads x {a['head_dim']}, vocab {a['vocab_size']}, window {window}",
+        "",
+        f"parameters        {p['total']:>15,}  ({human_count(p['total'])})",
+        f"  embedding       {p['embedding']:>15,}",
+        f"  lm head         {p['lm_head']:>15,}" + ("  (tied to the embedding)" if a["tied_embeddings"] else ""),
+        f"  positions       {p['positions']:>15,}",
+        f"  layers + norms  {p['layers'] + p['total'] - p['embedding'] - p['lm_head'] - p['positions'] - p['layers']:>15,}",
+        "",
+        "weights           " + "  ".join(f"{d} {human_bytes(b)}" for d, b in info["weight_bytes"].items()),
+        f"kv cache @ {kv['context']:,} tokens: {kv['cached_tokens']:,} positions held, "
+        + ", ".join(f"{d} {human_bytes(b)}" for d, b in kv["bytes"].items())
+        + (" (capped at the sliding window)" if kv["cached_tokens"] < kv["context"] else ""),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""File integrity and atomic writes, shared by checkpoints, tokenizers and artifacts (no torch).
+
+Every RADON output is built in a temporary sibling folder and renamed into place, so a crash never
+leaves a half-written checkpoint or artifact. Every output records the sha256 of its files, and a
+loader refuses a file whose hash does not match, naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from radon.errors import IntegrityError, RadonError
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_files(root: Path, exclude: Iterable[str] = ()) -> list[str]:
+    """Relative POSIX paths of every file under ``root``, sorted, minus ``exclude``."""
+    skip = set(exclude)
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in skip
+    )
+
+
+def hash_files(root: str | Path, names: Iterable[str]) -> dict[str, str]:
+    root = Path(root)
+    return {name: sha256_file(root / name) for name in names}
+
+
+def verify_files(root: str | Path, recorded: Mapping[str, str], what: str = "artifact") -> None:
+    """Raise IntegrityError naming the first file that is missing or whose sha256 differs."""
+    root = Path(root)
+    for name, expected in recorded.items():
+        path = root / name
+        if not path.is_file():
+            raise IntegrityError(f"{path}: missing from the {what} (recorded in its hashes)")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise IntegrityError(
+                f"{path}: sha256 mismatch ({actual[:12]}... != recorded {expected[:12]}...); "
+                f"the file is corrupted or was changed after the {what} was written"
+            )
+
+
+def digest_of(hashes: Mapping[str, str]) -> str:
+    """One sha256 for a set of files: the hash of their sorted ``name sha`` lines."""
+    lines = "".join(f"{name} {hashes[name]}\n" for name in sorted(hashes))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise IntegrityError(f"{path}: missing ({what})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{path}: malformed JSON ({what}): {exc}") from None
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; rename it to ``out`` only if the block succeeds."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RadonError(f"{out}: already exists (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise RadonError(f"{out}: exists and is not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise RadonError(f"{out.parent}: cannot write here ({exc.strerror or exc})") from None
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    # mkdtemp makes a 0700 folder; give the result the usual permissions
+    os.chmod(out, 0o755)
