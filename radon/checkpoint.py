@@ -62,7 +62,9 @@ def save_checkpoint(
     with atomic_directory(out, overwrite=overwrite) as tmp:
         model.config.to_json(tmp / "config.json")
         save_file(state_dict_for_save(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        write_json(tmp / "generation_config.json", generation_config or default_generation_config(model.config))
+        write_json(
+            tmp / "generation_config.json", generation_config or default_generation_config(model.config)
+        )
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / "tokenizer")
         if write_extra is not None:
@@ -115,7 +117,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise IntegrityError(f"{path}: not a readable safetensors file (truncated or corrupted?): {exc}") from None
+        raise IntegrityError(
+            f"{path}: not a readable safetensors file (truncated or corrupted?): {exc}"
+        ) from None
 
 
 def build_from_state_dict(

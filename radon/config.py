@@ -30,6 +30,7 @@ SEED_KEYS = (
     "use_cache", "torch_dtype", "pad_token_id", "bos_token_id", "eos_token_id", "output_attentions",
     "output_hidden_states",
 )  # fmt: skip
+DERIVED = ("num_kv_heads", "intermediate_size", "activation_function", "head_dim", "tie_word_embeddings")
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -66,8 +67,11 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     use_flash_attention: bool = False  # FlexAttention with a sliding-window block mask
     name: str | None = field(default=None)
+    # fields that were left to be derived; validate() derives them afresh after a mutation
+    _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._derived = frozenset(k for k in DERIVED if getattr(self, k) is None)
         self.validate()
 
     # ---- validation -------------------------------------------------------------------------
@@ -77,10 +81,20 @@ class ModelConfig:
         Called again by the model's constructor, since the seed's API mutates configs
         (``config.model_type = "hybrid"``) after they are built.
         """
+        for key in self._derived:
+            setattr(self, key, None)
         _check_types(self)
         if self.model_type not in ARCHITECTURES:
-            raise ConfigError(f"model_type: must be one of {', '.join(ARCHITECTURES)}, got {self.model_type!r}")
-        for key in ("vocab_size", "hidden_size", "num_layers", "num_attention_heads", "max_position_embeddings"):
+            raise ConfigError(
+                f"model_type: must be one of {', '.join(ARCHITECTURES)}, got {self.model_type!r}"
+            )
+        for key in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_attention_heads",
+            "max_position_embeddings",
+        ):
             _positive(self, key)
         if self.num_kv_heads is None:
             self.num_kv_heads = self.num_attention_heads
@@ -100,15 +114,25 @@ class ModelConfig:
                 f"num_kv_heads: num_attention_heads ({self.num_attention_heads}) is not divisible by "
                 f"num_kv_heads ({self.num_kv_heads})"
             )
+        if self.model_type == "hybrid" and self.head_dim * self.num_attention_heads != self.hidden_size:
+            raise ConfigError(
+                "head_dim: a hybrid's GPT-2 stack needs head_dim * num_attention_heads == hidden_size"
+            )
         if self.model_type == "gpt2":
             if self.num_kv_heads != self.num_attention_heads:
-                raise ConfigError("num_kv_heads: GPT-2 has no grouped-query attention; it must equal num_attention_heads")
+                raise ConfigError(
+                    "num_kv_heads: GPT-2 has no grouped-query attention; it must equal num_attention_heads"
+                )
             if self.sliding_window is not None:
-                raise ConfigError("sliding_window: GPT-2 uses full causal attention; set it to null or use mistral")
+                raise ConfigError(
+                    "sliding_window: GPT-2 uses full causal attention; set it to null or use mistral"
+                )
             if self.head_dim * self.num_attention_heads != self.hidden_size:
                 raise ConfigError("head_dim: GPT-2 needs head_dim * num_attention_heads == hidden_size")
         if self.sliding_window is not None and self.sliding_window < 1:
-            raise ConfigError(f"sliding_window: must be a positive number of keys or null, got {self.sliding_window}")
+            raise ConfigError(
+                f"sliding_window: must be a positive number of keys or null, got {self.sliding_window}"
+            )
         if self.intermediate_size is None:
             if self.model_type == "gpt2":
                 self.intermediate_size = 4 * self.hidden_size
@@ -151,6 +175,10 @@ class ModelConfig:
     def kv_size(self) -> int:
         return self.num_kv_heads * self.head_dim  # type: ignore[operator]
 
+    def kv_heads_for(self, arch: str) -> int:
+        """GPT-2 has no grouped-query attention: its stack in a hybrid uses one kv head per head."""
+        return self.num_attention_heads if arch == "gpt2" else self.num_kv_heads  # type: ignore[return-value]
+
     def window_for(self, arch: str) -> int | None:
         """The sliding window of one stack: GPT-2 always attends to the whole context."""
         return None if arch == "gpt2" else self.sliding_window
@@ -163,7 +191,11 @@ class ModelConfig:
 
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if not (k == "name" and v is None)}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.init and not (f.name == "name" and self.name is None)
+        }
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -172,7 +204,7 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> ModelConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
         for key in data:
             if key not in known:
                 near = difflib.get_close_matches(key, known, n=1)
@@ -190,7 +222,9 @@ class ModelConfig:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            raise ConfigError(
+                f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
         return cls.from_dict(data, source=str(path))
 
 
@@ -214,7 +248,9 @@ def resolve_config_path(path: str | Path) -> Path:
     named = presets()
     if str(path) in named:
         return named[str(path)]
-    raise ConfigError(f"{path}: no such config file, checkpoint folder or preset (presets: {', '.join(named)})")
+    raise ConfigError(
+        f"{path}: no such config file, checkpoint folder or preset (presets: {', '.join(named)})"
+    )
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -228,6 +264,8 @@ def _check_types(cfg: ModelConfig) -> None:
     """JSON gives us ints, floats, bools, strings and nulls; reject the wrong one by key."""
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
+        if not f.init:
+            continue
         value = getattr(cfg, f.name)
         tp = hints[f.name]
         allowed = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)

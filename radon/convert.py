@@ -35,7 +35,11 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> ModelConf
         raise ConfigError(f"model_type: {source} is {kind!r}; RADON converts {' and '.join(SUPPORTED)}")
     dtype = hf.get("torch_dtype") or hf.get("dtype") or "float32"
     if kind == "gpt2":
-        for flag, bad in (("scale_attn_by_inverse_layer_idx", True), ("scale_attn_weights", False), ("add_cross_attention", True)):
+        for flag, bad in (
+            ("scale_attn_by_inverse_layer_idx", True),
+            ("scale_attn_weights", False),
+            ("add_cross_attention", True),
+        ):
             if hf.get(flag, not bad) == bad:
                 raise ConfigError(f"{flag}: {bad} is not supported by RADON's GPT-2 (in {source})")
         return ModelConfig(
@@ -63,7 +67,9 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> ModelConf
         raise ConfigError(f"rope_scaling: only default RoPE is supported (in {source})")
     layer_types = hf.get("layer_types")
     if layer_types and len(set(layer_types)) > 1:
-        raise ConfigError(f"layer_types: mixed attention layers {sorted(set(layer_types))} are not supported (in {source})")
+        raise ConfigError(
+            f"layer_types: mixed attention layers {sorted(set(layer_types))} are not supported (in {source})"
+        )
     return ModelConfig(
         model_type="mistral",
         vocab_size=hf["vocab_size"],
@@ -157,7 +163,11 @@ def _hf_names(cfg: ModelConfig, i: int) -> dict[str, list[str]]:
     p = f"mistral.layers.{i}."
     return {
         p + "attn_norm.weight": [h + "input_layernorm.weight"],
-        p + "attn.qkv.weight": [h + "self_attn.q_proj.weight", h + "self_attn.k_proj.weight", h + "self_attn.v_proj.weight"],
+        p + "attn.qkv.weight": [
+            h + "self_attn.q_proj.weight",
+            h + "self_attn.k_proj.weight",
+            h + "self_attn.v_proj.weight",
+        ],
         p + "attn.out.weight": [h + "self_attn.o_proj.weight"],
         p + "mlp_norm.weight": [h + "post_attention_layernorm.weight"],
         p + "mlp.fc_in.weight": [h + "mlp.gate_proj.weight", h + "mlp.up_proj.weight"],
@@ -171,7 +181,10 @@ def weight_map(cfg: ModelConfig) -> dict[str, list[str]]:
         names = {"embed_tokens.weight": ["transformer.wte.weight"], "gpt2.wpe.weight": ["transformer.wpe.weight"],
                  "gpt2.norm.weight": ["transformer.ln_f.weight"], "gpt2.norm.bias": ["transformer.ln_f.bias"]}  # fmt: skip
     else:
-        names = {"embed_tokens.weight": ["model.embed_tokens.weight"], "mistral.norm.weight": ["model.norm.weight"]}
+        names = {
+            "embed_tokens.weight": ["model.embed_tokens.weight"],
+            "mistral.norm.weight": ["model.norm.weight"],
+        }
     if not cfg.tie_word_embeddings:
         names["lm_head.weight"] = ["lm_head.weight"]
     for i in range(cfg.num_layers):
@@ -180,8 +193,10 @@ def weight_map(cfg: ModelConfig) -> dict[str, list[str]]:
 
 
 def _is_conv1d(cfg: ModelConfig, hf_name: str) -> bool:
-    return cfg.model_type == "gpt2" and hf_name.endswith(".weight") and any(
-        k in hf_name for k in ("c_attn", "c_proj", "c_fc")
+    return (
+        cfg.model_type == "gpt2"
+        and hf_name.endswith(".weight")
+        and any(k in hf_name for k in ("c_attn", "c_proj", "c_fc"))
     )
 
 
@@ -204,7 +219,9 @@ def state_dict_from_hf(cfg: ModelConfig, hf: dict[str, torch.Tensor], source: st
         used.update(theirs)
     extra = sorted(set(hf) - used - ignored)
     if extra:
-        raise IntegrityError(f"{source}: {len(extra)} tensors are not part of a {cfg.model_type} model: {extra[:4]}")
+        raise IntegrityError(
+            f"{source}: {len(extra)} tensors are not part of a {cfg.model_type} model: {extra[:4]}"
+        )
     return out
 
 
@@ -234,7 +251,9 @@ def read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
     elif (hf_dir / "model.safetensors").is_file():
         shards = ["model.safetensors"]
     elif any(hf_dir.glob("*.bin")):
-        raise RadonError(f"{hf_dir}: only pickled .bin weights found; RADON never unpickles. Save with safetensors")
+        raise RadonError(
+            f"{hf_dir}: only pickled .bin weights found; RADON never unpickles. Save with safetensors"
+        )
     else:
         raise RadonError(f"{hf_dir}: no model.safetensors or model.safetensors.index.json")
     tensors: dict[str, torch.Tensor] = {}
@@ -261,7 +280,11 @@ def from_hf(hf_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
         from radon.tokenizer import HFTokenizer
 
         tokenizer = HFTokenizer.from_hf_dir(hf_dir)
-    gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id}
+    gen = {
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+    }
     if (hf_dir / "generation_config.json").is_file():
         gen.update(read_json(hf_dir / "generation_config.json", "the generation config"))
     return save_checkpoint(model, out, tokenizer=tokenizer, generation_config=gen, overwrite=overwrite)
@@ -288,4 +311,3 @@ def to_hf(ckpt: str | Path, out: str | Path, *, overwrite: bool = False) -> Path
                 if (tok / name).is_file():
                     shutil.copy2(tok / name, tmp / name)
     return Path(out)
-

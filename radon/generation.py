@@ -129,7 +129,9 @@ def stream(model: HybridTransformerModel, input_ids: torch.Tensor, **kwargs: Any
     gc = GenerationConfig(**kwargs)
     gc.validate()
     if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise ConfigError(f"input_ids: expected a non-empty (batch, length) tensor, got {tuple(input_ids.shape)}")
+        raise ConfigError(
+            f"input_ids: expected a non-empty (batch, length) tensor, got {tuple(input_ids.shape)}"
+        )
     cfg = model.config
     B, T = input_ids.shape
     new_tokens = _budget(model, T, gc)
@@ -155,7 +157,9 @@ def stream(model: HybridTransformerModel, input_ids: torch.Tensor, **kwargs: Any
                 cache = out.past_key_values
             for step in range(new_tokens):
                 if not gc.use_cache:
-                    out = model(history, attention_mask=mask, position_ids=positions, use_cache=False, **flags)
+                    out = model(
+                        history, attention_mask=mask, position_ids=positions, use_cache=False, **flags
+                    )
                 logits = process_logits(out.logits[:, -1], history, gc)
                 token = pick(logits, gc, generator)
                 token = torch.where(done, torch.full_like(token, pad), token)

@@ -33,7 +33,7 @@ class ParameterCount:
 
 def _stack(cfg: ModelConfig, arch: str) -> tuple[int, int, int, int, int]:
     """(positions, layers, final norm, matmul weights, matmul rows) for one stack."""
-    h, i, q, kv = cfg.hidden_size, cfg.intermediate_size, cfg.q_size, cfg.kv_size
+    h, i, q, kv = cfg.hidden_size, cfg.intermediate_size, cfg.q_size, cfg.kv_heads_for(arch) * cfg.head_dim
     gpt2 = arch == "gpt2"
     norm = 2 * h if gpt2 else h  # LayerNorm has a bias
     fc_in = i if gpt2 else 2 * i
@@ -53,7 +53,9 @@ def count_parameters(cfg: ModelConfig) -> ParameterCount:
         positions, layers, norms, weights, rows = positions + p, layers + l_, norms + n, weights + w, rows + r
     embedding = cfg.vocab_size * cfg.hidden_size
     lm_head = 0 if cfg.tie_word_embeddings else embedding
-    return ParameterCount(embedding, positions, layers, norms, lm_head, weights + lm_head, rows + (lm_head and cfg.vocab_size))
+    return ParameterCount(
+        embedding, positions, layers, norms, lm_head, weights + lm_head, rows + (lm_head and cfg.vocab_size)
+    )
 
 
 def weight_bytes(cfg: ModelConfig) -> dict[str, int]:
@@ -73,7 +75,8 @@ def kv_cache_tokens(cfg: ModelConfig, context: int, arch: str | None = None) -> 
 
 
 def kv_cache_bytes(cfg: ModelConfig, context: int, dtype: str = "float16", batch: int = 1) -> int:
-    per_token = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * BYTES[dtype]
+    arch = cfg.architectures[-1]
+    per_token = 2 * cfg.num_layers * cfg.kv_heads_for(arch) * cfg.head_dim * BYTES[dtype]
     return int(batch * per_token * kv_cache_tokens(cfg, context))
 
 
@@ -107,7 +110,9 @@ def describe(cfg: ModelConfig, context: int) -> dict[str, Any]:
         "kv_cache": {
             "context": context,
             "cached_tokens": kv_cache_tokens(cfg, context, arch),
-            "bytes_per_token": {d: int(2 * cfg.num_layers * cfg.kv_size * BYTES[d]) for d in ("float32", "float16")},
+            "bytes_per_token": {
+                d: int(2 * cfg.num_layers * cfg.kv_size * BYTES[d]) for d in ("float32", "float16")
+            },
             "bytes": {d: kv_cache_bytes(cfg, context, d) for d in ("float32", "float16")},
         },
     }
@@ -137,7 +142,8 @@ def format_report(info: dict[str, Any], source: str) -> str:
         "",
         f"parameters        {p['total']:>15,}  ({human_count(p['total'])})",
         f"  embedding       {p['embedding']:>15,}",
-        f"  lm head         {p['lm_head']:>15,}" + ("  (tied to the embedding)" if a["tied_embeddings"] else ""),
+        f"  lm head         {p['lm_head']:>15,}"
+        + ("  (tied to the embedding)" if a["tied_embeddings"] else ""),
         f"  positions       {p['positions']:>15,}",
         f"  layers + norms  {p['layers'] + p['total'] - p['embedding'] - p['lm_head'] - p['positions'] - p['layers']:>15,}",
         "",

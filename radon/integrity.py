@@ -34,7 +34,9 @@ def list_files(root: Path, exclude: Iterable[str] = ()) -> list[str]:
     """Relative POSIX paths of every file under ``root``, sorted, minus ``exclude``."""
     skip = set(exclude)
     return sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in skip
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).as_posix() not in skip
     )
 
 

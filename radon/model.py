@@ -17,6 +17,7 @@ block mask when ``use_flash_attention`` is on.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,9 +103,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, arch: str) -> None:
         super().__init__()
-        self.nh, self.nkv, self.hd = cfg.num_attention_heads, cfg.num_kv_heads, cfg.head_dim
+        self.nh, self.nkv, self.hd = cfg.num_attention_heads, cfg.kv_heads_for(arch), cfg.head_dim
         bias = arch == "gpt2"
-        self.qkv = nn.Linear(cfg.hidden_size, cfg.q_size + 2 * cfg.kv_size, bias=bias)
+        self.qkv = nn.Linear(cfg.hidden_size, (self.nh + 2 * self.nkv) * self.hd, bias=bias)
         self.out = nn.Linear(cfg.q_size, cfg.hidden_size, bias=bias)
         self.attn_dropout = cfg.attention_dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
@@ -137,9 +138,7 @@ class Attention(nn.Module):
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
             y = F.dropout(weights, dropout, self.training) @ vv
         elif mask.block is not None:
-            from torch.nn.attention.flex_attention import flex_attention
-
-            y = flex_attention(q, k, v, block_mask=mask.block, enable_gqa=self.nh != self.nkv)
+            y = _flex_attention(q.device.type)(q, k, v, block_mask=mask.block, enable_gqa=self.nh != self.nkv)
         else:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask.dense, dropout_p=dropout, is_causal=mask.is_causal,
@@ -334,11 +333,15 @@ class HybridTransformerModel(nn.Module):
         x = stack.norm(x)
         logits = self.lm_head(x)
         if cache is not None:
-            cache.advance(T, step_mask if step_mask is not None else torch.ones(B, past + T, dtype=torch.long))
+            cache.advance(
+                T, step_mask if step_mask is not None else torch.ones(B, past + T, dtype=torch.long)
+            )
         loss = None
         if labels is not None:
             loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                labels[:, 1:].reshape(-1),
+                ignore_index=-100,
             )
         return CausalLMOutput(
             logits=logits,
@@ -350,7 +353,12 @@ class HybridTransformerModel(nn.Module):
 
     @staticmethod
     def _step_mask(
-        attention_mask: torch.Tensor | None, cache: KVCache | None, B: int, T: int, S: int, device: torch.device
+        attention_mask: torch.Tensor | None,
+        cache: KVCache | None,
+        B: int,
+        T: int,
+        S: int,
+        device: torch.device,
     ) -> torch.Tensor | None:
         """The padding mask over this step's keys (B, S), or None when nothing is padded."""
         if attention_mask is None:
@@ -388,7 +396,8 @@ class HybridTransformerModel(nn.Module):
         use_flash = self.config.use_flash_attention if use_flash is None else use_flash
         if use_flash:
             return AttentionMask(
-                dense=None, block=_flex_block_mask(step_mask, B, T, S, seen, window, self.embed_tokens.weight.device)
+                dense=None,
+                block=_flex_block_mask(step_mask, B, T, S, seen, window, self.embed_tokens.weight.device),
             )
         if step_mask is None and S == T and (window is None or window >= T):
             return AttentionMask(dense=None, is_causal=True)  # the training path: no mask tensor at all
@@ -433,8 +442,34 @@ def _causal(T: int, S: int, device: torch.device) -> torch.Tensor:
     return band_mask(None, T, S, S - T, None, device)
 
 
+_COMPILED_FLEX: dict[str, Any] = {}
+
+
+def _flex_attention(device_type: str) -> Any:
+    """FlexAttention, compiled into a fused kernel on CUDA; eager (unfused, but exact) on the CPU."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device_type == "cuda":
+        if "cuda" not in _COMPILED_FLEX:
+            _COMPILED_FLEX["cuda"] = torch.compile(flex_attention, dynamic=False)
+        return _COMPILED_FLEX["cuda"]
+
+    def eager(*args: Any, **kwargs: Any) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+            return flex_attention(*args, **kwargs)
+
+    return eager
+
+
 def _flex_block_mask(
-    step_mask: torch.Tensor | None, B: int, T: int, S: int, seen: int, window: int | None, device: torch.device
+    step_mask: torch.Tensor | None,
+    B: int,
+    T: int,
+    S: int,
+    seen: int,
+    window: int | None,
+    device: torch.device,
 ) -> Any:
     """FlexAttention's block mask for the same band as ``band_mask``."""
     from torch.nn.attention.flex_attention import create_block_mask
@@ -451,4 +486,3 @@ def _flex_block_mask(
         return ok | (ka == qa)
 
     return create_block_mask(mask_mod, B if pad is not None else None, None, T, S, device=device)
-

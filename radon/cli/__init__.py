@@ -14,25 +14,25 @@ import sys
 
 # verb -> (module:function, one-line summary). Two-word verbs are groups: "tokenizer train".
 VERBS: dict[str, tuple[str, str]] = {
-    "info": ("radon.cli.info:info", "parameters, weight memory per dtype, KV-cache memory at a context length"),
+    "info": (
+        "radon.cli.info:info",
+        "parameters, weight memory per dtype, KV-cache memory at a context length",
+    ),
     "tokenizer train": ("radon.cli.tokenizer:train", "train the hybrid (Unigram ru + BPE en/code) tokenizer"),
-    "tokenizer stats": ("radon.cli.tokenizer:stats", "fertility, bytes per token, unknown rate, round trip, speed"),
+    "tokenizer stats": (
+        "radon.cli.tokenizer:stats",
+        "fertility, bytes per token, unknown rate, round trip, speed",
+    ),
     "tokenizer encode": ("radon.cli.tokenizer:encode", "encode text and print the ids and pieces"),
-    "train": ("radon.cli.train:train", "train a model from a config on ru/en/code text"),
-    "eval": ("radon.cli.eval:evaluate", "perplexity and bits per byte per file and language"),
     "generate": ("radon.cli.generate:generate", "generate text from a checkpoint or an ONNX artifact"),
     "convert": ("radon.cli.convert:convert", "convert Hugging Face GPT-2/Mistral folders in and out"),
     "export onnx": ("radon.cli.export:onnx", "export a checkpoint to ONNX (portable or ort attention)"),
     "export trt": ("radon.cli.export_trt:trt", "build a TensorRT engine from an fp16 or Q/DQ ONNX artifact"),
-    "calibrate": ("radon.cli.quantize:calibrate", "collect activation ranges on real text for INT8"),
-    "quantize": ("radon.cli.quantize:quantize", "quantize an ONNX artifact to int8, int8-dynamic or int4"),
     "parity": ("radon.cli.parity:parity", "compare an artifact with the PyTorch reference on held-out text"),
-    "serve": ("radon.cli.serve:serve", "serve an artifact over HTTP (FastAPI + uvicorn)"),
-    "triton build": ("radon.cli.triton:build", "generate a Triton model repository from an artifact"),
-    "triton serve": ("radon.cli.triton:serve", "start tritonserver on a generated model repository"),
-    "client": ("radon.cli.triton:client", "send a prompt to a Triton server (HTTP or gRPC streaming)"),
-    "bench": ("radon.cli.bench:bench", "runtime speed against peers, or GPT-2 against Mistral in PyTorch"),
-    "demo": ("radon.cli.demo:demo", "the whole pipeline on a small model, ending in text and a parity report"),
+    "demo": (
+        "radon.cli.demo:demo",
+        "the whole pipeline on a small model, ending in text and a parity report",
+    ),
 }
 
 
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if resolved is None:
         group = [v for v in VERBS if v.startswith(argv[0] + " ")]
         if group:
-            print(f"radon {argv[0]}: choose one of: {', '.join(v.split()[1] for v in group)}", file=sys.stderr)
+            print(
+                f"radon {argv[0]}: choose one of: {', '.join(v.split()[1] for v in group)}", file=sys.stderr
+            )
         else:
             print(f"radon: unknown verb '{argv[0]}'\n\n{_usage()}", file=sys.stderr)
         return 2
@@ -87,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         return call(fn, f"radon {verb}", rest)
+    except ModuleNotFoundError as exc:  # an optional dependency imported inside a verb
+        from radon._extras import EXTRA_FOR_MODULE
+
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRA_FOR_MODULE:
+            raise
+        print(f"radon {verb}: needs '{top}', which is not installed: pip install 'radon[{EXTRA_FOR_MODULE[top]}]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except RadonError as exc:
         print(f"radon {verb}: error: {exc}", file=sys.stderr)
         return exc.exit_code
