@@ -1,0 +1,165 @@
+"""What a decoder graph must look like: architecture numbers, contract-4 IO, and its weights by name.
+
+The IO is declared the way optimum-onnx declares it (``{"input_ids": {0: "batch_size", 1:
+"sequence_length"}}``): one table of names, dtypes and symbolic axes, shared by both lowerings, the
+manifest, the session wrapper and the validation. Weights are numpy arrays keyed by their ONNX
+initializer names; ``weight_names`` maps each checkpoint tensor to the initializer(s) built from it,
+so quantization can point from a graph node back to a checkpoint tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from radon.config import ModelConfig
+from radon.errors import RadonError
+
+PAST_KEY = "past_key_values.{i}.key"
+PAST_VALUE = "past_key_values.{i}.value"
+PRESENT_KEY = "present.{i}.key"
+PRESENT_VALUE = "present.{i}.value"
+# symbolic axes (contract 4); present = past + new, the runtime keeps the last W - 1 positions
+BATCH, SEQ, TOTAL, PAST = "batch_size", "sequence_length", "total_sequence_length", "past_sequence_length"
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """Architecture numbers of the one stack a graph runs (GPT-2 or Mistral)."""
+
+    arch: str  # "gpt2" | "mistral"
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_positions: int
+    window: int | None  # W keys per query, itself included (contract 3); None = full causal
+    rope_theta: float
+    norm_eps: float
+    activation: str
+    tied_embeddings: bool
+    bos_token_id: int | None
+    eos_token_id: int | None
+    pad_token_id: int | None
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> DecoderSpec:
+        if cfg.model_type == "hybrid":
+            raise RadonError(
+                "export: a hybrid checkpoint holds two stacks; an ONNX decoder runs one. "
+                "Save a gpt2 or mistral checkpoint of the stack you want and export that"
+            )
+        arch = cfg.model_type
+        return cls(
+            arch=arch,
+            num_layers=cfg.num_layers,
+            hidden_size=cfg.hidden_size,
+            num_heads=cfg.num_attention_heads,
+            num_kv_heads=cfg.num_kv_heads,  # type: ignore[arg-type]
+            head_dim=cfg.head_dim,  # type: ignore[arg-type]
+            intermediate_size=cfg.intermediate_size,  # type: ignore[arg-type]
+            vocab_size=cfg.vocab_size,
+            max_positions=cfg.max_position_embeddings,
+            window=cfg.window_for(arch),
+            rope_theta=cfg.rope_theta,
+            norm_eps=cfg.layer_norm_eps if arch == "gpt2" else cfg.rms_norm_eps,
+            activation=cfg.activation_for(arch),
+            tied_embeddings=bool(cfg.tie_word_embeddings),
+            bos_token_id=cfg.bos_token_id,
+            eos_token_id=cfg.eos_token_id,
+            pad_token_id=cfg.pad_token_id,
+        )
+
+    @property
+    def q_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def kv_keep(self) -> int | None:
+        """Past positions the runtime keeps between steps: W - 1 with a window, all without."""
+        return None if self.window is None else self.window - 1
+
+
+def io_table(
+    spec: DecoderSpec, float_dtype: str, logits_dtype: str = "float32"
+) -> dict[str, list[dict[str, Any]]]:
+    """Contract 4's inputs and outputs: ``{"inputs": [{name, dtype, shape}], "outputs": [...]}``."""
+    kv_shape_past = [BATCH, spec.num_kv_heads, PAST, spec.head_dim]
+    kv_shape_present = [BATCH, spec.num_kv_heads, TOTAL, spec.head_dim]
+    inputs: list[dict[str, Any]] = [
+        {"name": "input_ids", "dtype": "int64", "shape": [BATCH, SEQ]},
+        {"name": "attention_mask", "dtype": "int64", "shape": [BATCH, TOTAL]},
+        {"name": "position_ids", "dtype": "int64", "shape": [BATCH, SEQ]},
+    ]
+    outputs: list[dict[str, Any]] = [
+        {"name": "logits", "dtype": logits_dtype, "shape": [BATCH, SEQ, spec.vocab_size]}
+    ]
+    for i in range(spec.num_layers):
+        for template in (PAST_KEY, PAST_VALUE):
+            inputs.append({"name": template.format(i=i), "dtype": float_dtype, "shape": kv_shape_past})
+        for template in (PRESENT_KEY, PRESENT_VALUE):
+            outputs.append({"name": template.format(i=i), "dtype": float_dtype, "shape": kv_shape_present})
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def extract_weights(model: Any, spec: DecoderSpec) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """float32 numpy weights keyed by ONNX initializer name, and checkpoint name -> initializer names.
+
+    Linear weights are stored transposed, (in, out), so each Linear is ``MatMul(x, W)``. A tied LM head
+    gets its own transposed copy (``lm_head.weight``) beside the embedding table the Gather reads.
+    """
+    prefix = f"{spec.arch}."
+    sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+    weights: dict[str, np.ndarray] = {}
+    names: dict[str, list[str]] = {}
+
+    def put(ckpt_name: str, onnx_name: str, array: np.ndarray) -> None:
+        weights[onnx_name] = np.ascontiguousarray(array, dtype=np.float32)
+        names.setdefault(ckpt_name, []).append(onnx_name)
+
+    put("embed_tokens.weight", "embed_tokens.weight", sd["embed_tokens.weight"])
+    if spec.arch == "gpt2":
+        put("gpt2.wpe.weight", "wpe.weight", sd["gpt2.wpe.weight"])
+    linears = ("attn.qkv", "attn.out", "mlp.fc_in", "mlp.fc_out")
+    norms = ("attn_norm", "mlp_norm")
+    for i in range(spec.num_layers):
+        for part in linears:
+            src = f"{prefix}layers.{i}.{part}"
+            put(f"{src}.weight", f"layers.{i}.{part}.weight", sd[f"{src}.weight"].T)
+            if f"{src}.bias" in sd:
+                put(f"{src}.bias", f"layers.{i}.{part}.bias", sd[f"{src}.bias"])
+        for part in norms:
+            src = f"{prefix}layers.{i}.{part}"
+            put(f"{src}.weight", f"layers.{i}.{part}.weight", sd[f"{src}.weight"])
+            if f"{src}.bias" in sd:
+                put(f"{src}.bias", f"layers.{i}.{part}.bias", sd[f"{src}.bias"])
+    put(f"{prefix}norm.weight", "norm.weight", sd[f"{prefix}norm.weight"])
+    if f"{prefix}norm.bias" in sd:
+        put(f"{prefix}norm.bias", "norm.bias", sd[f"{prefix}norm.bias"])
+    head_src = "embed_tokens.weight" if spec.tied_embeddings else "lm_head.weight"
+    put(head_src, "lm_head.weight", sd["lm_head.weight"].T)
+    return weights, names
+
+
+def rotary_tables(spec: DecoderSpec) -> tuple[np.ndarray, np.ndarray]:
+    """cos, sin of shape (max_positions, head_dim / 2), float32, from ``radon.model.rotary_cos_sin``.
+
+    The reference's own function computes them, so rotary angles agree bit for bit at large positions.
+    """
+    import torch
+
+    from radon.model import rotary_cos_sin
+
+    positions = torch.arange(spec.max_positions)[None]
+    cos, sin = rotary_cos_sin(positions, spec.head_dim, spec.rope_theta, torch.float32)
+    half = spec.head_dim // 2
+    return cos[0, :, :half].numpy().copy(), sin[0, :, :half].numpy().copy()

@@ -1,0 +1,216 @@
+"""``radon export onnx``: checkpoint -> validated, hashed ONNX artifact, in four visible stages.
+
+    build     the graph from the checkpoint's weights (``build.py``, one of the lowerings)
+    optimize  precision checks, save (external data past 2 GB), onnx's checker
+    validate  fresh shapes against the PyTorch reference (``validate.py``)
+    parity    held-out text, thresholds per precision (``parity.py``); ``parity=False`` skips it
+
+Everything is written into a temporary sibling folder and renamed into place only when every stage
+passed (``radon.integrity.atomic_directory``), so a failed export leaves nothing behind. The manifest
+is written last, after the files it hashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from radon import __version__
+from radon.errors import RadonError
+from radon.export.build import (
+    DEFAULT_OPSET,
+    EXTERNAL_DATA_THRESHOLD,
+    MODEL_FILE,
+    BuiltGraph,
+    build_graph,
+    check_model,
+    check_request,
+    save_model,
+)
+from radon.export.decoder_spec import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
+from radon.export.peer_configs import write_peer_configs
+from radon.integrity import atomic_directory, hash_files, list_files
+from radon.runtime.manifest import MANIFEST_FILE, Architecture, KVCache, Manifest, TensorSpec, write_manifest
+
+log = logging.getLogger(__name__)
+STAGES = ("build", "optimize", "validate", "parity")
+PARITY_REPORT = "parity.md"
+
+
+@dataclass
+class ExportResult:
+    """Where the artifact went, its manifest, and the parity result (None with ``parity=False``)."""
+
+    path: Path
+    manifest: Manifest
+    parity: Any = None
+
+
+def tool_versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {
+        "radon": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+        "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+    }  # fmt: skip
+
+
+def limits_of(built: BuiltGraph) -> dict[str, str]:
+    """What the graph cannot do, in words the runtime and docs can show."""
+    limits = {
+        "padding": "left padding only (attention_mask zeros before the first real token of a row)",
+    }
+    if built.lowering == "ort":
+        limits["multi_token_steps"] = (
+            "a step with T > 1 new tokens and a non-empty past needs batch_size 1 "
+            "(onnxruntime's GroupQueryAttention); prefill (empty past) and T = 1 decode take any batch"
+        )
+        limits["head_dim"] = "a multiple of 16 (GroupQueryAttention)"
+    if built.spec.arch == "gpt2":
+        limits["positions"] = f"position_ids < {built.spec.max_positions} (learned position table)"
+    else:
+        limits["positions"] = f"position_ids < {built.spec.max_positions} (rotary cos/sin tables)"
+    return limits
+
+
+def make_manifest(built: BuiltGraph, checkpoint: Path, files: dict[str, str], external: list[str],
+                  tokenizer: bool) -> Manifest:  # fmt: skip
+    from radon.checkpoint import checkpoint_digest
+
+    s = built.spec
+    arch = Architecture(
+        model_type=s.arch, num_layers=s.num_layers, hidden_size=s.hidden_size, num_attention_heads=s.num_heads,
+        num_kv_heads=s.num_kv_heads, head_dim=s.head_dim, intermediate_size=s.intermediate_size,
+        vocab_size=s.vocab_size, max_position_embeddings=s.max_positions, sliding_window=s.window,
+        rope_theta=None if s.arch == "gpt2" else s.rope_theta, norm_eps=s.norm_eps,
+        tie_word_embeddings=s.tied_embeddings,
+    )  # fmt: skip
+    kv_dtype = next(t["dtype"] for t in built.io["inputs"] if t["name"].startswith("past_key_values"))
+    return Manifest(
+        model_file=MODEL_FILE,
+        external_data=external,
+        lowering=built.lowering,
+        precision=built.precision,
+        opset=built.opset,
+        inputs=[TensorSpec.from_dict(t) for t in built.io["inputs"]],
+        outputs=[TensorSpec.from_dict(t) for t in built.io["outputs"]],
+        architecture=arch,
+        special_ids={"bos": s.bos_token_id, "eos": s.eos_token_id, "pad": s.pad_token_id},
+        kv_cache=KVCache(PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, "BNSH", kv_dtype, s.kv_keep),
+        source={
+            "checkpoint_name": checkpoint.resolve().name,
+            "checkpoint_sha256": checkpoint_digest(checkpoint),
+        },
+        files=files,
+        tools=tool_versions(),
+        radon_version=__version__,
+        options=built.options,
+        limits=limits_of(built),
+        weights=built.weight_names,
+        tokenizer="tokenizer" if tokenizer else None,
+    )
+
+
+def _progress(enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=len(STAGES), desc="export", unit="stage", disable=not enabled, file=sys.stderr,
+                bar_format="{desc:<16} {n_fmt}/{total_fmt} stages |{bar}| {elapsed}")  # fmt: skip
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    attention: str = "ort",
+    dtype: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    parity: bool = True,
+    texts: list[Path] | None = None,
+    rotary: str = "outside",
+    threads: int | None = None,
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
+    progress: bool = False,
+    parity_options: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Export a GPT-2 or Mistral checkpoint to an ONNX artifact folder ``out``.
+
+    ``attention``: ``ort`` (GroupQueryAttention, fast on onnxruntime) or ``portable`` (standard ops).
+    ``dtype``: ``fp32`` or ``fp16``. ``parity_options`` go to ``radon.export.parity.compare``
+    (``max_tokens``, ``context``, ``greedy_tokens``). Raises RadonError (bad input, failed validation) or
+    QualityGateError (parity thresholds) and then writes nothing.
+    """
+    from radon.checkpoint import load_model
+    from radon.export.validate import validate
+    from radon.runtime.session import DecoderSession
+
+    check_request(attention, dtype, opset)
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not checkpoint.is_dir():
+        raise RadonError(f"{checkpoint}: no such checkpoint folder")
+    if out.exists() and not force:
+        raise RadonError(f"{out}: already exists (use --force to replace it)")
+    if texts and parity and not (checkpoint / "tokenizer").is_dir():
+        raise RadonError(
+            f"--text: {checkpoint} has no tokenizer/, so parity cannot tokenize text; drop --text"
+        )
+    bar = _progress(progress)
+    try:
+        with atomic_directory(out, overwrite=force) as tmp:
+            bar.set_description("export build")
+            model = load_model(checkpoint)  # verifies the checkpoint's hashes
+            built = build_graph(model, lowering=attention, precision=dtype, opset=opset, rotary=rotary)
+            bar.update()
+            bar.set_description("export optimize")
+            written = save_model(built, tmp, external_data_threshold)
+            built.model.Clear()  # the proto can be GBs; the file is what counts from here
+            check_model(tmp, attention)
+            tokenizer = (checkpoint / "tokenizer").is_dir()
+            if tokenizer:
+                shutil.copytree(checkpoint / "tokenizer", tmp / "tokenizer")
+            write_peer_configs(tmp, checkpoint, model.config, built.spec, MODEL_FILE)
+            files = hash_files(tmp, list_files(tmp, exclude=[MANIFEST_FILE]))
+            manifest = make_manifest(built, checkpoint, files, written[1:], tokenizer)
+            write_manifest(tmp, manifest)
+            bar.update()
+            bar.set_description("export validate")
+            session = DecoderSession(tmp, manifest=manifest, threads=threads)
+            manifest.validation = validate(session, model, dtype)
+            bar.update()
+            result = None
+            if parity:
+                bar.set_description("export parity")
+                from radon.export.parity import OnnxCandidate, compare, gate
+                from radon.export.parity_report import write_report
+
+                tok = checkpoint / "tokenizer"
+                result = compare(
+                    OnnxCandidate(tmp, session=session), model, texts=texts,
+                    tokenizer_dir=tok if tok.is_dir() else None, reference_name=checkpoint.name,
+                    **(parity_options or {}),
+                )  # fmt: skip
+                gate(result)
+                write_report(result, tmp / PARITY_REPORT)
+                manifest.parity = {k: v for k, v in result.to_dict().items() if k != "histogram"}
+            else:
+                manifest.parity = {"skipped": "exported with --no-parity"}
+            bar.update()
+            del session
+            # hash what parity added; the model's files were hashed once, before validation
+            added = [f for f in list_files(tmp, exclude=[MANIFEST_FILE]) if f not in manifest.files]
+            manifest.files = {**manifest.files, **hash_files(tmp, added)}
+            write_manifest(tmp, manifest)
+            bar.set_description("export done")
+    finally:
+        bar.close()
+    log.info("exported %s (%s, %s) to %s", checkpoint, attention, dtype, out)
+    return ExportResult(out, manifest, result)

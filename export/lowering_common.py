@@ -1,0 +1,149 @@
+"""Pieces both attention lowerings share: graph IO, embeddings, Linear layers, MLP activations, LM head.
+
+A lowering (``lowering_portable``, ``lowering_ort``; a ``trt-plugin`` lowering will be a third) decides
+how attention, norms and residuals are expressed; everything else is built here so that the two graphs
+differ only where they must. Precision is decided at build time: weights are stored in the graph's
+float dtype, statistics that overflow float16 (norm variance, softmax) are computed in float32, and
+``logits`` are always float32 so that sampling and parity see the same numbers on every precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from radon.errors import RadonError
+from radon.export.decoder_spec import DecoderSpec, io_table
+from radon.export.graph_builder import GraphBuilder
+
+PRECISIONS = {"fp32": "float32", "fp16": "float16"}
+GELU_TANH_C = math.sqrt(2.0 / math.pi)  # transformers' NewGELUActivation / torch gelu(approximate="tanh")
+# Added to the scores of masked keys. Finite, not -inf, so a row whose keys are all padding stays finite
+# (its output is unused, but a NaN there would reach real rows through 0 * NaN in later layers). float16
+# leaves headroom below its lowest value (-65504) so that bias + score cannot round to -inf.
+MASK_VALUE = {"float32": float(np.finfo(np.float32).min), "float16": -30000.0}
+
+
+@dataclass
+class DecoderGraph:
+    """The state of one build: the builder, the architecture, the weights, the float dtype."""
+
+    b: GraphBuilder
+    spec: DecoderSpec
+    weights: dict[str, np.ndarray]  # float32, keyed by initializer name
+    precision: str  # "fp32" | "fp16"
+    used: set[str] = field(default_factory=set)
+
+    @property
+    def fdt(self) -> str:
+        """The graph's float dtype name: float32 or float16."""
+        return PRECISIONS[self.precision]
+
+    def param(self, name: str) -> str:
+        """The initializer ``name`` in the graph's float dtype (added on first use)."""
+        if name not in self.used:
+            if name not in self.weights:
+                raise RadonError(f"export: weight {name} is missing from the checkpoint")
+            self.b.weight(name, self.weights[name].astype(self.fdt))
+            self.used.add(name)
+        return name
+
+    def has(self, name: str) -> bool:
+        return name in self.weights
+
+    def scalar(self, value: float, dtype: str | None = None) -> str:
+        return self.b.const(np.array(value), dtype or self.fdt)
+
+    def to_f32(self, x: str) -> str:
+        return x if self.fdt == "float32" else self.b.cast(x, "float32")
+
+    def from_f32(self, x: str) -> str:
+        return x if self.fdt == "float32" else self.b.cast(x, self.fdt)
+
+
+def declare_io(g: DecoderGraph) -> dict[str, list[dict]]:
+    """Add contract 4's graph inputs and outputs; returns the IO table the manifest records."""
+    table = io_table(g.spec, g.fdt)
+    for t in table["inputs"]:
+        g.b.add_input(t["name"], t["dtype"], t["shape"])
+    for t in table["outputs"]:
+        g.b.add_output(t["name"], t["dtype"], t["shape"])
+    return table
+
+
+def embed(g: DecoderGraph) -> str:
+    """Token embeddings (+ GPT-2's learned positions): (B, T, hidden)."""
+    b = g.b
+    x = b.op("Gather", [g.param("embed_tokens.weight"), "input_ids"], name="embed_tokens.Gather")
+    if g.spec.arch == "gpt2":
+        pos = b.op("Gather", [g.param("wpe.weight"), "position_ids"], name="wpe.Gather")
+        x = b.op("Add", [x, pos], name="embed.Add")
+    return x
+
+
+def linear(g: DecoderGraph, x: str, base: str, *, bias: bool = True) -> str:
+    """``x @ W (+ b)`` as one MatMul on the initializer ``{base}.weight`` (quantizers find it by name)."""
+    y = g.b.op("MatMul", [x, g.param(f"{base}.weight")], name=f"{base}.MatMul")
+    if bias and g.has(f"{base}.bias"):
+        y = g.b.op("Add", [y, g.param(f"{base}.bias")], name=f"{base}.Add")
+    return y
+
+
+def activation(g: DecoderGraph, x: str, name: str) -> str:
+    """The MLP non-linearity in standard ops (GELU tanh/erf, SiLU, ReLU)."""
+    b, act = g.b, g.spec.activation
+    if act in ("gelu_new", "gelu_pytorch_tanh"):  # 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
+        x3 = b.op("Mul", [b.op("Mul", [x, x]), x])
+        inner = b.op("Mul", [b.op("Add", [x, b.op("Mul", [x3, g.scalar(0.044715)])]), g.scalar(GELU_TANH_C)])
+        t = b.op("Add", [b.op("Tanh", [inner]), g.scalar(1.0)])
+        return b.op("Mul", [b.op("Mul", [x, t]), g.scalar(0.5)], name=name)
+    if act == "gelu":  # 0.5 x (1 + erf(x / sqrt 2))
+        e = b.op("Add", [b.op("Erf", [b.op("Mul", [x, g.scalar(1 / math.sqrt(2.0))])]), g.scalar(1.0)])
+        return b.op("Mul", [b.op("Mul", [x, e]), g.scalar(0.5)], name=name)
+    if act == "silu":
+        return b.op("Mul", [x, b.op("Sigmoid", [x])], name=name)
+    if act == "relu":
+        return b.op("Relu", [x], name=name)
+    raise RadonError(f"export: activation {act!r} has no ONNX lowering")
+
+
+def mlp(g: DecoderGraph, x: str, i: int, *, out_bias: bool = True) -> str:
+    """fc_out(act(fc_in(x))) or Mistral's fc_out(silu(gate) * up); ``out_bias=False`` leaves fc_out's bias out."""
+    b = g.b
+    h = linear(g, x, f"layers.{i}.mlp.fc_in")
+    if g.spec.arch != "gpt2":  # fc_in holds [gate | up]
+        gate, up = b.split(h, [g.spec.intermediate_size] * 2, axis=-1, name=f"layers.{i}.mlp.Split")
+        h = b.op("Mul", [activation(g, gate, f"layers.{i}.mlp.act"), up], name=f"layers.{i}.mlp.gate.Mul")
+    else:
+        h = activation(g, h, f"layers.{i}.mlp.act")
+    return linear(g, h, f"layers.{i}.mlp.fc_out", bias=out_bias)
+
+
+def lm_head(g: DecoderGraph, x: str) -> None:
+    """Logits (B, T, vocab) in float32, written to the graph output ``logits``."""
+    y = g.b.op("MatMul", [x, g.param("lm_head.weight")], name="lm_head.MatMul")
+    if g.fdt == "float32":
+        g.b.op("Identity", [y], outputs=["logits"], name="logits.Identity")
+    else:
+        g.b.op("Cast", [y], outputs=["logits"], to=1, name="logits.Cast")
+
+
+def past_length(g: DecoderGraph) -> tuple[str, str, str]:
+    """(T, S, P) as int64 [1] tensors: new tokens, keys this step (mask width), past positions."""
+    b = g.b
+    t = b.dim("input_ids", 1, name="seq_len.Shape")
+    s = b.dim("attention_mask", 1, name="total_len.Shape")
+    p = b.op("Sub", [s, t], name="past_len.Sub")
+    return t, s, p
+
+
+def padding_bias(g: DecoderGraph, dtype: str, name: str) -> str:
+    """(B, 1, 1, S): 0 where ``attention_mask`` is 1, ``MASK_VALUE[dtype]`` where it is 0."""
+    b = g.b
+    m = b.cast("attention_mask", dtype, name=f"{name}.Cast")
+    neg = b.op(
+        "Mul", [b.op("Sub", [b.const(1.0, dtype), m]), b.const(MASK_VALUE[dtype], dtype)], name=f"{name}.Mul"
+    )
+    return b.unsqueeze(neg, [1, 2], name=f"{name}.Unsqueeze")
