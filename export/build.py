@@ -1,7 +1,7 @@
 """Build a decoder ModelProto from a reference model, and save it (with external data past 2 GB).
 
-The lowering table is the one place that knows which lowerings exist. A third one (``trt-plugin``,
-whose attention node ``radon.export.trt`` writes) plugs in as another entry with the same signature.
+The lowering table is the one place that knows which lowerings exist: ``portable``, ``ort`` and
+``trt-plugin`` (whose attention node ``radon.export.trt`` writes).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import onnx
 
 from radon import __version__
 from radon.errors import RadonError
-from radon.export import lowering_ort, lowering_portable
+from radon.export import lowering_ort, lowering_portable, lowering_trt_plugin
 from radon.export.decoder_spec import DecoderSpec, extract_weights
 from radon.export.graph_builder import GraphBuilder
 from radon.export.lowering_common import PRECISIONS, DecoderGraph
@@ -31,6 +31,11 @@ LOWERINGS: dict[str, tuple[Callable[..., dict], bool, str]] = {
         lowering_ort.build,
         True,
         "com.microsoft.GroupQueryAttention with local_window_size, fused norms",
+    ),
+    "trt-plugin": (
+        lowering_trt_plugin.build,
+        False,
+        "radon.SlidingWindowAttention nodes for TensorRT's plugin (onnxruntime cannot run it)",
     ),
 }
 OPSETS = range(17, 22)  # LayerNormalization needs 17; 21 is the newest that TensorRT 10.x's parser reads
@@ -114,7 +119,7 @@ def build_graph(
         io = build(g)
     doc = f"RADON {spec.arch} decoder, {lowering} attention, {precision} (radon {__version__})"
     proto = b.model(doc=doc, producer_version=__version__)
-    opsets = {"ai.onnx": opset, **({"com.microsoft": MS_OPSET} if needs_ms else {})}
+    opsets = {"ai.onnx": opset, **({"com.microsoft": MS_OPSET} if needs_ms else {}), **b.domains}
     log.info("built %s graph: %d nodes, %d initializers", lowering, len(b.nodes), len(b.initializers))
     return BuiltGraph(proto, spec, io, names, lowering, precision, opsets, options)
 

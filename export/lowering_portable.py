@@ -98,29 +98,19 @@ def norm(g: DecoderGraph, x: str, base: str) -> str:
     return b.op("Mul", [y, g.param(f"{base}.weight")], name=f"{base}.Mul")
 
 
-def attention(g: DecoderGraph, x: str, i: int, bias: str, rope: tuple[str, str] | None) -> str:
-    """Self-attention of layer ``i`` on (B, T, hidden); writes ``present.{i}.key/value``."""
+def project_qkv(g: DecoderGraph, x: str, i: int, rope: tuple[str, str] | None) -> tuple[str, str, str]:
+    """q (B, nh, T, hd) and the step's keys/values (B, nkv, S, hd), past included; writes the presents."""
     b, spec = g.b, g.spec
     p = f"layers.{i}.attn"
     nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
     qkv = linear(g, x, f"{p}.qkv")
     q, k, v = b.split(qkv, [spec.q_size, spec.kv_size, spec.kv_size], axis=-1, name=f"{p}.Split")
     perm = [0, 2, 1, 3]
-    q = b.op(
-        "Transpose", [b.reshape(q, [0, 0, nh, hd], name=f"{p}.q.Reshape")], perm=perm, name=f"{p}.q.Transpose"
-    )
-    k = b.op(
-        "Transpose",
-        [b.reshape(k, [0, 0, nkv, hd], name=f"{p}.k.Reshape")],
-        perm=perm,
-        name=f"{p}.k.Transpose",
-    )
-    v = b.op(
-        "Transpose",
-        [b.reshape(v, [0, 0, nkv, hd], name=f"{p}.v.Reshape")],
-        perm=perm,
-        name=f"{p}.v.Transpose",
-    )
+    q, k, v = (
+        b.op("Transpose", [b.reshape(t, [0, 0, heads, hd], name=f"{p}.{n}.Reshape")], perm=perm,
+             name=f"{p}.{n}.Transpose")
+        for t, n, heads in ((q, "q", nh), (k, "k", nkv), (v, "v", nkv))
+    )  # fmt: skip
     if rope is not None:
         q = apply_rotary(g, q, *rope, name=f"{p}.q.rotary")
         k = apply_rotary(g, k, *rope, name=f"{p}.k.rotary")
@@ -134,6 +124,14 @@ def attention(g: DecoderGraph, x: str, i: int, bias: str, rope: tuple[str, str] 
         outputs=[PRESENT_VALUE.format(i=i)],
         name=f"{p}.v.Concat",
     )
+    return q, keys, values
+
+
+def attend(g: DecoderGraph, q: str, keys: str, values: str, bias: str, i: int) -> str:
+    """softmax(q k^T / sqrt(hd) + bias) v: (B, nh, T, hd), grouped-query without repeating K/V."""
+    b, spec = g.b, g.spec
+    p = f"layers.{i}.attn"
+    nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
     q = b.op("Mul", [q, g.scalar(1.0 / math.sqrt(hd))], name=f"{p}.q.scale")
     rep = nh // nkv
     if rep > 1:  # (B, nkv, rep, T, hd) against (B, nkv, 1, S, hd): no repeated K/V
@@ -150,22 +148,38 @@ def attention(g: DecoderGraph, x: str, i: int, bias: str, rope: tuple[str, str] 
     y = b.op("MatMul", [g.from_f32(probs), values], name=f"{p}.context")
     if rep > 1:
         y = b.reshape(y, [0, nh, -1, hd], name=f"{p}.ungroup")
-    y = b.op("Transpose", [y], perm=perm, name=f"{p}.out.Transpose")
-    y = b.reshape(y, [0, 0, spec.q_size], name=f"{p}.out.Reshape")
+    return y
+
+
+def project_out(g: DecoderGraph, y: str, i: int) -> str:
+    """(B, nh, T, hd) -> (B, T, hidden) through the output projection."""
+    b, p = g.b, f"layers.{i}.attn"
+    y = b.op("Transpose", [y], perm=[0, 2, 1, 3], name=f"{p}.out.Transpose")
+    y = b.reshape(y, [0, 0, g.spec.q_size], name=f"{p}.out.Reshape")
     return linear(g, y, f"{p}.out")
 
 
-def build(g: DecoderGraph) -> dict[str, list[dict]]:
-    """Build the whole decoder into ``g.b``; returns the IO table."""
+def attention(g: DecoderGraph, x: str, i: int, bias: str, rope: tuple[str, str] | None) -> str:
+    """Self-attention of layer ``i`` on (B, T, hidden); writes ``present.{i}.key/value``."""
+    q, keys, values = project_qkv(g, x, i, rope)
+    return project_out(g, attend(g, q, keys, values, bias, i), i)
+
+
+def decoder(g: DecoderGraph, attention_fn, bias: str | None) -> None:  # noqa: ANN001 (a lowering's attention)
+    """Embeddings, the pre-norm blocks with ``attention_fn(g, x, i, bias, rope)``, the final norm and head."""
     b = g.b
-    table = declare_io(g)
-    bias = band_bias(g)
     rope = rotary(g) if g.spec.arch != "gpt2" else None
     x = embed(g)
     for i in range(g.spec.num_layers):
-        a = attention(g, norm(g, x, f"layers.{i}.attn_norm"), i, bias, rope)
+        a = attention_fn(g, norm(g, x, f"layers.{i}.attn_norm"), i, bias, rope)
         x = b.op("Add", [x, a], name=f"layers.{i}.attn.residual")
         m = mlp(g, norm(g, x, f"layers.{i}.mlp_norm"), i)
         x = b.op("Add", [x, m], name=f"layers.{i}.mlp.residual")
     lm_head(g, norm(g, x, "norm"))
+
+
+def build(g: DecoderGraph) -> dict[str, list[dict]]:
+    """Build the whole decoder into ``g.b``; returns the IO table."""
+    table = declare_io(g)
+    decoder(g, attention, band_bias(g))
     return table

@@ -12,7 +12,7 @@ def onnx(
     checkpoint: Annotated[Path, Opt(metavar="CKPT")],
     *,
     out: Annotated[Path, Opt(metavar="DIR")],
-    attention: Literal["ort", "portable"] = "ort",
+    attention: Literal["ort", "portable", "trt-plugin"] = "ort",
     dtype: Literal["fp32", "fp16"] = "fp32",
     opset: int = 17,
     force: bool = False,
@@ -33,7 +33,8 @@ def onnx(
         checkpoint: a RADON checkpoint folder (gpt2 or mistral).
         out: the artifact folder to create.
         attention: ort = onnxruntime's GroupQueryAttention (fast on onnxruntime); portable = standard ONNX ops
-            with an explicit banded mask (any runtime, TensorRT).
+            with an explicit banded mask (any runtime, TensorRT); trt-plugin = RADON's sliding-window
+            attention plugin nodes, for `radon export trt` only (onnxruntime cannot run them).
         dtype: precision of weights, activations and KV cache (logits stay float32).
         opset: the ai.onnx opset, 17-21.
         force: replace an existing output folder.
@@ -53,7 +54,10 @@ def onnx(
     m = result.manifest
     print(f"wrote {result.path} ({m.lowering} attention, {m.precision}, opset {m.opset['ai.onnx']})")
     checks = m.validation.get("checks", {})
-    print("validation: " + ", ".join(f"{k} max|Δ| {v['max_abs_diff']:.2e}" for k, v in checks.items()))
+    if "skipped" in m.validation:
+        print(f"validation: skipped ({m.validation['skipped']})")
+    else:
+        print("validation: " + ", ".join(f"{k} max|Δ| {v['max_abs_diff']:.2e}" for k, v in checks.items()))
     if result.parity is not None:
         p = result.parity.metrics
         print(
@@ -61,5 +65,5 @@ def onnx(
             f"KL {p['kl_mean']:.2e}, ppl change {p['ppl_change']:+.4%} -> {result.path / 'parity.md'}"
         )
     else:
-        print("parity: skipped (--no-parity)")
+        print(f"parity: skipped ({m.parity.get('skipped', '--no-parity')})")
     return 0
