@@ -37,7 +37,7 @@ def test_unknown_attention_in_the_library(hf, tmp_path):
     from radon.export.exporter import export_onnx
 
     _, ckpt = hf["mistral"]
-    with pytest.raises(RadonError, match="--attention: must be one of portable, ort, got 'trt'"):
+    with pytest.raises(RadonError, match="--attention: must be one of portable, ort, trt-plugin, got 'trt'"):
         export_onnx(ckpt, tmp_path / "art", attention="trt")
     with pytest.raises(RadonError, match="--opset: .* 17-21, got 13"):
         export_onnx(ckpt, tmp_path / "art", opset=13)
