@@ -28,7 +28,8 @@ def parity(
     tokenizer is compared on synthetic ids, and the report says so.
 
     Args:
-        candidate: an artifact folder (radon_manifest.json + model.onnx).
+        candidate: an artifact folder (radon_manifest.json + model.onnx), or a TensorRT engine folder
+            written by `radon export trt` (needs the trt extra and a GPU).
         reference: the checkpoint folder it was exported from.
         text: held-out text files (default: the repository's eval texts when present, else a built-in sample).
         json: print the full result as JSON.
@@ -51,10 +52,13 @@ def parity(
     ):
         if value < 2:
             raise RadonError(f"{flag}: must be >= 2, got {value}")
-    result = run_parity(
-        candidate, reference, texts=text, threads=threads, max_tokens=max_tokens, context=context,
-        greedy_tokens=greedy_tokens,
-    )  # fmt: skip
+    options = {"max_tokens": max_tokens, "context": context, "greedy_tokens": greedy_tokens}
+    from radon.export.trt.parity_candidate import is_engine_folder
+
+    if is_engine_folder(candidate):
+        result = _engine_parity(candidate, reference, text, options)
+    else:
+        result = run_parity(candidate, reference, texts=text, threads=threads, **options)
     if report is not None:
         write_report(result, report)
     if json:
@@ -65,3 +69,21 @@ def parity(
             print(f"report: {report}")
     gate(result)
     return 0
+
+
+def _engine_parity(engine: Path, reference: Path, texts: list[Path] | None, options: dict) -> object:
+    """Parity of a TensorRT engine folder; the engine must have been built from this checkpoint's export."""
+    from radon.checkpoint import load_model
+    from radon.export.parity import compare
+    from radon.export.trt.parity_candidate import EngineCandidate
+
+    model = load_model(reference)
+    candidate = EngineCandidate(engine)
+    try:
+        tok = reference / "tokenizer"
+        return compare(
+            candidate, model, texts=texts, tokenizer_dir=tok if tok.is_dir() else None,
+            reference_name=str(reference), **options,
+        )  # fmt: skip
+    finally:
+        candidate.close()
