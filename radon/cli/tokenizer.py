@@ -1,0 +1,205 @@
+"""``radon tokenizer train | stats | encode``: train the hybrid tokenizer, measure it, look inside it."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from radon.cli._app import Opt
+
+
+def _training_files(
+    ru: Path | None, en: Path | None, code: Path | None, data: Path | None, scratch: Path
+) -> tuple[dict[str, Path], str]:
+    """The three training files and where they came from: flags, a data folder, or the built-in corpus."""
+    from radon.data import builtin_corpus, corpus_files, find_data_dir
+    from radon.errors import RadonError
+
+    given = {"ru": ru, "en": en, "code": code}
+    if any(v is not None for v in given.values()):
+        missing = [f"--{k}" for k, v in given.items() if v is None]
+        if missing:
+            raise RadonError(f"give all three of --ru, --en, --code (missing {', '.join(missing)})")
+        for k, v in given.items():
+            if not Path(v).is_file():
+                raise RadonError(f"--{k} {v}: no such file")
+        return {k: Path(v) for k, v in given.items()}, "the given files"
+    folder = find_data_dir(data)
+    if folder is not None:
+        return corpus_files(folder), f"the data folder {folder}"
+    return builtin_corpus(scratch), "the built-in corpus (smoke run: no ../shared/data, RADON_DATA or --data)"
+
+
+def train(
+    *,
+    out: Path,
+    vocab_size: int,
+    ru: Path | None = None,
+    en: Path | None = None,
+    code: Path | None = None,
+    data: Path | None = None,
+    ru_share: float | None = None,
+    sample_mb: float = 4.0,
+    type: Literal["hybrid", "bpe"] = "hybrid",
+    force: bool = False,
+    quiet: bool = False,
+) -> int:
+    """Train a tokenizer with exactly --vocab-size ids and write it to --out (deterministic).
+
+    The hybrid gives a --ru-share of the ids to a SentencePiece Unigram model for Cyrillic runs and the
+    rest to a byte-level BPE for everything else. Without --ru/--en/--code it trains on --data, then
+    RADON_DATA, then ../shared/data, then the built-in corpus (a smoke run).
+
+    Args:
+        out: tokenizer folder to write (refused if it exists, unless --force).
+        vocab_size: total ids, specials included; must equal the model's vocab_size.
+        ru: Russian training text (UTF-8).
+        en: English training text (UTF-8).
+        code: source-code training text (UTF-8).
+        data: a folder laid out like ../shared/data (ru.txt, en.txt, code.txt), used when the files are not given.
+        ru_share: fraction of the non-special ids given to the Unigram (Russian) part (default: 0.50 at 8k ids, +0.05 per doubling; docs/tokenizer.md).
+        sample_mb: MB read from each file, in evenly spaced windows; 0 reads whole files.
+        type: hybrid (Unigram ru + BPE) or bpe (one byte-level BPE, the baseline).
+        force: replace --out if it exists.
+        quiet: no progress display.
+    """
+    import tempfile
+
+    from radon.data import sample_text
+    from radon.errors import RadonError
+    from radon.integrity import atomic_directory, sha256_file
+    from radon.tokenizer import train_bpe, train_hybrid
+
+    if vocab_size < 1:
+        raise RadonError(f"--vocab-size: must be positive, got {vocab_size}")
+    if sample_mb < 0:
+        raise RadonError(f"--sample-mb: must be >= 0, got {sample_mb}")
+    if ru_share is not None and type == "bpe":
+        raise RadonError("--ru-share applies to --type hybrid only")
+    if out.exists() and not force:
+        raise RadonError(f"{out}: already exists (use --force to replace it)")
+    max_bytes = None if sample_mb == 0 else int(sample_mb * 1e6)
+    with tempfile.TemporaryDirectory(prefix="radon-corpus-") as scratch:
+        files, origin = _training_files(ru, en, code, data, Path(scratch))
+        texts = {lang: sample_text(path, max_bytes) for lang, path in files.items()}
+        sources = {
+            lang: {"file": path.name, "sha256": sha256_file(path), "bytes_used": len(texts[lang].encode())}
+            for lang, path in files.items()
+        }
+        if not quiet:
+            print(f"training a {type} tokenizer ({vocab_size} ids) on {origin}", file=sys.stderr)
+        if type == "hybrid":
+            tok = train_hybrid(texts["ru"], texts["en"], texts["code"], vocab_size, ru_share,
+                               progress=not quiet, sources=sources)  # fmt: skip
+        else:
+            tok = train_bpe(list(texts.values()), vocab_size, progress=not quiet, sources=sources)
+    with atomic_directory(out, overwrite=force) as tmp:
+        tok.save_pretrained(tmp)
+    split = ", ".join(f"{k} {v}" for k, v in tok.split.items())
+    print(f"wrote {out}: {type} tokenizer, {tok.vocab_size} ids ({split})")
+    return 0
+
+
+def stats(
+    directory: Annotated[Path, Opt(metavar="DIR")],
+    *,
+    text: Annotated[list[str] | None, Opt(metavar="[LANG=]FILE")] = None,
+    data: Path | None = None,
+    max_mb: float = 0.0,
+    repeats: int = 1,
+    json: bool = False,
+) -> int:
+    """Per language: tokens per word (fertility), chars and bytes per token, unknown rate, round trip, speed.
+
+    Each --text file is one row, labelled LANG when given as LANG=FILE, else by its name (ru_eval.txt is
+    ru). Without --text, the held-out eval files of --data (or RADON_DATA, or ../shared/data) are used.
+    Exits 1 if any round trip fails.
+
+    Args:
+        directory: a tokenizer folder (radon_tokenizer.json + model files).
+        text: one or more text files, optionally labelled: ru=a.txt en=b.txt.
+        data: a data folder whose eval/ files to measure when --text is not given.
+        max_mb: read at most this many MB of each file (0: all).
+        repeats: encode passes for the throughput figure; the best is kept.
+        json: print JSON instead of a Markdown table.
+    """
+    from radon.data import eval_files, find_data_dir, sample_text
+    from radon.errors import RadonError
+    from radon.tokenizer import load_tokenizer
+    from radon.tokenizer.stats import format_table, iter_labels, measure, total
+
+    if max_mb < 0:
+        raise RadonError(f"--max-mb: must be >= 0, got {max_mb}")
+    tok = load_tokenizer(directory)
+    if text:
+        pairs = []
+        for item in text:
+            label, sep, name = item.partition("=")
+            path = Path(name if sep else item)
+            pairs.append((label if sep else next(iter_labels([path.name])), path))
+    else:
+        folder = find_data_dir(data)
+        if folder is None:
+            raise RadonError("no --text given and no data folder found (--data, RADON_DATA, ../shared/data)")
+        pairs = list(eval_files(folder).items())
+    max_bytes = int(max_mb * 1e6) if max_mb else None
+    rows = [
+        measure(tok, sample_text(path, max_bytes, spread=False), label, repeats=repeats)
+        for label, path in pairs
+    ]
+    if len(rows) > 1:
+        rows.append(total(rows))
+    if json:
+        report = {"tokenizer": str(directory), "type": tok.type_name, "vocab_size": tok.vocab_size,
+                  "texts": [r.as_dict() for r in rows]}  # fmt: skip
+        print(jsonlib.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(f"{directory}: {tok.type_name} tokenizer, {tok.vocab_size} ids\n")
+        print(format_table(rows))
+    return 0 if all(r.round_trip for r in rows) else 1
+
+
+def encode(
+    directory: Annotated[Path, Opt(metavar="DIR")],
+    *,
+    text: str,
+    add_bos: bool = False,
+    add_eos: bool = False,
+    json: bool = False,
+) -> int:
+    """Encode text and print its ids, then one line per token: id, part, piece and the text it stands for.
+
+    Args:
+        directory: a tokenizer folder (radon_tokenizer.json + model files).
+        text: the text to encode (quote it; use $'...' in bash for tabs and newlines).
+        add_bos: prepend the bos token.
+        add_eos: append the eos token.
+        json: print JSON (ids, pieces, decoded text, round trip) instead of a listing.
+    """
+    from radon.tokenizer import HybridTokenizer, load_tokenizer
+
+    tok = load_tokenizer(directory)
+    ids = tok.encode(text, add_bos=add_bos, add_eos=add_eos)
+    pieces = [tok.id_to_token(i) for i in ids]
+    texts: list[str | bytes] = []
+    for i in ids:  # a byte-level piece may hold part of a character: show its bytes then
+        piece_text = tok.decode([i], skip_special_tokens=False)
+        texts.append(
+            tok.token_bytes(i) if "\ufffd" in piece_text and hasattr(tok, "token_bytes") else piece_text
+        )
+    parts = [tok.part_of(i) for i in ids] if isinstance(tok, HybridTokenizer) else [tok.type_name] * len(ids)
+    decoded = tok.decode(ids)
+    if json:
+        print(jsonlib.dumps({"ids": ids, "pieces": pieces, "parts": parts, "decoded": decoded,
+                             "round_trip": decoded == text}, ensure_ascii=False, indent=2))  # fmt: skip
+        return 0
+    print(
+        f"{len(ids)} tokens, {len(text.encode())} bytes, round trip {'exact' if decoded == text else 'FAILED'}"
+    )
+    print("ids:", " ".join(map(str, ids)))
+    width = len(str(max(ids, default=0)))
+    for i, part, piece, piece_text in zip(ids, parts, pieces, texts):
+        print(f"{i:>{width}}  {part:<8} {piece!r:<24} {piece_text!r}")
+    return 0
