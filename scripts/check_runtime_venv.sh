@@ -10,7 +10,9 @@ python3 -m venv "$venv"
 if "$venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "torch is installed in the runtime venv: the core install pulled it in"; exit 1
 fi
-"$venv/bin/python" - <<'PY'
+# -I: isolated, so the repository's radon/ (cwd) does not shadow the installed package, whose radon.runtime
+# comes from runtime/ (pyproject package-dir)
+"$venv/bin/python" -I - <<'PY'
 import sys
 import radon.runtime  # noqa: F401
 import radon.tokenizer  # noqa: F401

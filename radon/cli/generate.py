@@ -29,6 +29,8 @@ def generate(
     stop: list[str] | None = None,
     sliding_window_size: int | None = None,
     use_flash_attention: bool = False,
+    providers: str | None = None,
+    threads: int | None = None,
     stream: bool = False,
     json: bool = False,
 ) -> int:
@@ -51,6 +53,8 @@ def generate(
         stop: strings that end the generation (the text is cut before them).
         sliding_window_size: attention window; an artifact accepts only the window it was exported with.
         use_flash_attention: the fused attention path (FlexAttention) of the reference model.
+        providers: onnxruntime execution providers for an artifact, comma-separated (default: CPU).
+        threads: intra-op threads (onnxruntime for an artifact, torch for a checkpoint).
         stream: print text as it is generated.
         json: print a JSON object with the text, ids and timings.
     """
@@ -73,7 +77,15 @@ def generate(
         from radon.cli._generate_artifact import run_artifact
 
         return run_artifact(model, prompt, prompt_ids, params, stop or [], sliding_window_size,
-                            use_flash_attention, stream, json)  # fmt: skip
+                            use_flash_attention, stream, json, providers=providers, threads=threads)  # fmt: skip
+    if providers is not None:
+        from radon.errors import RadonError
+
+        raise RadonError("--providers: only ONNX artifacts run on onnxruntime providers; this is a checkpoint")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     return _run_checkpoint(model, prompt, prompt_ids, params, stop or [], sliding_window_size,
                            use_flash_attention, stream, json)  # fmt: skip
 

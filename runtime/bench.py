@@ -1,0 +1,248 @@
+"""``radon bench ARTIFACT [--compare]``: the runtime's speed, llama-bench style, side by side with peers.
+
+llama-bench's tests: ``pp N`` is prompt processing (prefill) of N tokens, tokens/s; ``tg N`` is text
+generation, here after a prompt of ``prompt_tokens`` (the issue's setting, prompt 128 + 128 new), and
+its rate is the decode rate (tokens after the first over the time after the first); time to first
+token (prompt + first token) is reported beside it. Each engine runs in its own process
+(``bench_worker``), loaded once; the parent runs the tests in interleaved rounds, rotating the order
+every round, so a machine whose load drifts penalises every engine alike, and reports the median
+with its spread (min-max). Peak RSS is each worker's own VmHWM, twice: after the first prompt +
+generation (the issue's setting, what the RSS target is about) and after every test (pp512's
+prefill holds 512 positions of logits and activations).
+
+The decode rate is also compared with the memory-bandwidth limit of this machine: a decode step reads
+every weight except the embedding table (a row per token) plus the KV cache, so
+``limit = bandwidth / bytes per token``; bandwidth is measured in the same run with numpy copies
+(STREAM's copy: 2 x bytes per pass, best of 5, with as many threads as the engines get).
+The load average is recorded before, during and after, since the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radon.errors import RadonError
+from radon.runtime.bench_peers import Peer, prepare_peers
+from radon.runtime.manifest import Manifest, read_manifest
+
+log = logging.getLogger(__name__)
+PP_SIZES = (128, 512)  # llama-bench's default prompt sizes
+
+
+def measure_bandwidth(threads: int, megabytes: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Host memory bandwidth in GB/s from numpy copies, single-threaded and with ``threads`` threads."""
+    n = megabytes * 2**20 // 4
+    src = np.ones(n, np.float32)
+    dst = np.empty_like(src)
+
+    def copy(part: slice) -> None:
+        np.copyto(dst[part], src[part])
+
+    out = {}
+    for t in sorted({1, max(1, threads)}):
+        parts = [slice(i * n // t, (i + 1) * n // t) for i in range(t)]
+        best = float("inf")
+        with ThreadPoolExecutor(t) as pool:
+            for _ in range(repeats):
+                start = time.perf_counter()
+                list(pool.map(copy, parts))
+                best = min(best, time.perf_counter() - start)
+        out[f"{t}_thread"] = 2 * src.nbytes / best / 1e9
+    out["gb_per_s"] = max(out.values())
+    return out
+
+
+def bytes_per_token(artifact: Path, manifest: Manifest, context: float) -> float:
+    """Bytes a decode step reads: the weights but the embedding table, plus the KV cache at ``context``."""
+    a = manifest.architecture
+    files = [manifest.model_file, *manifest.external_data]
+    weights = sum((artifact / f).stat().st_size for f in files)
+    itemsize = 2 if manifest.precision == "fp16" else 4
+    embedding = a.vocab_size * a.hidden_size * itemsize
+    kv_itemsize = np.dtype(manifest.kv_cache.dtype).itemsize
+    positions = min(context, a.sliding_window or context)
+    return weights - embedding + 2 * a.num_layers * a.num_kv_heads * a.head_dim * kv_itemsize * positions
+
+
+class Worker:
+    """A ``bench_worker`` process: one engine, JSON lines over pipes."""
+
+    def __init__(self, peer: Peer, args: list[str], log_dir: Path) -> None:
+        self.peer = peer
+        self.stderr = (log_dir / f"{peer.name}.log").open("w")
+        cmd = [peer.python or sys.executable, "-m", "radon.runtime.bench_worker", peer.engine, str(peer.model),
+               *args, *peer.args]  # fmt: skip
+        env = dict(os.environ)
+        if "--spinning" not in args:  # OpenMP's threads (torch) must not spin either: on a shared machine
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning made transformers' forward 10x slower
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True, env=env)  # fmt: skip
+        self.ready = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            self.proc.wait(timeout=30)
+            tail = Path(self.stderr.name).read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{self.peer.name} worker exited ({self.proc.returncode}): {' / '.join(tail)}")
+        return jsonlib.loads(line)
+
+    def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(jsonlib.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> int:
+        try:
+            peak = int(self.ask(op="quit").get("peak_rss_kib", 0))
+        except (RuntimeError, BrokenPipeError, OSError):
+            peak = 0
+        self.proc.wait(timeout=60)
+        self.stderr.close()
+        return peak
+
+
+def _decode_rate(times: list[float]) -> float:
+    return (
+        (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else float("nan")
+    )
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def run(
+    artifact: Path,
+    *,
+    compare: bool = False,
+    batch: int = 1,
+    prompt_tokens: int = 128,
+    new_tokens: int = 128,
+    runs: int = 3,
+    threads: int = 0,
+    json: bool = False,
+    reference: Path | None = None,
+    spinning: bool = False,
+    cache: str | None = None,
+    pp_sizes: tuple[int, ...] = PP_SIZES,
+) -> int:
+    """Benchmark ``artifact`` (and with ``compare`` its peers); print Markdown or JSON; returns 0.
+
+    ``threads`` 0 leaves each engine its default (onnxruntime: one per physical core). ``reference``
+    is the source checkpoint for the peers (default: found beside the artifact). ``cache`` picks the
+    runtime's KV engine (``ring`` or ``copy``); several, comma-separated, run as separate engines in
+    the same rounds (an A/B; the first is the one the targets use). ``spinning`` lets onnxruntime's idle
+    threads spin (RADON and optimum; genai keeps its own setting).
+    """
+    artifact = Path(artifact)
+    manifest = read_manifest(artifact)
+    limit = manifest.architecture.max_position_embeddings
+    if prompt_tokens + new_tokens > limit or prompt_tokens < 1 or new_tokens < 2 or runs < 1:
+        raise RadonError(f"bench: need 1 <= prompt, 2 <= new tokens, prompt + new <= {limit}, runs >= 1")
+    if batch != 1 and compare:
+        raise RadonError(
+            "bench --compare runs batch 1 (genai and llama.cpp are driven one sequence at a time)"
+        )
+    pps = sorted({p for p in (prompt_tokens, *pp_sizes) if p <= limit})
+    caches = (cache or "").split(",") if cache else [""]
+    radon_peers = [
+        Peer("radon" if i == 0 else f"radon-{c}", f"RADON ({manifest.lowering}, {manifest.precision}{', ' + c if c else ''})",
+             sys.executable, artifact, engine="radon", args=("--cache", c) if c else ())
+        for i, c in enumerate(caches)
+    ]  # fmt: skip
+    radon_peer = radon_peers[0]
+    peers = radon_peers + (prepare_peers(artifact, manifest, reference) if compare else [])
+    args = [
+        "--threads",
+        str(threads),
+        "--batch",
+        str(batch),
+        "--context",
+        str(max(pps[-1], prompt_tokens + new_tokens) + 8),
+    ]
+    args += ["--spinning"] if spinning else []
+    load = {"before": os.getloadavg()[0]}
+    bandwidth = measure_bandwidth(threads or os.cpu_count() or 1)
+    results: dict[str, dict[str, Any]] = {}
+    workers: list[Worker] = []
+    log_dir = Path(tempfile.mkdtemp(prefix="radon-bench-"))
+    for peer in peers:
+        entry = results.setdefault(
+            peer.name, {"label": peer.label, "size_bytes": peer.size_bytes, "tests": {}}
+        )
+        if peer.skipped:
+            entry["skipped"] = peer.skipped
+            continue
+        try:
+            w = Worker(peer, args, log_dir)
+            entry.update(load_s=w.ready["load_s"], version=w.ready.get("version"))
+            w.ask(op="pp", n=prompt_tokens)  # warm-up, as llama-bench does
+            w.ask(op="tg", prompt=prompt_tokens, n=4)
+            workers.append(w)
+        except (RuntimeError, OSError) as exc:
+            entry["skipped"] = f"failed: {exc}"
+    samples: dict[str, dict[str, list[float]]] = {w.peer.name: {} for w in workers}
+    load["rounds"] = []
+    gen_peak: dict[str, int] = {}
+    for r in range(runs):
+        for w in workers[r % max(1, len(workers)) :] + workers[: r % max(1, len(workers))]:
+            s = samples[w.peer.name]
+            try:  # tg first: the peak RSS after it is the peak of the prompt + generation setting
+                answer = w.ask(op="tg", prompt=prompt_tokens, n=new_tokens)
+                gen_peak.setdefault(w.peer.name, int(answer.get("peak_rss_kib", 0)))
+                times = answer["token_times"]
+                for n in pps:
+                    s.setdefault(f"pp{n}", []).append(n * batch / w.ask(op="pp", n=n)["seconds"])
+            except (RuntimeError, OSError) as exc:
+                results[w.peer.name]["skipped"] = f"failed in round {r + 1}: {exc}"
+                continue
+            s.setdefault(f"tg{new_tokens}", []).append(batch * _decode_rate(times))
+            s.setdefault("ttft_ms", []).append(1000 * times[0])
+        load["rounds"].append(os.getloadavg()[0])
+    for w in workers:
+        results[w.peer.name]["peak_rss_bytes"] = 1024 * gen_peak.get(w.peer.name, 0)
+        results[w.peer.name]["peak_rss_all_tests_bytes"] = 1024 * w.close()
+        results[w.peer.name]["tests"] = {k: _stats(v) for k, v in samples[w.peer.name].items() if v}
+    load["after"] = os.getloadavg()[0]
+    bpt = bytes_per_token(artifact, manifest, prompt_tokens + new_tokens / 2)
+    report = {
+        "artifact": str(artifact), "lowering": manifest.lowering, "precision": manifest.precision,
+        "artifact_bytes": radon_peer.size_bytes, "batch": batch, "threads": threads, "spinning": spinning,
+        "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "runs": runs, "pp_sizes": pps,
+        "machine": machine(), "load_average": load, "bandwidth": bandwidth,
+        "bytes_per_decode_token": bpt, "decode_limit_tok_s": bandwidth["gb_per_s"] * 1e9 / bpt,
+        "engines": results, "logs": str(log_dir),
+    }  # fmt: skip
+    from radon.runtime.bench_report import markdown
+
+    print(jsonlib.dumps(report, indent=2) if json else markdown(report))
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores and memory of this machine, from /proc (Linux)."""
+    info: dict[str, Any] = {"cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()
+        info["memory_gib"] = round(int(mem[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return info

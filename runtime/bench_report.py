@@ -1,0 +1,101 @@
+"""Markdown for ``radon bench``: a llama-bench table per test, a summary, and the issue's targets.
+
+Targets (issue 7): median decode tok/s >= onnxruntime-genai fp32 (so >= 1.3 x optimum); prefill no
+slower than any peer; peak RSS <= 1.15 x the artifact's size + 100 MB. A target whose peer did not
+run says so instead of passing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MB = 1e6
+
+
+def _fmt(stats: dict[str, float] | None, digits: int = 1) -> str:
+    if not stats:
+        return "–"
+    return f"{stats['median']:.{digits}f} ({stats['min']:.{digits}f}–{stats['max']:.{digits}f})"
+
+
+def _median(report: dict[str, Any], engine: str, test: str) -> float | None:
+    e = report["engines"].get(engine, {})
+    s = e.get("tests", {}).get(test)
+    return None if not s or e.get("skipped") else s["median"]
+
+
+def targets(report: dict[str, Any]) -> list[str]:
+    """One line per target: met, missed, or not checkable (peer not run)."""
+    tg = f"tg{report['new_tokens']}"
+    ours = _median(report, "radon", tg)
+    lines = []
+    genai = _median(report, "genai", tg)
+    if ours and genai:
+        lines.append(f"- decode >= onnxruntime-genai fp32: {ours:.1f} vs {genai:.1f} tok/s = {ours / genai:.2f}x "
+                     f"({'met' if ours >= genai else 'MISSED'})")  # fmt: skip
+    else:
+        lines.append("- decode >= onnxruntime-genai fp32: not checked (genai did not run)")
+    optimum = _median(report, "optimum", tg)
+    if ours and optimum:
+        lines.append(
+            f"- decode >= 1.3 x optimum: {ours / optimum:.2f}x ({'met' if ours >= 1.3 * optimum else 'MISSED'})"
+        )
+    for pp in report["pp_sizes"]:
+        test = f"pp{pp}"
+        mine = _median(report, "radon", test)
+        peers = {n: _median(report, n, test) for n in report["engines"] if not n.startswith("radon")}
+        ran = {n: v for n, v in peers.items() if v}
+        if mine and ran:
+            best = max(ran, key=lambda n: ran[n])
+            verdict = "met" if mine >= ran[best] else "MISSED"
+            lines.append(
+                f"- prefill {test} >= every peer: {mine:.0f} vs best peer {best} {ran[best]:.0f} tok/s ({verdict})"
+            )
+    radon = report["engines"].get("radon", {})
+    if radon.get("peak_rss_bytes"):
+        budget = 1.15 * report["artifact_bytes"] + 100 * MB
+        rss = radon["peak_rss_bytes"]
+        lines.append(f"- peak RSS <= 1.15 x artifact + 100 MB (prompt {report['prompt_tokens']} + {report['new_tokens']} "
+                     f"new): {rss / MB:.0f} MB vs {budget / MB:.0f} MB ({'met' if rss <= budget else 'MISSED'}; "
+                     f"{radon.get('peak_rss_all_tests_bytes', 0) / MB:.0f} MB after every test)")  # fmt: skip
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m, load, bw = report["machine"], report["load_average"], report["bandwidth"]
+    tg = f"tg{report['new_tokens']}"
+    rounds = ", ".join(f"{x:.2f}" for x in load.get("rounds", []))
+    out = [
+        f"## radon bench: {report['artifact']} ({report['lowering']}, {report['precision']}, "
+        f"{report['artifact_bytes'] / MB:.0f} MB)",
+        "",
+        f"batch {report['batch']}, threads {report['threads'] or 'default'}, spinning "
+        f"{'on' if report['spinning'] else 'off'}, prompt {report['prompt_tokens']} + {report['new_tokens']} new "
+        f"tokens, {report['runs']} interleaved rounds (median, min–max)",
+        f"machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, {m.get('memory_gib', '?')} GiB; load average "
+        f"{load['before']:.2f} before, {rounds} after each round, {load['after']:.2f} after",
+        f"memory bandwidth (numpy copy): {bw['gb_per_s']:.1f} GB/s; a decode step reads "
+        f"{report['bytes_per_decode_token'] / MB:.0f} MB, so the limit is {report['decode_limit_tok_s']:.1f} tok/s",
+        "",
+        "| engine | version | size MB | pp" + " t/s | pp".join(str(p) for p in report["pp_sizes"])
+        + f" t/s | {tg} t/s | of limit | TTFT ms | peak RSS MB (tg / all) | load s |",
+        "|---" * (8 + len(report["pp_sizes"])) + "|",
+    ]  # fmt: skip
+    notes = []
+    for e in report["engines"].values():
+        if e.get("skipped") and not e.get("tests"):
+            notes.append(f"- {e['label']}: not run: {e['skipped']}")
+            continue
+        t = e.get("tests", {})
+        share = t.get(tg, {}).get("median", 0) / report["decode_limit_tok_s"] if t.get(tg) else None
+        cells = [e["label"], e.get("version") or "", f"{e['size_bytes'] / MB:.0f}"]
+        cells += [_fmt(t.get(f"pp{p}"), 0) for p in report["pp_sizes"]]
+        cells += [_fmt(t.get(tg)), f"{share:.2f}" if share else "–", _fmt(t.get("ttft_ms"), 0),
+                  f"{e.get('peak_rss_bytes', 0) / MB:.0f} / {e.get('peak_rss_all_tests_bytes', 0) / MB:.0f}",
+                  f"{e.get('load_s', 0):.1f}"]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+        if e.get("skipped"):
+            notes.append(f"- {e['label']}: {e['skipped']}")
+    out += ["", *notes] if notes else []
+    out += ["", "Targets (issue 7):", *targets(report), "", f"worker logs: {report['logs']}"]
+    return "\n".join(out)

@@ -1,0 +1,283 @@
+"""The FastAPI app of ``radon serve``: thin routes over the scheduler and the request checks.
+
+Routes:
+
+- ``POST /api/v1/generate``: the seed's request (MIGRATION_GUIDE.md); text, token counts, timings;
+  ``"stream": true`` answers with server-sent events (one ``token`` event per token, then ``done``);
+- ``POST /v1/completions`` and ``GET /v1/models``: OpenAI's completions API (vLLM's and
+  text-generation-inference's compatible servers are the model), ``stream`` included, so the
+  ``openai`` package and other existing clients work;
+- ``GET /health`` and ``GET /metrics`` (Prometheus text format).
+
+Errors are 4xx with a message naming the field: OpenAI's ``{"error": {...}}`` shape under ``/v1``,
+``{"detail": ..., "param": ...}`` elsewhere. A client that disconnects stops its generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from radon import __version__
+from radon.runtime.generator import Generator
+from radon.runtime.server.metrics import CONTENT_TYPE, Metrics
+from radon.runtime.server.scheduler import Job, Scheduler
+from radon.runtime.server.schemas import CompletionRequest, GenerateRequest
+from radon.runtime.server.validate import Plan, RequestError, plan_completions, plan_generate
+
+DEFAULT_MAX_TOKENS_LIMIT = 1024
+ROUTES = ("/api/v1/generate", "/v1/completions", "/v1/models", "/health", "/metrics")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _sse(data: Any) -> bytes:
+    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _error(request: Request, status: int, message: str, param: str | None) -> JSONResponse:
+    if request.url.path.startswith("/v1/"):
+        kind = "not_found_error" if status == 404 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    else:
+        body = {"detail": message, "param": param}
+    return JSONResponse(body, status_code=status)
+
+
+class CountRequests:
+    """Pure ASGI middleware counting responses by route and status. (Starlette's BaseHTTPMiddleware
+    would wrap ``receive`` and hide a client's disconnect from the route.)"""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope["path"] if scope["path"] in ROUTES else "other"
+            self.metrics.inc("radon_requests_total", route=route, status=str(status[0]))
+
+
+class Server:
+    """The app's state: the generator, the scheduler, the metrics and the limits."""
+
+    def __init__(self, generator: Generator, *, max_tokens_limit: int | None, max_batch: int,
+                 model_name: str | None) -> None:  # fmt: skip
+        self.generator = generator
+        self.model_name = model_name or generator.name
+        self.limit = min(max_tokens_limit or DEFAULT_MAX_TOKENS_LIMIT, generator.max_positions)
+        m = generator.manifest
+        self.metrics = Metrics({"model": self.model_name, "lowering": m.lowering, "precision": m.precision,
+                                "providers": ",".join(generator.providers), "version": __version__})  # fmt: skip
+        self.scheduler = Scheduler(generator, self.metrics, max_batch=max_batch)
+
+    def job(self, plan: Plan) -> Job:
+        self.metrics.inc("radon_prompt_tokens_total", len(plan.prompt_ids))
+        return Job(
+            plan.prompt_ids, plan.max_new_tokens, plan.params, plan.stop_strings, asyncio.get_running_loop()
+        )
+
+    async def results(self, job: Job, submit: bool = True) -> AsyncIterator[tuple]:
+        """Queue ``job`` (unless already queued) and yield its items until ``done``; leaving early cancels it."""
+        if submit:
+            self.scheduler.submit(job)
+        finished = False
+        try:
+            while True:
+                item = await job.results.get()
+                if item[0] in ("done", "error"):
+                    finished = True
+                yield item
+                if finished:
+                    return
+        finally:
+            if not finished:
+                job.cancelled.set()
+
+    async def collect(self, job: Job, request: Request) -> tuple[str, dict[str, Any] | None]:
+        """Run ``job`` to the end while watching for a disconnect; returns (text, done info)."""
+
+        async def watch() -> None:
+            while not job.cancelled.is_set():
+                if await request.is_disconnected():
+                    job.cancelled.set()
+                    return
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch())
+        text, info = "", None
+        try:
+            async for item in self.results(job):
+                if item[0] == "token":
+                    text += item[2]
+                elif item[0] == "error":
+                    raise RuntimeError(item[1])
+                else:
+                    info = item[1]
+        finally:
+            watcher.cancel()
+        return text, info
+
+    def summary(self, job: Job, info: dict[str, Any], text: str | None) -> dict[str, Any]:
+        total = info["end"] - job.arrived
+        first = (job.first_token or info["end"]) - job.arrived
+        n = info["completion_tokens"]
+        out = {"text": text} if text is not None else {}
+        return out | {
+            "model": self.model_name, "providers": self.generator.providers,
+            "finish_reason": info["finish_reason"], "prompt_tokens": len(job.prompt_ids),
+            "completion_tokens": n, "total_tokens": len(job.prompt_ids) + n,
+            "timings": {"time_to_first_token_s": round(first, 4), "total_s": round(total, 4),
+                        "tokens_per_second": round(n / total, 2) if total > 0 else None},
+        }  # fmt: skip
+
+
+def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max_batch: int = 8,
+               model_name: str | None = None) -> FastAPI:  # fmt: skip
+    """The app for one loaded artifact; the generation thread starts and stops with the app."""
+    srv = Server(generator, max_tokens_limit=max_tokens_limit, max_batch=max_batch, model_name=model_name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        srv.scheduler.start()
+        yield
+        srv.scheduler.stop()
+
+    app = FastAPI(title="RADON", version=__version__, lifespan=lifespan)
+    app.state.server = srv
+
+    app.add_middleware(CountRequests, metrics=srv.metrics)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(request, exc.status, exc.message, exc.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+        param = loc[0] if loc else None
+        message = f"{'.'.join(loc) or 'body'}: {first.get('msg')}"
+        return _error(request, 400 if request.url.path.startswith("/v1/") else 422, message, param)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        m = generator.manifest
+        return {"status": "ok", "model": srv.model_name, "providers": generator.providers,
+                "lowering": m.lowering, "precision": m.precision, "sliding_window": generator.window,
+                "max_position_embeddings": generator.max_positions, "max_tokens_limit": srv.limit,
+                "max_batch": srv.scheduler.max_batch, "queue_depth": srv.scheduler.depth}  # fmt: skip
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        srv.metrics.set("radon_queue_depth", srv.scheduler.depth)
+        return PlainTextResponse(srv.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/api/v1/generate", response_model=None)
+    async def api_generate(req: GenerateRequest, request: Request) -> Any:
+        job = srv.job(plan_generate(req, generator, srv.limit))
+        if req.stream:
+            return StreamingResponse(
+                _stream_generate(srv, job), media_type="text/event-stream", headers=SSE_HEADERS
+            )
+        text, info = await srv.collect(job, request)
+        if info is None:  # the client went away before its turn
+            return JSONResponse({"detail": "cancelled"}, status_code=499)
+        return srv.summary(job, info, text)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": srv.model_name, "object": "model", "created": 0, "owned_by": "radon"}],
+        }
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(req: CompletionRequest, request: Request) -> Any:
+        plans = plan_completions(req, generator, srv.limit, {srv.model_name})
+        jobs = [srv.job(p) for p in plans]
+        cid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": cid, "object": "text_completion", "created": created, "model": srv.model_name}
+        if req.stream:
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(_stream_completions(srv, jobs, head, usage), media_type="text/event-stream",
+                                     headers=SSE_HEADERS)  # fmt: skip
+        done = await asyncio.gather(*(srv.collect(j, request) for j in jobs))
+        if any(info is None for _, info in done):
+            return JSONResponse({"error": {"message": "cancelled", "type": "cancelled"}}, status_code=499)
+        choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": info["finish_reason"]}
+                   for i, (text, info) in enumerate(done)]  # fmt: skip
+        prompt = sum(len(j.prompt_ids) for j in jobs)
+        completion = sum(info["completion_tokens"] for _, info in done)  # type: ignore[index]
+        return head | {"choices": choices, "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                                      "total_tokens": prompt + completion}}  # fmt: skip
+
+    return app
+
+
+async def _stream_generate(srv: Server, job: Job) -> AsyncIterator[bytes]:
+    """SSE for ``/api/v1/generate``: ``{"type": "token", ...}`` per token, then ``{"type": "done", ...}``."""
+    text = ""
+    async for item in srv.results(job):
+        if item[0] == "token":
+            text += item[2]
+            yield _sse({"type": "token", "token_id": item[1], "text": item[2]})
+        elif item[0] == "error":
+            yield _sse({"type": "error", "detail": item[1]})
+        elif item[1] is not None:
+            yield _sse({"type": "done"} | srv.summary(job, item[1], text))
+
+
+async def _stream_completions(
+    srv: Server, jobs: list[Job], head: dict[str, Any], usage: bool
+) -> AsyncIterator[bytes]:
+    """SSE chunks as OpenAI sends them, one stream per prompt in turn, then ``[DONE]``."""
+    prompt_tokens = completion_tokens = 0
+    for job in jobs:  # queued together, so they can share a batch
+        srv.scheduler.submit(job)
+    try:
+        for index, job in enumerate(jobs):
+            async for item in srv.results(job, submit=False):
+                if item[0] == "token":
+                    if item[2]:
+                        choice = {"index": index, "text": item[2], "logprobs": None, "finish_reason": None}
+                        yield _sse(head | {"choices": [choice]})
+                elif item[0] == "error":
+                    yield _sse({"error": {"message": item[1], "type": "server_error"}})
+                    return
+                elif item[1] is not None:
+                    completion_tokens += item[1]["completion_tokens"]
+                    prompt_tokens += len(job.prompt_ids)
+                    choice = {
+                        "index": index,
+                        "text": "",
+                        "logprobs": None,
+                        "finish_reason": item[1]["finish_reason"],
+                    }
+                    yield _sse(head | {"choices": [choice]})
+    finally:
+        for job in jobs:  # a client that left mid-stream cancels the prompts not yet streamed too
+            job.cancelled.set()
+    if usage:
+        yield _sse(head | {"choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                                     "total_tokens": prompt_tokens + completion_tokens}})  # fmt: skip
+    yield _sse("[DONE]")

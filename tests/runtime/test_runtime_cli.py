@@ -1,0 +1,106 @@
+"""The CLI on artifacts: ``radon generate``, ``radon serve --help``, ``radon bench`` (and ``--compare``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from radon.cli import main
+from radon.cli._app import build_parser
+from radon.cli.serve import serve
+
+
+def test_generate_on_an_artifact_records_the_providers(text_artifact, text_gen, capsys):
+    assert (
+        main(["generate", str(text_artifact), "--prompt", "Привет", "--max-new-tokens", "12", "--json"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["providers"] == ["CPUExecutionProvider"] and out["backend"].startswith("onnxruntime")
+    (want,) = text_gen.complete("Привет", 12)
+    assert (
+        out["text"] == want.text
+        and out["ids"] == want.token_ids
+        and out["finish_reason"] == want.finish_reason
+    )
+
+
+def test_generate_streams_the_same_text(text_artifact, text_gen, capsys):
+    argv = ["generate", str(text_artifact), "--prompt", "Hello", "--max-new-tokens", "10", "--stream"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == text_gen.generate_text("Hello", 10) + "\n"
+    assert "[onnxruntime (CPUExecutionProvider)]" in captured.err
+
+
+def test_generate_refuses_what_the_artifact_cannot_honour(text_artifact, capsys):
+    for flag, message in ((["--sliding-window-size", "32"], "sliding_window_size"),
+                          (["--use-flash-attention"], "use_flash_attention"),
+                          (["--max-new-tokens", "5000"], "max_position_embeddings")):  # fmt: skip
+        assert main(["generate", str(text_artifact), "--prompt", "hi", *flag]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_serve_help_lists_the_endpoints():
+    text = build_parser(serve, "radon serve").format_help()
+    for word in ("/api/v1/generate", "/v1/completions", "/health", "/metrics", "--port", "--providers"):
+        assert word in text
+
+
+def test_bench_artifact_reports_llama_bench_tests(text_artifact, capsys):
+    from radon.cli.bench import bench
+
+    assert bench([str(text_artifact)], runs=1, threads=1, prompt_tokens=8, new_tokens=8, json=True) == 0
+    report = json.loads(capsys.readouterr().out)
+    radon = report["engines"]["radon"]
+    assert set(radon["tests"]) == {"pp8", "pp128", "pp512", "tg8", "ttft_ms"}
+    assert radon["tests"]["tg8"]["median"] > 0 and radon["peak_rss_bytes"] > 0
+    assert report["bandwidth"]["gb_per_s"] > 0 and report["decode_limit_tok_s"] > 0
+    assert "before" in report["load_average"] and len(report["load_average"]["rounds"]) == 1
+
+
+def test_bench_compare_runs_available_peers_and_names_the_rest(text_artifact, tmp_path, monkeypatch, capsys):
+    """Peers from the artifact's sibling checkpoint; a missing peer venv is reported, not fatal."""
+    from radon.runtime.bench import run
+
+    monkeypatch.setenv("RADON_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RADON_BENCH_VENV", str(tmp_path / "no-venv"))
+    assert (
+        run(text_artifact, compare=True, runs=1, threads=1, prompt_tokens=8, new_tokens=8, pp_sizes=()) == 0
+    )
+    out = capsys.readouterr().out
+    assert "| transformers eager |" in out and "| RADON (ort, fp32) |" in out
+    for peer in ("optimum ORTModelForCausalLM", "onnxruntime-genai fp32", "llama.cpp f32"):
+        assert f"- {peer}: not run: " in out and "no-venv" in out
+    assert "genai did not run" in out
+
+
+def test_bench_compare_needs_the_source_checkpoint(artifacts, tmp_path, monkeypatch):
+    import shutil
+
+    from radon.errors import RadonError
+    from radon.runtime.bench import run
+
+    lonely = shutil.copytree(artifacts[("gpt2", "ort")], tmp_path / "lonely")
+    monkeypatch.setenv("RADON_BENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(RadonError, match="--compare needs the checkpoint"):
+        run(lonely, compare=True, runs=1, threads=1, prompt_tokens=4, new_tokens=4)
+
+
+def test_demo_serving_step_starts_asks_and_stops(text_artifact):
+    """The demo's serving stage: a real server on a free loopback port, one request, then stopped."""
+    import threading
+    from types import SimpleNamespace
+
+    from radon.runtime.demo_step import step_serve
+
+    said: list[str] = []
+    ctx = SimpleNamespace(outputs={"onnx": text_artifact}, quick=True, facts={}, say=said.append)
+    before = threading.active_count()
+    line = step_serve(ctx)
+    assert "radon serve answered" in line and "then stopped" in line
+    assert ctx.facts["serve"]["completion_tokens"] > 0 and ctx.facts["serve"]["providers"] == [
+        "CPUExecutionProvider"
+    ]
+    # the server and scheduler threads are joined; onnxruntime's intra-op pool may keep one of its own
+    assert threading.active_count() <= before + 1, "the server thread must be gone"
