@@ -49,15 +49,22 @@ FP16 = Thresholds(1.0, 5e-2, 0.98, 1e-3, 1e-2, 0.95, 5e-2,
                   "float16 weights and activations: ~1e-3 relative error per layer; max |d| is heavy-tailed, "
                   "so it only guards against a broken graph (> 1 logit), while KL, top-1 and perplexity gate "
                   "quality")  # fmt: skip
-# Placeholders for the quantization issue, which tunes them on the trained demo model (DESIGN.md 7).
-INT8 = Thresholds(None, None, 0.90, 5e-2, 5e-2, 0.80, 0.5,
-                  "placeholder: per-channel int8 weights + per-tensor activations; llama.cpp-style KL/top-1 "
-                  "gates, to be tuned by the quantization issue")  # fmt: skip
-INT8_DYNAMIC = Thresholds(None, None, 0.90, 5e-2, 5e-2, 0.80, 0.5,
-                          "placeholder: dynamic int8 activations; same gates as int8 until tuned")  # fmt: skip
-INT4 = Thresholds(None, None, 0.85, 1e-1, 1e-1, 0.70, 1.0,
-                  "placeholder: block-wise int4 weights (small models are fragile at 4 bits); the default recipe "
-                  "must meet this with mixed precision, to be tuned by the quantization issue")  # fmt: skip
+# Quantized precisions (tuned by the quantization issue on the trained demo model, held-out text; the
+# measurements are in docs/quantization.md). KL, top-1 and perplexity gate quality; max/mean |d logit| are
+# reported but not gated (a 4-bit logit error is large where the softmax does not care).
+INT8 = Thresholds(None, None, 0.92, 5e-3, 1e-2, 0.95, 0.5,
+                  "static Q/DQ (per-tensor int8 activations, for TensorRT): KL <= 0.005 and perplexity within 1% as "
+                  "for every int8; top-1 >= 0.92, not 0.97, because per-tensor activations flip near-ties (0.94-0.95 "
+                  "measured on the demo models with entropy calibration, KL 5e-4 to 1e-3); int8-dynamic is the CPU "
+                  "default and meets 0.97")  # fmt: skip
+INT8_DYNAMIC = Thresholds(None, None, 0.97, 5e-3, 1e-2, 0.95, 0.5,
+                          "the CPU default int8 (weights per channel, activations quantized per call): the issue's "
+                          "floor, llama.cpp Q8_0-like (KL 0.0014, 98.5% top-1 on Llama-3-8B): KL <= 0.005, top-1 "
+                          ">= 0.97, perplexity within 1%; greedy agreement with a 0.5-logit tie margin")  # fmt: skip
+INT4 = Thresholds(None, None, 0.90, 5e-2, 3e-2, 0.85, 1.0,
+                  "block-wise 4-bit weights (llama.cpp Q4_K_M costs KL 0.032, 92% top-1 on Llama-3-8B): KL <= 0.05, "
+                  "top-1 >= 0.90, perplexity within 3%; the default recipe meets it with mixed precision (auto-mixed "
+                  "KL budget 0.02), greedy agreement with a 1-logit tie margin")  # fmt: skip
 THRESHOLDS: dict[str, Thresholds] = {
     "fp32": FP32,
     "fp16": FP16,
@@ -234,7 +241,9 @@ def compare(
             f"parity: no thresholds for precision {precision!r} (known: {', '.join(THRESHOLDS)})"
         )
     limits = THRESHOLDS[precision]
-    ref = TorchReference(reference)
+    # a reference that already offers the candidate interface (the fp32 artifact behind a quantized one,
+    # radon.export.quantize.reference) is used as it is; a model is wrapped for PyTorch
+    ref = reference if callable(getattr(reference, "logits", None)) else TorchReference(reference)
     cfg = reference.config
     context = min(context, cfg.max_position_embeddings)
     streams, source = token_streams(texts, load_tokenizer(tokenizer_dir), cfg.vocab_size, max_tokens)

@@ -30,6 +30,7 @@ FORMAT_MAJOR = 1
 FORMAT = f"{FORMAT_NAME}/{FORMAT_MAJOR}"
 LOWERINGS = ("portable", "ort", "trt-plugin")
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int4")
+QUANTIZED_PRECISIONS = ("int8", "int8-dynamic", "int4")  # written by radon quantize, with a recipe
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ class Manifest:
     format: str = FORMAT
     radon_version: str = ""
     external_data: list[str] = field(default_factory=list)
-    quantization: dict[str, Any] | None = None  # the recipe; None for fp32/fp16 exports
+    # the recipe (radon.export.quantize; docs/quantization.md): precision, per-unit precisions ("layers"),
+    # int8/int4 options, calibration (text sha256, method, feeds per path), sizes, source; None for fp32/fp16
+    quantization: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # lowering options (rotary inside/outside)
     limits: dict[str, str] = field(default_factory=dict)  # what this graph cannot do, in words
     weights: dict[str, list[str]] = field(default_factory=dict)  # checkpoint tensor -> initializers
@@ -115,6 +118,11 @@ class Manifest:
     tensorrt: dict[str, Any] | None = None  # an engine folder's build record (radon.export.trt.manifest)
 
     # ---- names --------------------------------------------------------------------------------
+    @property
+    def quantized(self) -> bool:
+        """Whether ``radon quantize`` wrote this artifact (int8, int8-dynamic, int4)."""
+        return self.precision in QUANTIZED_PRECISIONS
+
     @property
     def input_names(self) -> list[str]:
         return [t.name for t in self.inputs]
@@ -180,6 +188,10 @@ class Manifest:
             raise IntegrityError(f"{MANIFEST_FILE}: lowering: unknown value {self.lowering!r}")
         if self.precision not in PRECISIONS:
             raise IntegrityError(f"{MANIFEST_FILE}: precision: unknown value {self.precision!r}")
+        if self.precision in QUANTIZED_PRECISIONS and not isinstance(self.quantization, dict):
+            raise IntegrityError(
+                f"{MANIFEST_FILE}: quantization: a {self.precision} artifact must record its recipe (radon quantize)"
+            )
         names = set(self.input_names) | set(self.output_names)
         for i in range(self.architecture.num_layers):
             for n in self.kv_cache.names(i):

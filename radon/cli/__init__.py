@@ -28,6 +28,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "convert": ("radon.cli.convert:convert", "convert Hugging Face GPT-2/Mistral folders in and out"),
     "export onnx": ("radon.cli.export:onnx", "export a checkpoint to ONNX (portable or ort attention)"),
     "export trt": ("radon.cli.export_trt:trt", "build a TensorRT engine from an fp16 or Q/DQ ONNX artifact"),
+    "calibrate": ("radon.cli.quantize:calibrate", "collect activation ranges on real text for static INT8"),
+    "quantize": ("radon.cli.quantize:quantize", "quantize an ONNX artifact to int8, int8-dynamic or int4, gated by parity"),
     "serve": ("radon.cli.serve:serve", "serve an ONNX artifact over HTTP (seed API, OpenAI completions, SSE)"),
     "parity": ("radon.cli.parity:parity", "compare an artifact with the PyTorch reference on held-out text"),
     "demo": (

@@ -1,0 +1,56 @@
+"""``radon calibrate`` as a library call: an fp32 artifact's activation ranges written to a folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnx
+
+from radon.errors import RadonError
+from radon.export.quantize.calibrate import DEFAULT_METHOD, Calibration, run_calibration
+from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
+from radon.export.quantize.reader import PATHS
+from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
+from radon.integrity import atomic_directory
+
+log = logging.getLogger(__name__)
+
+
+def calibrate_artifact(
+    artifact: str | Path,
+    out: str | Path,
+    *,
+    calibration_data: list[Path] | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    method: str = DEFAULT_METHOD,
+    paths: tuple[str, ...] = PATHS,
+    threads: int | None = None,
+    trt_version: str = DEFAULT_TRT_VERSION,
+    force: bool = False,
+) -> Calibration:
+    """Calibrate the fp32 artifact ``artifact`` on training text; ``out`` gets the table, the TensorRT
+    cache and the metadata (``calibrate.py``). ``radon quantize --calibration out`` reuses the table."""
+    from radon.export.parity_data import load_tokenizer
+    from radon.export.quantize.pipeline import _quiet_ort_logging, check_source
+    from radon.runtime.manifest import read_manifest
+    from radon.runtime.session import DecoderSession
+
+    _quiet_ort_logging()
+    artifact, out = Path(artifact), Path(out)
+    if out.exists() and not force:
+        raise RadonError(f"{out}: already exists (use --force to replace it)")
+    manifest = read_manifest(artifact)
+    model = onnx.load(str(artifact / manifest.model_file))
+    check_source(artifact, manifest, model)
+    tok = artifact / "tokenizer"
+    cal_set = load_calibration_set(calibration_data, load_tokenizer(tok if tok.is_dir() else None), samples=samples,
+                                   seq_len=seq_len, vocab_size=manifest.architecture.vocab_size)  # fmt: skip
+    session = DecoderSession(artifact, manifest=manifest, threads=threads)
+    source = {"artifact": artifact.name, "model_sha256": manifest.files[manifest.model_file]}
+    with atomic_directory(out, overwrite=force) as tmp:
+        calib = run_calibration(session, model, cal_set, tmp, method=method, paths=paths, threads=threads,
+                                trt_version=trt_version, source=source)  # fmt: skip
+    calib.folder = out
+    return calib

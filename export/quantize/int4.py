@@ -1,0 +1,265 @@
+"""INT4 weight-only, block-wise: ``MatMulNBits`` for onnxruntime, block-quantized ``DequantizeLinear`` for TensorRT.
+
+Built on onnxruntime's ``matmul_nbits_quantizer`` (``MatMulNBitsQuantizer``; its wheel needs ``onnx-ir``
+and ``ml_dtypes`` without declaring them):
+
+- ``matmulnbits`` format: every Linear ``MatMul`` becomes ``com.microsoft.MatMulNBits`` (4 bits, one
+  float scale and, asymmetric, one 4-bit zero point per ``block_size`` inputs of an output column).
+  Algorithms: ``rtn`` (onnxruntime's ``DefaultWeightOnlyQuantConfig``: round to nearest, C++ kernels),
+  ``hqq`` (``HQQWeightOnlyQuantConfig``: half-quadratic optimisation of scales and zero points, no data).
+  The embedding becomes ``com.microsoft.GatherBlockQuantized`` (4-bit blocks along the hidden axis);
+  the LM head is a Linear like any other. Kept units (mixed precision) are 8-bit ``MatMulNBits`` (the
+  embedding: 8-bit ``GatherBlockQuantized``) or stay float32.
+- ``qdq`` format, for TensorRT: ``DequantizeLinear`` with the opset-21 ``block_size`` attribute on int4
+  weights with an explicit zero zero-point (symmetric; TensorRT's weight-only INT4 takes no other),
+  feeding the float ``MatMul``: the symmetric ``MatMulNBits`` graph rewritten (``block_dq.py``), so both
+  spellings hold the same weights. The embedding and kept units stay float32 (the quantizer has no 8-bit
+  Q/DQ for MatMul, and an int4 ``Gather`` has no standard-op form that onnxruntime runs).
+
+``accuracy_level`` is ``MatMulNBits``' compute type on the CPU: 0 unset (float32), 4 = int8 activations
+per block (what onnxruntime-genai's CPU int4 uses; faster, and a little less exact).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from radon.errors import RadonError
+from radon.export.quantize.graph import EMBED_UNIT, Unit
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("rtn", "hqq")
+FORMATS = ("matmulnbits", "qdq")
+BLOCK_SIZES = (32, 64, 128)  # the CLI's choices; llama.cpp and genai use 32
+KEEP_PRECISIONS = ("int8", "fp32")
+QDQ_OPSET = 21  # DequantizeLinear's block_size attribute and int4 types
+
+
+@dataclass(frozen=True)
+class Int4Options:
+    """How the 4-bit units are quantized; recorded in the manifest's recipe."""
+
+    block_size: int = 32
+    algorithm: str = "rtn"
+    symmetric: bool = False
+    accuracy_level: int = 4
+    fmt: str = "matmulnbits"
+    quantize_embedding: bool = True
+    keep_precision: str = "int8"  # what a kept unit becomes: int8 (8-bit MatMulNBits) or fp32
+
+    def check(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise RadonError(f"--algorithm: must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.fmt not in FORMATS:
+            raise RadonError(f"--int4-format: must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+        if self.block_size not in BLOCK_SIZES:
+            raise RadonError(
+                f"--block-size: must be one of {', '.join(map(str, BLOCK_SIZES))}, got {self.block_size}"
+            )
+        if self.keep_precision not in KEEP_PRECISIONS:
+            raise RadonError(f"--keep-precision: must be int8 or fp32, got {self.keep_precision!r}")
+        if self.fmt == "qdq" and self.algorithm != "rtn":
+            raise RadonError(
+                "--int4-format qdq: only --algorithm rtn writes Q/DQ (onnxruntime's HQQ is MatMulNBits only)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_block_size(units: list[Unit], block_size: int) -> None:
+    """Refuse a block size that does not divide a unit's blocked dimension, naming the unit."""
+    for u in units:
+        if u.block_dim % block_size:
+            what = "input dimension" if u.op_type == "MatMul" else "hidden size"
+            divisors = [b for b in BLOCK_SIZES if u.block_dim % b == 0]
+            raise RadonError(
+                f"--block-size {block_size} does not divide {u.name}'s {what} {u.block_dim}; "
+                f"choose one of {', '.join(map(str, divisors)) or 'none (no supported block size fits)'}"
+            )
+
+
+@dataclass
+class Plan:
+    """Which unit gets which precision."""
+
+    int4: list[str]
+    int8: list[str] = field(default_factory=list)
+    fp32: list[str] = field(default_factory=list)
+
+    def precision_of(self, name: str) -> str:
+        return "int4" if name in self.int4 else "int8" if name in self.int8 else "fp32"
+
+
+def import_nbits_quantizer() -> Any:
+    """``onnxruntime.quantization.matmul_nbits_quantizer``, imported without reconfiguring logging.
+
+    The module calls ``logging.basicConfig(level=INFO)`` at import, which would turn on INFO for every
+    logger of a library user: the root logger is restored, and onnxruntime's quantization loggers (one
+    INFO line per node) are set to WARNING.
+    """
+    import sys
+
+    name = "onnxruntime.quantization.matmul_nbits_quantizer"
+    if name not in sys.modules:
+        root = logging.getLogger()
+        level, handlers = root.level, list(root.handlers)
+        __import__(name)
+        for h in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(h)
+        root.setLevel(level)
+    for logger in list(logging.root.manager.loggerDict):
+        if logger.startswith("onnxruntime.quantization"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
+    return sys.modules[name]
+
+
+def _quantizer(model: onnx.ModelProto, config: Any, exclude: list[str], opts: Int4Options) -> onnx.ModelProto:
+    q = import_nbits_quantizer().MatMulNBitsQuantizer(model, block_size=opts.block_size, is_symmetric=opts.symmetric,
+                             accuracy_level=opts.accuracy_level or None, nodes_to_exclude=exclude,
+                             algo_config=config)  # fmt: skip
+    q.process()
+    return q.model.model
+
+
+def _matmul_config(bits: int, opts: Int4Options) -> Any:
+    from onnxruntime.quantization import QuantFormat
+
+    nbits = import_nbits_quantizer()
+    DefaultWeightOnlyQuantConfig, HQQWeightOnlyQuantConfig = (  # noqa: N806
+        nbits.DefaultWeightOnlyQuantConfig, nbits.HQQWeightOnlyQuantConfig,
+    )  # fmt: skip
+
+    if bits == 4 and opts.algorithm == "hqq":
+        return HQQWeightOnlyQuantConfig(block_size=opts.block_size, bits=4, op_types_to_quantize=("MatMul",))
+    return DefaultWeightOnlyQuantConfig(
+        block_size=opts.block_size, is_symmetric=opts.symmetric or opts.fmt == "qdq",
+        accuracy_level=opts.accuracy_level or None, quant_format=QuantFormat.QOperator,
+        op_types_to_quantize=("MatMul",), bits=bits,
+    )  # fmt: skip
+
+
+def _quantize_embedding(model: onnx.ModelProto, unit: Unit, opts: Int4Options) -> None:
+    """Replace the embedding ``Gather`` by ``GatherBlockQuantized`` (4-bit blocks along hidden), in place.
+
+    Calls the quantizer's per-node method rather than ``process()``, which would also force the default
+    domain to opset 21 (``ReduceMean`` changed form in 18, so an opset-17 graph would become invalid).
+    """
+    nbits = import_nbits_quantizer()
+    cfg = nbits.DefaultWeightOnlyQuantConfig(block_size=opts.block_size, is_symmetric=opts.symmetric,
+                                       op_types_to_quantize=("Gather",), quant_axes=(("Gather", 1),), bits=4)  # fmt: skip
+    quantizer = nbits.DefaultWeightOnlyQuantizer(cfg)
+    graph = model.graph
+    for k, node in enumerate(graph.node):
+        if node.name == unit.node:
+            new = quantizer.quantize(node, [graph])
+            graph.node.remove(node)
+            for j, n in enumerate(new):
+                graph.node.insert(k + j, n)
+            break
+    used = {i for n in graph.node for i in n.input}
+    for init in [t for t in graph.initializer if t.name == unit.weight and t.name not in used]:
+        graph.initializer.remove(init)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    model.ir_version = max(model.ir_version, 10)  # int4 initializers need IR 10
+
+
+def embedding_int8(model: onnx.ModelProto, unit: Unit, opts: Int4Options) -> None:
+    """Replace the embedding ``Gather`` by an 8-bit ``GatherBlockQuantized`` (``bits=8``), in place.
+
+    onnxruntime's quantizer writes 4-bit ``GatherBlockQuantized`` only; its kernel also takes 8 bits
+    (uint8 data, one scale and zero point per block along hidden). The encoding is the asymmetric block
+    scheme of the quantizer's ``quantize_ndarray`` with 255 levels, in numpy.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    w = numpy_helper.to_array(inits[unit.weight]).astype(np.float32)
+    vocab, hidden = w.shape
+    bs = opts.block_size
+    blocks = w.reshape(vocab, hidden // bs, bs)
+    lo = np.minimum(blocks.min(-1, keepdims=True), 0.0)
+    hi = np.maximum(blocks.max(-1, keepdims=True), 0.0)
+    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0).astype(np.float32)
+    zp = np.clip(np.round(-lo / scale), 0, 255)
+    q = np.clip(np.round(blocks / scale + zp), 0, 255).astype(np.uint8)
+    base = unit.weight
+    graph.initializer.extend([
+        numpy_helper.from_array(q.reshape(vocab, hidden), f"{base}_Q8"),
+        numpy_helper.from_array(scale.reshape(vocab, hidden // bs), f"{base}_scales"),
+        numpy_helper.from_array(zp.reshape(vocab, hidden // bs).astype(np.uint8), f"{base}_zero_points"),
+    ])  # fmt: skip
+    for k, node in enumerate(graph.node):
+        if node.name == unit.node:
+            new = helper.make_node(
+                "GatherBlockQuantized", [f"{base}_Q8", node.input[1], f"{base}_scales", f"{base}_zero_points"],
+                list(node.output), name=f"{node.name}_Q8", domain="com.microsoft", gather_axis=0, quantize_axis=1,
+                block_size=bs, bits=8,
+            )  # fmt: skip
+            graph.node.remove(node)
+            graph.node.insert(k, new)
+            break
+    graph.initializer.remove(inits[unit.weight])
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    model.ir_version = max(model.ir_version, 10)
+
+
+def quantize_int4(
+    model: onnx.ModelProto, units: list[Unit], plan: Plan, opts: Int4Options
+) -> onnx.ModelProto:
+    """A copy of ``model`` with ``plan.int4`` units at 4 bits, ``plan.int8`` at 8 bits, the rest float32."""
+    opts.check()
+    plan = effective_plan(plan, opts)
+    by_name = {u.name: u for u in units}
+    matmuls = [u for u in units if u.op_type == "MatMul"]
+    check_block_size([by_name[n] for n in plan.int4 + plan.int8], opts.block_size)
+    if opts.fmt == "qdq":
+        if plan.int8:
+            raise RadonError(
+                "--int4-format qdq: kept units stay float32 (no 8-bit Q/DQ MatMul); use --keep-precision fp32"
+            )
+        default = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if default < QDQ_OPSET:
+            raise RadonError(
+                f"--int4-format qdq: block-quantized DequantizeLinear needs opset {QDQ_OPSET}; this artifact is "
+                f"opset {default}. Re-export it with: radon export onnx CKPT --attention portable --opset {QDQ_OPSET}"
+            )
+    out = copy.deepcopy(model)
+    four = [u for u in matmuls if u.name in plan.int4]
+    if four:
+        out = _quantizer(out, _matmul_config(4, opts), [u.node for u in matmuls if u not in four], opts)
+    eight = [u for u in matmuls if u.name in plan.int8]
+    if eight:
+        out = _quantizer(out, _matmul_config(8, opts), [u.node for u in matmuls if u not in eight], opts)
+    embed = by_name.get(EMBED_UNIT)
+    if embed is not None and EMBED_UNIT in plan.int4:
+        _quantize_embedding(out, embed, opts)
+    elif embed is not None and EMBED_UNIT in plan.int8:
+        embedding_int8(out, embed, opts)
+    if opts.fmt == "qdq":
+        from radon.export.quantize.block_dq import matmulnbits_to_dq
+
+        matmulnbits_to_dq(out)
+    return out
+
+
+def effective_plan(plan: Plan, opts: Int4Options) -> Plan:
+    """The plan as written: an embedding that cannot be block-quantized here (``--no-embedding``, or the
+    ``qdq`` format: an int4 ``Gather`` has no standard-op form onnxruntime runs) is float32."""
+    if (EMBED_UNIT in plan.int4 or EMBED_UNIT in plan.int8) and (
+        not opts.quantize_embedding or opts.fmt == "qdq"
+    ):
+        return Plan([n for n in plan.int4 if n != EMBED_UNIT], [n for n in plan.int8 if n != EMBED_UNIT],
+                    [*plan.fp32, EMBED_UNIT])  # fmt: skip
+    return plan

@@ -1,0 +1,74 @@
+"""INT8 through onnxruntime's quantizers: static explicit Q/DQ, and dynamic (weights only).
+
+- **static** (``--precision int8``): ``onnxruntime.quantization.quantize_static`` in ``QuantFormat.QDQ``,
+  weights per output channel (``MatMul`` axis 1) and symmetric, activations per tensor and symmetric
+  (TensorRT's INT8 is symmetric, so the same Q/DQ graph serves onnxruntime and TensorRT), ranges from
+  ``calibrate.py``'s table (``calibration_cache_path``), so calibration runs once.
+- **dynamic** (``--precision int8-dynamic``): ``quantize_dynamic``, weights per channel in int8 and
+  activations quantized at run time per tensor from their own min/max (onnxruntime's
+  ``DynamicQuantizeMatMul``/``MatMulInteger``): no calibration, onnxruntime only.
+
+Only the Linear ``MatMul``s with a constant weight are quantized (``graph.units_of``): attention,
+norms, rotary and the KV cache stay float32, so the cache and the decode step's numerics are the
+float graph's. The embedding ``Gather`` stays float32 in static Q/DQ (a Q/DQ pair on it would
+dequantize the whole table every step); int8-dynamic, which is onnxruntime-only anyway, stores it as an
+8-bit ``GatherBlockQuantized`` (``int4.embedding_int8``; ``--no-embedding`` keeps it float32). Following onnxruntime's guide, S8S8 QDQ is its CPU default.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from radon.export.quantize.calibrate import ort_method
+from radon.export.quantize.graph import Unit
+
+log = logging.getLogger(__name__)
+
+
+def static_options() -> dict[str, Any]:
+    """``extra_options`` of the static quantizer; recorded in the recipe."""
+    return {
+        "ActivationSymmetric": True, "WeightSymmetric": True, "MatMulConstBOnly": True,
+        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+    }  # fmt: skip
+
+
+def quantize_static_int8(
+    typed_model: Path, out: Path, units: list[Unit], keep: list[str], table: Path, method: str
+) -> dict[str, Any]:
+    """Static Q/DQ INT8 of every Linear in ``units`` but ``keep``; returns the recipe's int8 section."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
+    quantize_static(
+        str(typed_model), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=False, activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8, nodes_to_quantize=nodes, calibrate_method=ort_method(method),
+        extra_options=static_options(), calibration_cache_path=str(table),
+    )  # fmt: skip
+    return {
+        "format": "QDQ", "tool": "onnxruntime.quantization.quantize_static", "weights": "int8, per channel, symmetric",
+        "activations": "int8, per tensor, symmetric, static (calibrated)", "method": method,
+        "quantized": [u.name for u in units if u.node in nodes], "extra_options": static_options(),
+    }  # fmt: skip
+
+
+def quantize_dynamic_int8(typed_model: Path, out: Path, units: list[Unit], keep: list[str],
+                          per_channel: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Dynamic INT8 (weights int8, activations at run time) of every Linear in ``units`` but ``keep``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
+    extra = {"MatMulConstBOnly": True}
+    quantize_dynamic(
+        str(typed_model), str(out), op_types_to_quantize=["MatMul"], per_channel=per_channel,
+        reduce_range=False, weight_type=QuantType.QInt8, nodes_to_quantize=nodes, extra_options=extra,
+    )  # fmt: skip
+    return {
+        "format": "dynamic", "tool": "onnxruntime.quantization.quantize_dynamic",
+        "weights": f"int8, {'per channel' if per_channel else 'per tensor'}, symmetric",
+        "activations": "uint8, per tensor, quantized at run time", "quantized": [u.name for u in units if u.node in nodes],
+        "extra_options": extra,
+    }  # fmt: skip

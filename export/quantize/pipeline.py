@@ -1,0 +1,399 @@
+"""``radon quantize``: an fp32 artifact -> a gated INT8 / INT8-dynamic / INT4 artifact with its own manifest.
+
+Stages: refuse what cannot be quantized (an artifact that is already quantized, fp16, a bad block size,
+an unknown ``--keep``), calibrate on training text (static INT8; INT4 for sensitivity), quantize with
+onnxruntime's tools (``int8.py``, ``int4.py``), mixed precision (``sensitivity.py``), then parity
+against the fp32 artifact and, with ``reference``, against the PyTorch checkpoint. Each precision has
+its thresholds (``radon.export.parity.THRESHOLDS``); failing them raises ``QualityGateError`` and nothing
+is written, unless ``parity=False``. Everything is built in a temporary sibling folder and renamed into
+place at the end (``radon.integrity.atomic_directory``), as ``radon export onnx`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from radon.errors import RadonError
+from radon.export.quantize import calibrate as cal
+from radon.export.quantize.calibrate import DEFAULT_METHOD
+from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
+from radon.export.quantize.graph import EMBED_UNIT, Unit, quantized_ops, resolve_keep, units_of, weight_bytes
+from radon.export.quantize.int4 import (
+    Int4Options,
+    Plan,
+    check_block_size,
+    effective_plan,
+    embedding_int8,
+    quantize_int4,
+)
+from radon.export.quantize.int8 import quantize_dynamic_int8, quantize_static_int8
+from radon.export.quantize.sensitivity import (
+    DEFAULT_SENSITIVITY_SAMPLES,
+    Budget,
+    LogitsProbe,
+    MixedResult,
+    auto_mixed,
+)
+from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
+from radon.integrity import atomic_directory, hash_files, list_files, sha256_file
+from radon.runtime.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("int8", "int8-dynamic", "int4")
+# The shipped INT4 recipe ("auto"): keep the most KL-sensitive units at 8 bits until the mean KL on
+# calibration text is at most DEFAULT_INT4_BUDGET *and* at most half the all-4-bit KL, never growing the
+# model past DEFAULT_MAX_SIZE_RATIO of the fp32 artifact. 0.01 is a fifth of the int4 gate's KL (0.05):
+# held-out text, which calibration never saw, keeps a margin. Halving the 4-bit error makes the recipe
+# mixed on every model, also one that plain round-to-nearest already fits (docs/quantization.md).
+DEFAULT_INT4_BUDGET = 0.01
+DEFAULT_RELATIVE_BUDGET = 0.5
+DEFAULT_MAX_SIZE_RATIO = 0.30
+PEER_FILES = ("config.json", "generation_config.json", "genai_config.json")
+PARITY_REPORT = "parity.md"
+
+
+@dataclass
+class QuantizeResult:
+    """Where the quantized artifact went, its manifest, parity results and the mixed-precision record."""
+
+    path: Path
+    manifest: Manifest
+    parity: Any = None  # the gating ParityResult (against the reference, else the fp32 artifact)
+    parity_fp32: Any = None  # against the fp32 artifact
+    mixed: MixedResult | None = None
+    sizes: dict[str, Any] = field(default_factory=dict)
+
+
+def check_source(artifact: Path, manifest: Manifest, model: onnx.ModelProto) -> None:
+    """Refuse an artifact that is already quantized, or not float32, with a message that says what to do."""
+    ops = quantized_ops(model)
+    if manifest.precision in PRECISIONS or manifest.quantization or ops:
+        what = manifest.precision if manifest.precision in PRECISIONS else f"its graph has {', '.join(ops)}"
+        raise RadonError(
+            f"{artifact}: already quantized ({what}); quantize the fp32 artifact it came from "
+            "(radon export onnx CKPT --out DIR), not a quantized one"
+        )
+    if manifest.precision != "fp32":
+        raise RadonError(
+            f"{artifact}: a {manifest.precision} artifact; quantization starts from float32 weights: "
+            "export with --dtype fp32"
+        )
+
+
+def _model_size(folder: Path, manifest: Manifest) -> int:
+    return sum((folder / f).stat().st_size for f in [manifest.model_file, *manifest.external_data])
+
+
+def _quiet_ort_logging() -> None:
+    """onnxruntime's quantizers imported without touching the root logger (``int4.import_nbits_quantizer``)."""
+    from radon.export.quantize.int4 import import_nbits_quantizer
+
+    import_nbits_quantizer()
+
+
+def _opsets(model: onnx.ModelProto) -> dict[str, int]:
+    return {
+        ("ai.onnx" if o.domain in ("", "ai.onnx") else o.domain): int(o.version) for o in model.opset_import
+    }
+
+
+def _save(model: onnx.ModelProto, folder: Path, model_file: str, threshold: int) -> list[str]:
+    from radon.export.build import DATA_FILE
+
+    if model.ByteSize() > threshold:
+        onnx.save_model(model, str(folder / model_file), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=DATA_FILE, size_threshold=1024)  # fmt: skip
+        return [model_file, DATA_FILE]
+    onnx.save_model(model, str(folder / model_file))
+    return [model_file]
+
+
+def quantize_artifact(
+    artifact: str | Path,
+    out: str | Path,
+    *,
+    precision: str,
+    calibration_data: list[Path] | None = None,
+    calibration: str | Path | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    method: str = DEFAULT_METHOD,
+    block_size: int = 32,
+    keep: list[str] | None = None,
+    auto_mixed_budget: float | str | None = "auto",
+    max_size_ratio: float | None = DEFAULT_MAX_SIZE_RATIO,
+    int4: Int4Options | None = None,
+    reference: str | Path | None = None,
+    parity: bool = True,
+    texts: list[Path] | None = None,
+    force: bool = False,
+    threads: int | None = None,
+    trt_version: str = DEFAULT_TRT_VERSION,
+    sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES,
+    parity_options: dict[str, Any] | None = None,
+) -> QuantizeResult:
+    """Quantize the fp32 artifact ``artifact`` into ``out`` (see the module docstring).
+
+    ``auto_mixed_budget`` (int4): ``"auto"`` (the shipped recipe, above), a mean-KL budget on calibration
+    text, or None: every unit but ``keep`` at 4 bits (plain round-to-nearest). ``max_size_ratio``: the
+    auto-mixed size cap (weight bytes over the fp32 artifact's). ``int4`` carries the 4-bit options
+    (algorithm, format, symmetric, accuracy level, embedding, keep precision); ``block_size`` overrides
+    its block size and also sets int8-dynamic's embedding blocks. ``calibration``: a folder
+    written by ``radon calibrate`` whose table static INT8 reuses. Raises RadonError (bad input) or
+    QualityGateError (parity), and then writes nothing.
+    """
+    from radon.export.parity_data import load_tokenizer
+    from radon.runtime.session import DecoderSession
+
+    _quiet_ort_logging()
+    if precision not in PRECISIONS:
+        raise RadonError(f"--precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    artifact, out = Path(artifact), Path(out)
+    if out.exists() and not force:
+        raise RadonError(f"{out}: already exists (use --force to replace it)")
+    if out.resolve() == artifact.resolve():
+        raise RadonError(f"--out: {out} is the source artifact; write the quantized one elsewhere")
+    manifest = read_manifest(artifact)  # verifies every file's sha256
+    model = onnx.load(str(artifact / manifest.model_file))
+    check_source(artifact, manifest, model)
+    units = units_of(model)
+    if not units:
+        raise RadonError(f"{artifact}: no Linear MatMul on a named weight found; not a RADON decoder graph")
+    kept_names = resolve_keep(keep or [], units)
+    opts = Int4Options(**{**(int4.to_dict() if int4 else {}), "block_size": block_size})
+    if precision == "int4":
+        opts.check()
+        if opts.fmt == "qdq" and manifest.lowering == "ort" and int4 is not None and int4.fmt == "qdq":
+            log.warning("--int4-format qdq on an ort artifact: TensorRT cannot parse GroupQueryAttention; "
+                        "quantize the portable artifact for TensorRT")  # fmt: skip
+        check_block_size([u for u in units if u.name not in kept_names and _blocked(u, opts)], block_size)
+    if reference is not None and not Path(reference).is_dir():
+        raise RadonError(f"--reference: {reference}: no such checkpoint folder")
+    tok_dir = artifact / "tokenizer"
+    tokenizer = load_tokenizer(tok_dir if tok_dir.is_dir() else None)
+    needs_text = (precision == "int8" and calibration is None) or precision == "int4"
+    cal_set = None
+    if needs_text:
+        cal_set = load_calibration_set(calibration_data, tokenizer, samples=samples, seq_len=seq_len,
+                                       vocab_size=manifest.architecture.vocab_size)  # fmt: skip
+    elif calibration_data:
+        log.warning(
+            "--calibration-data is not used by %s", precision if precision != "int8" else "--calibration"
+        )
+    start = time.perf_counter()
+    session = DecoderSession(artifact, manifest=manifest, threads=threads)
+    source_model_sha = manifest.files[manifest.model_file]
+    recipe: dict[str, Any] = {"precision": precision, "units": len(units)}
+    mixed: MixedResult | None = None
+    with (
+        atomic_directory(out, overwrite=force) as tmp,
+        tempfile.TemporaryDirectory(prefix="radon-quant-") as work,
+    ):
+        work_dir = Path(work)
+        typed = cal.save_typed_model(model, work_dir) if precision != "int4" else None
+        if precision == "int8":
+            if calibration is not None:
+                calib = cal.Calibration.load(calibration)
+                if calib.meta.get("source", {}).get("model_sha256") != source_model_sha:
+                    raise RadonError(
+                        f"--calibration: {calibration} was made for another model than {artifact}"
+                    )
+                for name in (cal.CALIBRATION_TABLE, cal.TRT_CACHE, cal.CALIBRATION_META):
+                    shutil.copy2(Path(calibration) / name, tmp / name)
+                calib = cal.Calibration(tmp, calib.method, calib.meta)
+            else:
+                calib = cal.run_calibration(
+                    session, model, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
+                    source={"artifact": artifact.name, "model_sha256": source_model_sha},
+                )  # fmt: skip
+            q_path = work_dir / "quantized.onnx"
+            recipe["int8"] = quantize_static_int8(typed, q_path, units, kept_names, calib.table, calib.method)
+            recipe["calibration"] = calib.meta | {"table": cal.CALIBRATION_TABLE}
+            qmodel = onnx.load(str(q_path))
+        elif precision == "int8-dynamic":
+            q_path = work_dir / "quantized.onnx"
+            recipe["int8"] = quantize_dynamic_int8(typed, q_path, units, kept_names)
+            recipe["calibration"] = None
+            qmodel = onnx.load(str(q_path))
+            recipe["int8"]["embedding"] = _dynamic_embedding(qmodel, units, kept_names, opts)
+        else:
+            budget = _budget(auto_mixed_budget, max_size_ratio, weight_bytes(model))
+            qmodel, mixed, plan = _int4(model, units, kept_names, opts, manifest, cal_set, budget,
+                                        sensitivity_samples, threads)  # fmt: skip
+            recipe["int4"] = opts.to_dict() | {
+                "tool": "onnxruntime.quantization.matmul_nbits_quantizer",
+                "ops": "MatMulNBits + GatherBlockQuantized" if opts.fmt == "matmulnbits" else "DequantizeLinear(block_size) + MatMul",
+            }  # fmt: skip
+            recipe["layers"] = {u.name: plan.precision_of(u.name) for u in units}
+            recipe["mixed"] = mixed.to_dict() if mixed else None
+            recipe["calibration"] = cal_set.to_dict() | {"use": "sensitivity and the auto-mixed KL budget"}
+        recipe["keep"] = kept_names
+        _check(qmodel, manifest.lowering, precision)
+        from radon.export.build import EXTERNAL_DATA_THRESHOLD
+
+        written = _save(qmodel, tmp, manifest.model_file, EXTERNAL_DATA_THRESHOLD)
+        del qmodel
+        for name in PEER_FILES:
+            if (artifact / name).is_file():
+                shutil.copy2(artifact / name, tmp / name)
+        if (artifact / "tokenizer").is_dir():
+            shutil.copytree(artifact / "tokenizer", tmp / "tokenizer")
+        sizes = {
+            "fp32_bytes": _model_size(artifact, manifest),
+            "bytes": sum((tmp / f).stat().st_size for f in written),
+        }
+        sizes["ratio"] = round(sizes["bytes"] / sizes["fp32_bytes"], 4)
+        recipe["sizes"] = sizes
+        recipe["source"] = {"artifact": artifact.name, "model_sha256": source_model_sha,
+                            "manifest_sha256": sha256_file(artifact / MANIFEST_FILE), "lowering": manifest.lowering}  # fmt: skip
+        recipe["seconds"] = round(time.perf_counter() - start, 2)
+        qm = Manifest.from_dict(manifest.to_dict())
+        qm.precision = precision
+        qm.quantization = recipe
+        qm.opset = _opsets(onnx.load(str(tmp / manifest.model_file), load_external_data=False))
+        qm.external_data = written[1:]
+        qm.tools = {**manifest.tools, **_tool_versions()}
+        qm.validation = {"quantized": "see parity: quantized graphs are gated by KL, top-1 and perplexity"}
+        qm.parity = None
+        qm.files = hash_files(tmp, list_files(tmp, exclude=[MANIFEST_FILE]))
+        write_manifest(tmp, qm)
+        result = QuantizeResult(tmp, qm, mixed=mixed, sizes=sizes)
+        if parity:
+            _parity(result, artifact, manifest, reference, texts, threads, parity_options or {})
+        else:
+            qm.parity = {"skipped": "quantized with --no-parity"}
+        qm.files = hash_files(tmp, list_files(tmp, exclude=[MANIFEST_FILE]))
+        write_manifest(tmp, qm)
+    result.path = out
+    log.info(
+        "quantized %s (%s) to %s: %d -> %d bytes",
+        artifact,
+        precision,
+        out,
+        sizes["fp32_bytes"],
+        sizes["bytes"],
+    )
+    return result
+
+
+def _dynamic_embedding(model: onnx.ModelProto, units: list[Unit], kept: list[str], opts: Int4Options) -> str:
+    """int8-dynamic is onnxruntime-only, so its embedding can be an 8-bit ``GatherBlockQuantized`` too."""
+    embed = next((u for u in units if u.name == EMBED_UNIT), None)
+    if embed is None or EMBED_UNIT in kept or not opts.quantize_embedding:
+        return "float32"
+    if embed.block_dim % opts.block_size:
+        log.warning("int8-dynamic: hidden size %d is not a multiple of --block-size %d; embedding left float32",
+                    embed.block_dim, opts.block_size)  # fmt: skip
+        return "float32"
+    embedding_int8(model, embed, opts)
+    return f"uint8 blocks of {opts.block_size} along hidden, asymmetric (GatherBlockQuantized bits=8)"
+
+
+def _budget(value: float | str | None, max_size_ratio: float | None, fp32_bytes: int) -> Budget | None:
+    """The auto-mixed stopping rule for ``auto_mixed_budget`` (see ``DEFAULT_INT4_BUDGET``)."""
+    if value is None:
+        return None
+    cap = int(max_size_ratio * fp32_bytes) if max_size_ratio else None
+    if value == "auto":
+        return Budget(DEFAULT_INT4_BUDGET, DEFAULT_RELATIVE_BUDGET, cap)
+    if isinstance(value, str) or value <= 0:
+        raise RadonError(f"--auto-mixed: a positive mean-KL budget or auto, got {value!r}")
+    return Budget(float(value), None, cap)
+
+
+def _blocked(u: Unit, opts: Int4Options) -> bool:
+    """Whether a unit is block-quantized at all under ``opts`` (the embedding only in matmulnbits format)."""
+    return u.name != EMBED_UNIT or (opts.quantize_embedding and opts.fmt == "matmulnbits")
+
+
+def _int4(model: onnx.ModelProto, units: list[Unit], kept: list[str], opts: Int4Options, manifest: Manifest,
+          cal_set: Any, budget: Budget | None, sensitivity_samples: int,
+          threads: int | None) -> tuple[onnx.ModelProto, MixedResult, Plan]:  # fmt: skip
+    """INT4 with the user's ``--keep`` and, with a budget, ``auto_mixed``'s choice of units kept wider."""
+    keep_precision = "fp32" if opts.fmt == "qdq" else opts.keep_precision
+    blocked = [u for u in units if _blocked(u, opts)]
+
+    def build(four: list[str], eight: list[str], fp32: list[str]) -> onnx.ModelProto:
+        four = [n for n in four if any(u.name == n for u in blocked)]
+        return quantize_int4(model, units, Plan(four, eight, fp32), opts)
+
+    probe = LogitsProbe(manifest, cal_set.samples[:sensitivity_samples], threads)
+    try:
+        reference = probe.logits(model)
+        mixed, qmodel = auto_mixed(build, blocked, probe, reference, budget=budget,
+                                   keep=dict.fromkeys(kept, keep_precision), keep_precision=keep_precision)  # fmt: skip
+    finally:
+        probe.close()
+    plan = effective_plan(Plan([u.name for u in blocked if u.name not in mixed.kept],
+                               [n for n, p in mixed.kept.items() if p == "int8"],
+                               [n for n, p in mixed.kept.items() if p == "fp32"] + [u.name for u in units if u not in blocked]), opts)  # fmt: skip
+    return qmodel, mixed, plan
+
+
+def _check(model: onnx.ModelProto, lowering: str, precision: str) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise RadonError(
+            f"quantize: the {precision} graph fails onnx's checker (please report): {exc}"
+        ) from None
+
+
+def _tool_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("onnxruntime", "onnx", "onnx-ir", "ml_dtypes"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, reference: str | Path | None,
+            texts: list[Path] | None, threads: int | None, options: dict[str, Any]) -> None:  # fmt: skip
+    """Parity against the fp32 artifact and, given, the checkpoint; gate on the checkpoint's when there is one."""
+    from radon.export.parity import OnnxCandidate, compare, gate
+    from radon.export.parity_report import write_report
+    from radon.export.quantize.reference import ArtifactReference
+
+    tmp, qm = result.path, result.manifest
+    candidate = OnnxCandidate(tmp, threads=threads, manifest=qm)
+    tok = artifact / "tokenizer"
+    tok_dir = tok if tok.is_dir() else None
+    vs_fp32 = compare(candidate, ArtifactReference(artifact, threads=threads, manifest=manifest), texts=texts,
+                      tokenizer_dir=tok_dir, reference_name=f"{artifact.name} (fp32 artifact)", **options)  # fmt: skip
+    result.parity_fp32 = vs_fp32
+    primary = vs_fp32
+    if reference is not None:
+        from radon.checkpoint import checkpoint_digest, load_model
+
+        ref_dir = Path(reference)
+        ckpt_tok = ref_dir / "tokenizer"
+        primary = compare(candidate, load_model(ref_dir), texts=texts, tokenizer_dir=ckpt_tok if ckpt_tok.is_dir() else tok_dir,
+                          reference_name=ref_dir.name, **options)  # fmt: skip
+        if manifest.source.get("checkpoint_sha256") != checkpoint_digest(ref_dir):
+            primary.warnings.append(
+                f"the fp32 artifact was exported from a different checkpoint than {ref_dir.name}"
+            )
+    result.parity = primary
+    strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "histogram"}  # noqa: E731
+    qm.parity = strip(primary) | {
+        "against": "checkpoint" if reference is not None else "fp32 artifact",
+        "fp32_artifact": {k: strip(vs_fp32)[k] for k in ("reference", "metrics", "failures", "passed")},
+    }  # fmt: skip
+    if reference is None:
+        qm.parity["checkpoint"] = "not measured: pass --reference CKPT"
+    gate(vs_fp32)
+    gate(primary)
+    write_report(primary, tmp / PARITY_REPORT)

@@ -1,0 +1,164 @@
+"""``radon calibrate`` and ``radon quantize``: INT8 / INT4 artifacts with quality gates (docs/quantization.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from radon.cli._app import Opt
+
+
+def calibrate(
+    artifact: Annotated[Path, Opt(metavar="ARTIFACT")],
+    *,
+    out: Annotated[Path, Opt(metavar="DIR")],
+    calibration_data: Annotated[list[Path] | None, Opt(metavar="FILE")] = None,
+    samples: int = 64,
+    seq_len: int = 128,
+    method: Literal["minmax", "entropy", "percentile"] = "entropy",
+    trt_version: str = "10.9.0",
+    threads: int | None = None,
+    force: bool = False,
+) -> int:
+    """Measure an fp32 artifact's activation ranges on training text (the first half of radon quantize).
+
+    Every sample runs through both graph paths: the prompt (prefill, empty past) and one decode token
+    with a past. Writes onnxruntime's calibration table (calibration.json, which radon quantize
+    --calibration DIR reuses), a TensorRT calibration cache (calibration.cache, for TensorRT 10's legacy
+    implicit INT8) and calibration_meta.json (text hashes, method, feeds per path).
+
+    Args:
+        artifact: an fp32 artifact folder (radon export onnx).
+        out: the folder to write.
+        calibration_data: training text files (default: ../shared/data/{ru,en,code}.txt or $RADON_DATA;
+            never the held-out eval/ texts).
+        samples: calibration samples (each feeds prefill and decode).
+        seq_len: tokens per sample.
+        method: onnxruntime's calibration method.
+        trt_version: the TensorRT version named in the cache header (TensorRT ignores a cache for another).
+        threads: onnxruntime intra-op threads.
+        force: replace an existing output folder.
+    """
+    from radon.export.quantize import calibrate_artifact
+
+    c = calibrate_artifact(artifact, out, calibration_data=calibration_data, samples=samples, seq_len=seq_len,
+                           method=method, threads=threads, trt_version=trt_version, force=force)  # fmt: skip
+    d = c.meta["data"]
+    print(f"wrote {c.folder}: {c.meta['tensors']} tensors, {c.method}, {d['samples']} samples x {d['seq_len']} "
+          f"tokens ({d['source']}), feeds {c.meta['paths']}, sha256 {d['sha256'][:12]}")  # fmt: skip
+    return 0
+
+
+def quantize(
+    artifact: Annotated[Path, Opt(metavar="ARTIFACT")],
+    *,
+    precision: Literal["int8", "int8-dynamic", "int4"],
+    out: Annotated[Path, Opt(metavar="DIR")],
+    calibration_data: Annotated[list[Path] | None, Opt(metavar="FILE")] = None,
+    calibration: Annotated[Path | None, Opt(metavar="DIR")] = None,
+    samples: int = 64,
+    seq_len: int = 128,
+    method: Literal["minmax", "entropy", "percentile"] = "entropy",
+    block_size: Literal[32, 64, 128] = 32,
+    keep: Annotated[list[str] | None, Opt(metavar="LAYER")] = None,
+    auto_mixed: Annotated[float | None, Opt(metavar="BUDGET")] = None,
+    no_auto_mixed: bool = False,
+    max_size_ratio: float = 0.30,
+    keep_precision: Literal["int8", "fp32"] = "int8",
+    algorithm: Literal["rtn", "hqq"] = "rtn",
+    int4_format: Literal["matmulnbits", "qdq"] | None = None,
+    symmetric: bool = False,
+    accuracy_level: Literal[0, 4] = 4,
+    no_embedding: bool = False,
+    reference: Annotated[Path | None, Opt(metavar="CKPT")] = None,
+    text: Annotated[list[Path] | None, Opt(metavar="FILE")] = None,
+    no_parity: bool = False,
+    trt_version: str = "10.9.0",
+    threads: int | None = None,
+    force: bool = False,
+) -> int:
+    """Quantize an fp32 artifact to INT8 (static Q/DQ or dynamic) or INT4 (block-wise, mixed precision).
+
+    int8: weights per channel, activations per tensor, explicit Q/DQ calibrated on training text (prefill
+    and decode); also writes a TensorRT calibration cache. int8-dynamic: weights int8, activations
+    quantized at run time (onnxruntime only; the recommended CPU INT8). int4: weight-only MatMulNBits
+    (+ GatherBlockQuantized for the embedding) for onnxruntime, or block-quantized DequantizeLinear for
+    TensorRT (--int4-format qdq, the default on a portable artifact); by default the most KL-sensitive
+    layers are kept at 8 bits until the mean KL on calibration text is at most 0.01 and at most half
+    that of the all-4-bit model, within 0.30x the fp32 size. Parity against the
+    fp32 artifact (and --reference) gates each precision; a failure exits 1 and writes nothing.
+
+    Args:
+        artifact: an fp32 artifact folder (radon export onnx).
+        precision: int8 (static Q/DQ), int8-dynamic, int4.
+        out: the quantized artifact folder to create.
+        calibration_data: training text files (default: ../shared/data/{ru,en,code}.txt; never eval/).
+        calibration: a folder from radon calibrate whose ranges int8 reuses.
+        samples: calibration samples.
+        seq_len: tokens per calibration sample.
+        method: int8 calibration method.
+        block_size: int4 block size (inputs per scale); must divide every quantized input dimension.
+        keep: layers never quantized to 4 bits: a unit (layers.3.mlp.fc_in), a layer (layers.3), lm_head,
+            embed_tokens; for int8, units left float32.
+        auto_mixed: int4: a mean-KL budget on calibration text. Default: the shipped recipe, KL at most 0.01
+            and at most half the all-4-bit KL.
+        no_auto_mixed: int4: quantize every unit but --keep to 4 bits (plain round-to-nearest).
+        max_size_ratio: int4 auto-mixed: never keep a unit that grows the model past this fraction of the
+            fp32 artifact (0 = no cap).
+        keep_precision: what a kept int4 unit becomes.
+        algorithm: int4 algorithm: rtn (round to nearest) or hqq (half-quadratic, no data).
+        int4_format: matmulnbits (onnxruntime) or qdq (TensorRT); default by the artifact's lowering.
+        symmetric: int4: symmetric blocks (no zero point).
+        accuracy_level: int4 MatMulNBits compute: 4 = int8 activations per block (fast), 0 = float32.
+        no_embedding: int4 and int8-dynamic: leave the embedding float32 (else 4-bit, resp. 8-bit blocks).
+        reference: the checkpoint the artifact was exported from: parity against it too (gating).
+        text: held-out text files for parity (default: the eval texts).
+        no_parity: skip parity (and its gate).
+        trt_version: int8: TensorRT version named in the calibration cache header.
+        threads: onnxruntime intra-op threads.
+        force: replace an existing output folder.
+    """
+    from radon.errors import RadonError
+    from radon.export.quantize import Int4Options, quantize_artifact
+    from radon.runtime.manifest import read_manifest
+
+    if auto_mixed is not None and no_auto_mixed:
+        raise RadonError("give --auto-mixed BUDGET or --no-auto-mixed, not both")
+    if auto_mixed is not None and (auto_mixed <= 0 or precision != "int4"):
+        raise RadonError(
+            f"--auto-mixed: a positive mean-KL budget for --precision int4, got {auto_mixed} for {precision}"
+        )
+    budget = None if no_auto_mixed else (auto_mixed if auto_mixed is not None else "auto")
+    fmt = int4_format
+    if fmt is None and precision == "int4":
+        fmt = "qdq" if read_manifest(artifact, verify=False).lowering == "portable" else "matmulnbits"
+    opts = Int4Options(block_size=block_size, algorithm=algorithm, symmetric=symmetric, accuracy_level=accuracy_level,
+                       fmt=fmt or "matmulnbits", quantize_embedding=not no_embedding, keep_precision=keep_precision)  # fmt: skip
+    r = quantize_artifact(
+        artifact, out, precision=precision, calibration_data=calibration_data, calibration=calibration,
+        samples=samples, seq_len=seq_len, method=method, block_size=block_size, keep=keep, auto_mixed_budget=budget,
+        max_size_ratio=max_size_ratio or None, int4=opts, reference=reference, parity=not no_parity, texts=text, force=force, threads=threads,
+        trt_version=trt_version,
+    )  # fmt: skip
+    s = r.sizes
+    print(f"wrote {r.path} ({precision}): {s['bytes'] / 1e6:.2f} MB, {s['ratio']:.3f}x the fp32 artifact")
+    if r.mixed is not None:
+        m = r.mixed
+        kept = ", ".join(f"{k} ({v})" for k, v in m.kept.items()) or "none"
+        print(f"int4: mean KL on calibration text {m.kl_all_int4:.4g} with every unit but --keep at 4 bits -> {m.kl_final:.4g} "
+              f"(budget {m.budget if m.budget is None else f'{m.budget:.4g}'}); kept: {kept}")  # fmt: skip
+        for st in m.steps:
+            what = f"skipped ({st.skipped})" if st.skipped else f"KL after {st.kl_after:.4g}"
+            print(f"  kept {st.unit:<24} {st.precision}: own KL {st.sensitivity_kl:.4g}, {what}, "
+                  f"+{st.bytes_added / 1e3:.1f} kB")  # fmt: skip
+    if r.parity is not None:
+        for label, res in (("fp32 artifact", r.parity_fp32), ("checkpoint", r.parity if reference else None)):
+            if res is None:
+                continue
+            p = res.metrics
+            print(f"parity vs {label}: passed; top-1 {p['top1_agreement']:.4f}, KL {p['kl_mean']:.2e}, "
+                  f"ppl change {p['ppl_change']:+.3%}, greedy {p['greedy_agreement']:.3f}")  # fmt: skip
+        print(f"report: {r.path / 'parity.md'}")
+    else:
+        print("parity: skipped (--no-parity)")
+    return 0

@@ -1,0 +1,61 @@
+"""INT8: static Q/DQ and dynamic artifacts that pass their gates, run in the runtime, and carry a valid manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+
+@pytest.mark.parametrize("precision", ["int8", "int8-dynamic"])
+def test_int8_artifact_passes_its_gate_and_runs(quantized, fp32: dict[str, Path], precision: str) -> None:
+    from radon.runtime.manifest import read_manifest
+    from radon.runtime.session import DecoderSession
+
+    r = quantized(precision, precision=precision)
+    assert r.parity.passed and r.parity_fp32.passed
+    m = read_manifest(r.path)  # verifies every file's sha256
+    assert m.precision == precision and m.quantization["precision"] == precision
+    assert m.parity["passed"] and m.parity["against"] == "checkpoint" and m.parity["fp32_artifact"]["passed"]
+    assert m.inputs == read_manifest(fp32["ort"]).inputs and m.outputs == read_manifest(fp32["ort"]).outputs
+    assert {"model.onnx", "parity.md", "config.json", "genai_config.json"} <= set(m.files)
+    assert any(f.startswith("tokenizer/") for f in m.files)
+    sizes = m.quantization["sizes"]
+    # static int8 keeps the embedding float32 (Q/DQ for TensorRT); int8-dynamic stores it in 8-bit blocks
+    assert sizes["bytes"] < (0.6 if precision == "int8" else 0.4) * sizes["fp32_bytes"]
+    # the runtime's session runs it unchanged: greedy past the window with the rolling buffer
+    s = DecoderSession(r.path, threads=1)
+    out = s.greedy(np.array([[1, 40, 41, 42]]), 12)
+    assert out.shape == (1, 16)
+    model = onnx.load(str(r.path / "model.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    if precision == "int8":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        # weights per output channel: one scale per column of each Linear
+        inits = {t.name: t for t in model.graph.initializer}
+        w_dq = [
+            n
+            for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized")
+        ]
+        assert w_dq and all(inits[n.input[1]].dims[0] > 1 for n in w_dq)
+        assert {"calibration.json", "calibration.cache", "calibration_meta.json"} <= set(m.files)
+        cal = m.quantization["calibration"]
+        assert cal["paths"]["prefill"] == cal["paths"]["decode"] == 16
+        assert cal["data"]["files"] and len(cal["data"]["sha256"]) == 64
+    else:
+        assert "QuantizeLinear" not in ops and ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+        assert "GatherBlockQuantized" in ops and "bits=8" in m.quantization["int8"]["embedding"]
+        assert m.quantization["calibration"] is None
+
+
+def test_int8_reuses_a_calibration_folder(quantized, fp32: dict[str, Path], qroot: Path) -> None:
+    from radon.export.quantize import calibrate_artifact, quantize_artifact
+
+    cal = calibrate_artifact(fp32["ort"], qroot / "cal_ort", samples=8, seq_len=32, threads=1)
+    r = quantize_artifact(fp32["ort"], qroot / "int8_from_cal", precision="int8", calibration=cal.folder,
+                          parity=False, threads=1)  # fmt: skip
+    assert r.manifest.quantization["calibration"]["data"]["sha256"] == cal.meta["data"]["sha256"]
+    assert r.manifest.parity == {"skipped": "quantized with --no-parity"}
