@@ -1,38 +1,42 @@
-"""``radon demo``: the whole pipeline on a small model.
+"""``radon demo``: the README's main command, the whole pipeline on a small model (radon/demo.py).
 
-Foundation stage: build a small Mistral, save it as a checkpoint, load it back (hashes checked) and
-generate from it with and without the KV cache. Later stages (tokenizer, training, export, quantize,
-parity, serving) are added here as they land.
+Steps so far: train the tokenizer, train the model, evaluate it against gzip and a unigram model,
+generate for a Russian, an English and a code prompt. Later stages register themselves in radon/demo.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+from radon.cli._app import Opt
 
 
-def demo(*, out: Path = Path("radon-demo"), quick: bool = False, force: bool = True) -> int:
+def demo(
+    *,
+    out: Path = Path("radon-demo"),
+    quick: bool = False,
+    data: Annotated[Path | None, Opt(metavar="DIR")] = None,
+    force: bool = True,
+) -> int:
     """Run the whole pipeline on a small model and print where each output is.
+
+    With ../shared/data (or --data DIR, laid out the same way) the demo trains on those corpora and
+    compares the model's bits per byte with gzip and a unigram model; on a fresh clone it trains on a
+    built-in corpus and says that the run is a smoke run. It leaves DIR/checkpoint/ (with tokenizer/),
+    DIR/eval.md, DIR/samples.md and DIR/demo.json.
 
     Args:
         out: the folder for the demo's outputs.
-        quick: the reduced mode CI runs (same steps, less work).
+        quick: the reduced mode CI runs (every step, much less work, no quality claim).
+        data: a data folder laid out like ../shared/data (default: ../shared/data or $RADON_DATA).
         force: replace outputs of an earlier run.
     """
-    import torch
+    from radon.demo import QUICK_RECIPE, RECIPE, DemoContext, resolve_data, run_demo
 
-    from radon import HybridTransformerModel, ModelConfig, load_model, save_checkpoint
-
-    torch.manual_seed(0)
-    cfg = ModelConfig.from_json("tiny_mistral")
-    print(f"[1/3] building a {cfg.model_type} model ({cfg.num_layers} layers, window {cfg.sliding_window})")
-    model = HybridTransformerModel(cfg)
-    ckpt = save_checkpoint(model, out / "checkpoint", overwrite=force)
-    print(f"[2/3] checkpoint: {ckpt}")
-    model = load_model(ckpt)
-    prompt = torch.tensor([[cfg.bos_token_id, 10, 11, 12]])
-    new = 8 if quick else 3 * cfg.sliding_window
-    cached = model.generate(prompt, max_new_tokens=new, ignore_eos=True)
-    uncached = model.generate(prompt, max_new_tokens=new, ignore_eos=True, use_cache=False)
-    print(f"[3/3] generated ids (untrained model, no tokenizer yet): {cached[0, 4:].tolist()}")
-    print(f"      rolling KV cache == full recompute: {torch.equal(cached, uncached)}")
-    return 0 if torch.equal(cached, uncached) else 1
+    recipe = QUICK_RECIPE if quick else RECIPE
+    print(f"radon demo{' --quick' if quick else ''}: outputs in {out}")
+    data_dir, smoke = resolve_data(data, out, print)
+    ctx = DemoContext(out=out, quick=quick, recipe=recipe, data_dir=data_dir, smoke=smoke, force=force)
+    run_demo(ctx)
+    return 0

@@ -1,0 +1,118 @@
+"""``radon bench``: one verb, two exclusive modes.
+
+- ``radon bench ARTIFACT [--compare]``: the runtime's speed against peers (``radon.runtime.bench``,
+  imported only when this mode runs);
+- ``radon bench --architectures CONFIG_A CONFIG_B``: the seed's GPT-2 against Mistral comparison in
+  PyTorch (``radon.bench_architectures``).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from radon.cli._app import Opt
+
+
+def bench(
+    targets: Annotated[list[str], Opt(metavar="TARGET")],
+    *,
+    architectures: bool = False,
+    compare: bool = False,
+    batch: int = 1,
+    prompt_tokens: int = 128,
+    new_tokens: int = 128,
+    runs: int = 3,
+    rounds: int = 2,
+    device: str = "cpu",
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+    threads: int = 0,
+    kv_context: int = 32768,
+    reference: Annotated[Path | None, Opt(metavar="CKPT")] = None,
+    spinning: bool = False,
+    cache: str | None = None,
+    json: bool = False,
+) -> int:
+    """Benchmark an artifact's runtime speed, or two model architectures in PyTorch.
+
+    radon bench ARTIFACT [--compare]              the edge runtime on an exported artifact
+    radon bench --architectures CONFIG_A CONFIG_B GPT-2 vs Mistral (the seed's benchmark_mistral)
+
+    A CONFIG is a file or preset, optionally with overrides: small:model_type=mistral,tie_word_embeddings=true
+    is the Mistral twin of the seed's GPT-2 `small`. Each architecture is measured in its own process
+    with random weights: prefill and decode tokens/s, weight bytes, KV-cache bytes, peak memory.
+
+    Args:
+        targets: ARTIFACT (an artifact folder), or with --architectures CONFIG_A CONFIG_B.
+        architectures: compare two model configs in PyTorch (exclusive with an ARTIFACT and --compare).
+        compare: with an ARTIFACT, also run the peers (optimum, onnxruntime-genai, llama.cpp).
+        batch: sequences per batch.
+        prompt_tokens: prompt length in tokens.
+        new_tokens: tokens generated per sequence.
+        runs: timed runs per process (the best is reported for --architectures; see radon.runtime.bench).
+        rounds: alternating A/B processes per config (--architectures).
+        device: cpu, cuda or cuda:N (--architectures).
+        dtype: weights and activations dtype (--architectures).
+        threads: torch threads (0 = torch's default).
+        kv_context: context for the computed fp16 KV-cache column (--architectures).
+        reference: the checkpoint the peers are built from (ARTIFACT mode; default: found beside it).
+        spinning: let onnxruntime's idle threads spin (ARTIFACT mode).
+        cache: the runtime's KV engine, ring or copy; comma-separated runs an A/B (ARTIFACT mode).
+        json: print JSON instead of a Markdown table.
+    """
+    from radon.errors import RadonError
+
+    if architectures:
+        if compare:
+            raise RadonError(
+                "--compare belongs to `radon bench ARTIFACT`; it does not apply to --architectures"
+            )
+        if reference is not None or spinning or cache is not None:
+            raise RadonError("--reference, --spinning and --cache belong to `radon bench ARTIFACT`")
+        if len(targets) != 2:
+            raise RadonError(
+                f"--architectures takes exactly two configs (CONFIG_A CONFIG_B), got {len(targets)}"
+            )
+        from radon.bench_architectures import BenchSettings, format_report
+        from radon.bench_architectures import compare as compare_architectures
+
+        settings = BenchSettings(batch=batch, prompt=prompt_tokens, new_tokens=new_tokens, runs=runs, rounds=rounds,
+                                 device=device, dtype=dtype, threads=threads, kv_context=kv_context)  # fmt: skip
+        results = compare_architectures(targets[0], targets[1], settings)
+        if json:
+            print(jsonlib.dumps({"settings": settings.__dict__, "results": results}, indent=2))
+        else:
+            print(format_report(results, settings))
+        return 0
+    if len(targets) != 1:
+        raise RadonError(
+            f"give one ARTIFACT folder (or --architectures CONFIG_A CONFIG_B), got {len(targets)} arguments"
+        )
+    import importlib
+
+    try:
+        runtime_bench = importlib.import_module("radon.runtime.bench")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("radon.runtime", "radon.runtime.bench"):
+            raise RadonError(
+                "radon bench ARTIFACT: the runtime benchmark (radon.runtime.bench) is not in this build yet; "
+                "`radon bench --architectures CONFIG_A CONFIG_B` is available"
+            ) from None
+        raise
+    return int(
+        runtime_bench.run(
+            Path(targets[0]),
+            compare=compare,
+            batch=batch,
+            prompt_tokens=prompt_tokens,
+            new_tokens=new_tokens,
+            runs=runs,
+            threads=threads,
+            json=json,
+            reference=reference,
+            spinning=spinning,
+            cache=cache,
+        )  # fmt: skip
+        or 0
+    )

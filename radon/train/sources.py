@@ -1,0 +1,77 @@
+"""Where training text and the tokenizer come from: the ``--data`` forms and a tokenizer trained on the fly.
+
+``--data`` takes ``ru=FILE,en=FILE,code=FILE`` (a language may repeat), a folder laid out like
+``../shared/data`` (its ``ru.txt``, ``en.txt``, ``code.txt``; never its ``eval/``), or one file (the
+seed's ``--data_path``), whose language is read from its name (``ru*``, ``en*``, ``code*``) or is
+``text``. With no ``--data``, ``../shared/data`` (or ``$RADON_DATA``) is used when present.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from radon.errors import RadonError
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_SAMPLE_BYTES = 2_000_000  # per language, for a tokenizer trained on the fly
+
+
+def parse_data(spec: str | None) -> dict[str, list[Path]]:
+    """The ``--data`` value as {language: [files]}; RadonError names a missing file or folder."""
+    from radon.data import corpus_files, find_data_dir
+    from radon.evaluate import guess_lang
+
+    if spec is None:
+        folder = find_data_dir(None)
+        if folder is None:
+            raise RadonError(
+                "--data: no data folder found (../shared/data or $RADON_DATA); pass --data ru=FILE,en=FILE,code=FILE"
+            )
+        return {lang: [p] for lang, p in corpus_files(folder).items()}
+    spec = spec.strip()
+    if not spec:
+        raise RadonError("--data: empty")
+    if "=" not in spec and "," not in spec and Path(spec).is_dir():
+        folder = find_data_dir(spec)
+        assert folder is not None
+        return {lang: [p] for lang, p in corpus_files(folder).items()}
+    out: dict[str, list[Path]] = {}
+    for part in spec.split(","):
+        lang, sep, name = part.partition("=")
+        if not sep:
+            name, lang = lang, ""
+        path = Path(name.strip())
+        if not path.is_file():
+            raise RadonError(f"--data: {path}: no such file")
+        if not lang:
+            lang = guess_lang(path)
+            lang = "text" if lang == "other" else lang
+        out.setdefault(lang.strip(), []).append(path)
+    return out
+
+
+def auto_tokenizer(
+    files: Mapping[str, Sequence[Path]], vocab_size: int, report: Callable[[str], None] | None = None
+) -> Any:
+    """Train a tokenizer of ``vocab_size`` ids on a sample of the training files (never eval text).
+
+    The hybrid (Unigram ru + BPE en/code) when Russian and other text are present, else one BPE.
+    """
+    from radon.data import sample_text
+    from radon.tokenizer import train_bpe, train_hybrid
+
+    say = report or log.info
+    texts = {
+        lang: "".join(sample_text(p, TOKENIZER_SAMPLE_BYTES // len(paths)) for p in paths)
+        for lang, paths in files.items()
+    }
+    if "ru" in texts and len(texts) > 1:
+        en = texts.get("en", "") + "".join(t for k, t in texts.items() if k not in ("ru", "en", "code"))
+        say(f"no --tokenizer: training a hybrid tokenizer of {vocab_size} ids on a sample of the data")
+        return train_hybrid(texts["ru"], en, texts.get("code", ""), vocab_size)
+    say(f"no --tokenizer: training a byte-level BPE of {vocab_size} ids on a sample of the data")
+    return train_bpe(list(texts.values()), vocab_size)
