@@ -42,7 +42,8 @@ def quantize_static_int8(
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
-    quantize_static(
+    without_preprocessing_advice(
+        quantize_static,
         str(typed_model), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=False, activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8, nodes_to_quantize=nodes, calibrate_method=ort_method(method),
@@ -55,6 +56,24 @@ def quantize_static_int8(
     }  # fmt: skip
 
 
+class _NoPreprocessingAdvice(logging.Filter):
+    """onnxruntime's quantizers warn on the root logger to run its shape-inference pre-processing; RADON's
+    graphs are built typed (``typed_model``), so the advice does not apply and only alarms users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consider to run pre-processing" not in record.getMessage()
+
+
+def without_preprocessing_advice(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    root = logging.getLogger()
+    quiet = _NoPreprocessingAdvice()
+    root.addFilter(quiet)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        root.removeFilter(quiet)
+
+
 def quantize_dynamic_int8(typed_model: Path, out: Path, units: list[Unit], keep: list[str],
                           per_channel: bool = True) -> dict[str, Any]:  # fmt: skip
     """Dynamic INT8 (weights int8, activations at run time) of every Linear in ``units`` but ``keep``."""
@@ -62,7 +81,8 @@ def quantize_dynamic_int8(typed_model: Path, out: Path, units: list[Unit], keep:
 
     nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
     extra = {"MatMulConstBOnly": True}
-    quantize_dynamic(
+    without_preprocessing_advice(
+        quantize_dynamic,
         str(typed_model), str(out), op_types_to_quantize=["MatMul"], per_channel=per_channel,
         reduce_range=False, weight_type=QuantType.QInt8, nodes_to_quantize=nodes, extra_options=extra,
     )  # fmt: skip

@@ -23,8 +23,10 @@ def demo(
 
     With ../shared/data (or --data DIR, laid out the same way) the demo trains on those corpora and
     compares the model's bits per byte with gzip and a unigram model; on a fresh clone it trains on a
-    built-in corpus and says that the run is a smoke run. It leaves DIR/checkpoint/ (with tokenizer/),
-    DIR/eval.md, DIR/samples.md and DIR/demo.json.
+    built-in corpus and says that the run is a smoke run. Then it exports the model to ONNX, quantizes
+    it to INT8 and INT4, checks every artifact against the PyTorch reference, and serves one request.
+    It leaves DIR/checkpoint/ (with tokenizer/), DIR/onnx/, DIR/onnx-int8/, DIR/onnx-int4/,
+    DIR/parity.md, DIR/eval.md, DIR/samples.md and DIR/demo.json.
 
     Args:
         out: the folder for the demo's outputs.
