@@ -368,7 +368,9 @@ def step_parity(ctx: DemoContext) -> str:
     """Gather every artifact's parity into ``DIR/parity.md`` (each step already gated on its own)."""
     from radon.demo_parity import write_parity_summary
 
-    held_out = ", ".join(p.name for p in sorted((ctx.data_dir / "eval").glob("*_eval.txt"))) or "synthetic ids"
+    held_out = (
+        ", ".join(p.name for p in sorted((ctx.data_dir / "eval").glob("*_eval.txt"))) or "synthetic ids"
+    )
     source = f"{held_out} ({'built-in smoke corpus' if ctx.smoke else ctx.data_dir})"
     path = write_parity_summary(ctx.out, ctx.facts, source)
     ctx.outputs["parity report"] = path
@@ -376,15 +378,17 @@ def step_parity(ctx: DemoContext) -> str:
 
 
 def _register_pipeline_stages() -> None:
-    """The stages after generation: export, quantize, parity, serve (each module imports its extras lazily)."""
+    """The stages after generation: export, quantize, parity, serve, triton (each module imports its extras lazily)."""
     from radon.export.demo_step import register_demo_step as export_stage
     from radon.export.quantize.demo_step import register_demo_step as quantize_stage
+    from radon.model_repository.demo_step import register_demo_step as triton_stage
     from radon.runtime.demo_step import step_serve
 
     export_stage(register, Step)
     quantize_stage(register, Step)
     register(Step("parity", "parity: every artifact against the reference -> DIR/parity.md", step_parity))
     register(Step("serve", "serve: start radon serve on DIR/onnx, send one request, stop it", step_serve))
+    triton_stage(register, Step)
 
 
 _register_pipeline_stages()

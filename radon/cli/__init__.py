@@ -24,17 +24,38 @@ VERBS: dict[str, tuple[str, str]] = {
         "fertility, bytes per token, unknown rate, round trip, speed",
     ),
     "tokenizer encode": ("radon.cli.tokenizer:encode", "encode text and print the ids and pieces"),
-    "train": ("radon.cli.train:train", "train a model on a weighted ru/en/code mixture (resumable checkpoints)"),
+    "train": (
+        "radon.cli.train:train",
+        "train a model on a weighted ru/en/code mixture (resumable checkpoints)",
+    ),
     "eval": ("radon.cli.eval:evaluate", "perplexity and bits per byte per file and language, with baselines"),
     "generate": ("radon.cli.generate:generate", "generate text from a checkpoint or an ONNX artifact"),
     "convert": ("radon.cli.convert:convert", "convert Hugging Face GPT-2/Mistral folders in and out"),
     "export onnx": ("radon.cli.export:onnx", "export a checkpoint to ONNX (portable or ort attention)"),
     "export trt": ("radon.cli.export_trt:trt", "build a TensorRT engine from an fp16 or Q/DQ ONNX artifact"),
     "calibrate": ("radon.cli.quantize:calibrate", "collect activation ranges on real text for static INT8"),
-    "quantize": ("radon.cli.quantize:quantize", "quantize an ONNX artifact to int8, int8-dynamic or int4, gated by parity"),
-    "serve": ("radon.cli.serve:serve", "serve an ONNX artifact over HTTP (seed API, OpenAI completions, SSE)"),
+    "quantize": (
+        "radon.cli.quantize:quantize",
+        "quantize an ONNX artifact to int8, int8-dynamic or int4, gated by parity",
+    ),
+    "serve": (
+        "radon.cli.serve:serve",
+        "serve an ONNX artifact over HTTP (seed API, OpenAI completions, SSE)",
+    ),
     "parity": ("radon.cli.parity:parity", "compare an artifact with the PyTorch reference on held-out text"),
-    "bench": ("radon.cli.bench:bench", "runtime speed of an artifact against peers, or --architectures A B in PyTorch"),
+    "triton build": (
+        "radon.cli.triton:build",
+        "generate a Triton model repository from an artifact's manifest",
+    ),
+    "triton serve": (
+        "radon.cli.triton:serve",
+        "run a real tritonserver on a model repository (loopback by default)",
+    ),
+    "client": ("radon.cli.triton:client", "talk to a Triton generate model over HTTP or gRPC (tritonclient)"),
+    "bench": (
+        "radon.cli.bench:bench",
+        "runtime speed of an artifact against peers, or --architectures A B in PyTorch",
+    ),
     "demo": (
         "radon.cli.demo:demo",
         "the whole pipeline on a small model, ending in text and a parity report",

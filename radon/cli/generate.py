@@ -81,7 +81,9 @@ def generate(
     if providers is not None:
         from radon.errors import RadonError
 
-        raise RadonError("--providers: only ONNX artifacts run on onnxruntime providers; this is a checkpoint")
+        raise RadonError(
+            "--providers: only ONNX artifacts run on onnxruntime providers; this is a checkpoint"
+        )
     if threads is not None:
         import torch
 

@@ -30,6 +30,7 @@ SHRINK = {
 SKIPPED = {
     "radon serve": "a server runs until stopped: tests/runtime start it on a loopback port",
     "radon triton": "needs the Triton server env: tests/triton",
+    "radon client": "needs a running tritonserver: tests/triton/test_triton_server.py",
     "radon bench": "--compare needs the peer venv: tests/runtime (slow, peers)",
     "radon convert": "needs a Hugging Face folder: tests/foundation/test_hf_parity.py",
 }

@@ -1,0 +1,265 @@
+"""Requests to the Triton generate model: TensorRT-LLM's ensemble names, checked before anything runs.
+
+The inputs are the names that TensorRT-LLM's Triton ensemble made common
+(``triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt`` in TensorRT-LLM), so existing
+clients work: ``text_input`` (BYTES), ``max_tokens`` (INT32), ``stream`` (BOOL), ``temperature``,
+``top_p``, ``repetition_penalty`` (FP32), ``top_k`` (INT32), ``stop_words`` (BYTES, a list) and
+``seed`` (UINT64; TensorRT-LLM calls it ``random_seed``), giving ``text_output`` (BYTES). Triton's
+generate extension (``/v2/models/<m>/generate``) maps a JSON body's keys onto these inputs; a key that
+is not an input arrives as a request *parameter*, and is refused here by name, never ignored.
+
+A request is checked in two steps, so that a batch of prompts is tokenized in one call in between:
+
+- ``read_fields(inputs, parameters)``: one value per input, the ranges, unknown parameters;
+- ``plan_request(fields, prompt_ids, ...)``: the token budget against the context and the server's
+  limit, and what the artifact cannot honour (``radon.runtime.params``).
+
+Every refusal is a ``RequestError`` whose message starts with the input's name; the generate model
+returns it as ``TritonError(INVALID_ARG)``, which Triton sends as HTTP 400 or a gRPC error. Torch-free,
+and free of Triton: plain numpy arrays in, so the checks are tested outside the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from radon.errors import RadonError
+from radon.runtime.manifest import Manifest
+from radon.runtime.params import make_params
+
+RESERVED_PREFIX = "triton_"  # request parameters Triton itself sets (e.g. triton_enable_empty_final_response)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One input or output of the generate model, as its config.pbtxt declares it (batch dim excluded)."""
+
+    name: str
+    data_type: str  # Triton's config type: TYPE_STRING, TYPE_INT32, TYPE_FP32, TYPE_BOOL, TYPE_UINT64
+    dims: tuple[int, ...]
+    optional: bool
+    doc: str
+
+
+GENERATE_INPUTS: tuple[FieldSpec, ...] = (
+    FieldSpec("text_input", "TYPE_STRING", (1,), False, "the prompt, UTF-8"),
+    FieldSpec("max_tokens", "TYPE_INT32", (1,), False, "new tokens to generate, >= 1"),
+    FieldSpec("stream", "TYPE_BOOL", (1,), True, "one response per token (default false: one response)"),
+    FieldSpec("temperature", "TYPE_FP32", (1,), True, "0 = greedy (the default); > 0 samples"),
+    FieldSpec("top_k", "TYPE_INT32", (1,), True, "keep the k most likely tokens; 0 = off"),
+    FieldSpec("top_p", "TYPE_FP32", (1,), True, "nucleus sampling mass in (0, 1]; 1 = off"),
+    FieldSpec("repetition_penalty", "TYPE_FP32", (1,), True, "> 0; 1 = off"),
+    FieldSpec("stop_words", "TYPE_STRING", (-1,), True, "strings that end the text (cut before them)"),
+    FieldSpec("seed", "TYPE_UINT64", (1,), True, "seed of the sampler (a request with a seed runs alone)"),
+)
+GENERATE_OUTPUT = FieldSpec("text_output", "TYPE_STRING", (1,), False, "the text (one piece per response)")
+INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in GENERATE_INPUTS)
+_KINDS = {"TYPE_STRING": "OSU", "TYPE_INT32": "iu", "TYPE_UINT64": "iu", "TYPE_FP32": "fiu", "TYPE_BOOL": "b"}
+MAX_STOP_WORDS = 4  # as radon serve (OpenAI's limit)
+
+
+class RequestError(RadonError):
+    """A request the generate model refuses; ``param`` names the input (None: the request as a whole)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass
+class GenerateFields:
+    """One request's inputs, read and range-checked (the prompt is not tokenized yet)."""
+
+    text: str
+    max_tokens: int
+    stream: bool = False
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    stop_words: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The runtime's generation parameters (``radon.runtime.params`` names)."""
+        return {
+            "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty, "seed": self.seed,
+        }  # fmt: skip
+
+
+@dataclass
+class GeneratePlan:
+    """What the batch runner needs for one request."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    params: dict[str, Any]  # temperature, top_k, top_p, repetition_penalty, seed
+    stop_strings: list[str]
+    stream: bool
+
+    def batch_key(self) -> tuple | None:
+        """Plans with equal keys may share a batch; None runs alone (a seed or a repetition penalty,
+        which would see the batch's padding: the rule of ``radon serve``'s scheduler)."""
+        if self.params.get("seed") is not None or self.params.get("repetition_penalty", 1.0) != 1.0:
+            return None
+        return tuple(sorted((k, repr(v)) for k, v in self.params.items()))
+
+
+def _one(name: str, value: np.ndarray, spec: FieldSpec) -> Any:
+    """The single value of a (1,) or (1, 1) input; a batch of several prompts in one request is refused."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in _KINDS[spec.data_type]:
+        raise RequestError(f"{name}: expected {spec.data_type[5:]}, got {arr.dtype}", name)
+    if arr.size != 1:
+        raise RequestError(
+            f"{name}: expected one value per request, got shape {list(arr.shape)} (send one request per prompt)",
+            name,
+        )
+    return arr.reshape(-1)[0]
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError(f"{name}: not valid UTF-8 ({exc})", name) from None
+    return str(value)
+
+
+def parse_parameters(parameters: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """Triton's request parameters (a JSON string in the python backend) as a dict."""
+    if parameters is None or parameters == "":
+        return {}
+    if isinstance(parameters, str):
+        try:
+            parameters = json.loads(parameters)
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"parameters: not JSON ({exc})") from None
+    if not isinstance(parameters, Mapping):
+        raise RequestError("parameters: expected an object")
+    return dict(parameters)
+
+
+def read_fields(inputs: Mapping[str, np.ndarray | None],
+                parameters: Mapping[str, Any] | str | None = None) -> GenerateFields:  # fmt: skip
+    """Check one request's inputs (name -> numpy array, None when absent) and parameters.
+
+    Refused, naming the input: a missing required input, a value of the wrong kind, more than one
+    value per scalar input, an empty ``text_input``, ``max_tokens`` <= 0, ``temperature`` < 0,
+    ``top_k`` < 0, ``top_p`` outside (0, 1], ``repetition_penalty`` <= 0, more than
+    ``MAX_STOP_WORDS`` or empty stop words, and any request parameter that is not an input.
+    """
+    unknown = sorted(k for k in parse_parameters(parameters) if not k.startswith(RESERVED_PREFIX))
+    unknown += sorted(k for k in inputs if k not in INPUT_NAMES)
+    if unknown:
+        raise RequestError(
+            f"{unknown[0]}: not a parameter of the generate model (it takes {', '.join(INPUT_NAMES)})",
+            unknown[0],
+        )
+    values: dict[str, Any] = {}
+    for spec in GENERATE_INPUTS:
+        value = inputs.get(spec.name)
+        if value is None:
+            if not spec.optional:
+                raise RequestError(f"{spec.name}: required", spec.name)
+            continue
+        if spec.name == "stop_words":
+            arr = np.asarray(value)
+            if arr.size and arr.dtype.kind not in "OSU":
+                raise RequestError(f"stop_words: expected strings, got {arr.dtype}", "stop_words")
+            values["stop_words"] = [_text("stop_words", v) for v in arr.reshape(-1)]
+        else:
+            values[spec.name] = _one(spec.name, value, spec)
+    text = _text("text_input", values.pop("text_input"))
+    if not text.strip():
+        raise RequestError("text_input: the prompt is empty", "text_input")
+    fields = GenerateFields(
+        text=text, max_tokens=int(values.pop("max_tokens")), stream=bool(values.pop("stream", False)),
+        temperature=float(values.pop("temperature", 0.0)), top_k=int(values.pop("top_k", 0)),
+        top_p=float(values.pop("top_p", 1.0)), repetition_penalty=float(values.pop("repetition_penalty", 1.0)),
+        stop_words=values.pop("stop_words", []),
+        seed=None if "seed" not in values else int(values.pop("seed")),
+    )  # fmt: skip
+    if fields.max_tokens <= 0:
+        raise RequestError(f"max_tokens: must be > 0, got {fields.max_tokens}", "max_tokens")
+    if fields.seed is not None and not 0 <= fields.seed < 2**64:
+        raise RequestError(f"seed: must be in [0, 2**64), got {fields.seed}", "seed")
+    if len(fields.stop_words) > MAX_STOP_WORDS or any(not s for s in fields.stop_words):
+        raise RequestError(f"stop_words: up to {MAX_STOP_WORDS} non-empty strings", "stop_words")
+    try:
+        make_params(max_new_tokens=fields.max_tokens, **fields.params())
+    except RadonError as exc:
+        name = str(exc).split(":", 1)[0]
+        raise RequestError(str(exc), name if name in INPUT_NAMES else None) from None
+    return fields
+
+
+def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest: Manifest,
+                 max_tokens_limit: int, max_prompt_tokens: int | None = None) -> GeneratePlan:  # fmt: skip
+    """The plan for one request once its prompt is tokenized: the budget against the context
+    (``max_position_embeddings``), the server's ``max_tokens_limit`` and, for engines whose prefill
+    profile is bounded, ``max_prompt_tokens``."""
+    ids = [int(i) for i in prompt_ids]
+    context = manifest.architecture.max_position_embeddings
+    if not ids:
+        raise RequestError("text_input: the prompt is empty", "text_input")
+    if max_prompt_tokens is not None and len(ids) > max_prompt_tokens:
+        raise RequestError(
+            f"text_input: {len(ids)} tokens is over this decoder's longest prompt ({max_prompt_tokens} "
+            "tokens, its prefill profile)", "text_input",
+        )  # fmt: skip
+    if len(ids) >= context:
+        raise RequestError(
+            f"text_input: {len(ids)} tokens leave no room in the model's context of {context} tokens",
+            "text_input",
+        )
+    if fields.max_tokens > max_tokens_limit:
+        raise RequestError(
+            f"max_tokens: {fields.max_tokens} is over this server's limit of {max_tokens_limit} new tokens",
+            "max_tokens",
+        )
+    if len(ids) + fields.max_tokens > context:
+        raise RequestError(
+            f"max_tokens: the prompt ({len(ids)} tokens) + {fields.max_tokens} new tokens exceed the model's "
+            f"context of {context} tokens", "max_tokens",
+        )  # fmt: skip
+    try:
+        make_params(**fields.params()).check_artifact(manifest)
+    except RadonError as exc:
+        raise RequestError(str(exc)) from None
+    return GeneratePlan(ids, fields.max_tokens, fields.params(), list(fields.stop_words), fields.stream)
+
+
+def plan_all(
+    inputs: Sequence[tuple[Mapping[str, np.ndarray | None], Mapping[str, Any] | str | None]],
+    tokenize: Callable[[list[str]], list[list[int]]],
+    **limits: Any,
+) -> list[GeneratePlan | RequestError]:
+    """Plans for a list of requests (inputs, parameters), tokenizing every valid prompt in one
+    ``tokenize`` call; each entry is a plan or the RequestError that refuses that request alone.
+    ``limits`` are ``plan_request``'s keywords."""
+    fields: list[GenerateFields | RequestError] = []
+    for request_inputs, parameters in inputs:
+        try:
+            fields.append(read_fields(request_inputs, parameters))
+        except RequestError as exc:
+            fields.append(exc)
+    texts = [f.text for f in fields if isinstance(f, GenerateFields)]
+    ids = iter(tokenize(texts) if texts else [])
+    out: list[GeneratePlan | RequestError] = []
+    for f in fields:
+        if isinstance(f, RequestError):
+            out.append(f)
+            continue
+        try:
+            out.append(plan_request(f, next(ids), **limits))
+        except RequestError as exc:
+            out.append(exc)
+    return out

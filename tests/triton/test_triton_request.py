@@ -1,0 +1,148 @@
+"""The generate model's request checks (radon.runtime.triton_request), outside Triton: every refusal names
+its input, and a batch of requests is tokenized in one call with each refusal kept to its request."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radon.runtime.triton_request import (
+    GENERATE_INPUTS,
+    MAX_STOP_WORDS,
+    GenerateFields,
+    RequestError,
+    plan_all,
+    plan_request,
+    read_fields,
+)
+
+
+def col(value, dtype=None) -> np.ndarray:
+    """A batched (1, 1) input, as the python backend hands it over."""
+    if isinstance(value, str):
+        return np.array([[value.encode()]], dtype=object)
+    return np.array([[value]], dtype=dtype)
+
+
+def inputs(**overrides) -> dict:
+    base = {"text_input": col("Привет"), "max_tokens": col(8, np.int32)}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def refused(param: str, request: dict, parameters=None) -> str:
+    with pytest.raises(RequestError) as err:
+        read_fields(request, parameters)
+    assert str(err.value).startswith(param), str(err.value)
+    assert err.value.param == param
+    return str(err.value)
+
+
+def test_names_are_tensorrt_llm_ensemble_names():
+    assert [f.name for f in GENERATE_INPUTS] == [
+        "text_input", "max_tokens", "stream", "temperature", "top_k", "top_p", "repetition_penalty",
+        "stop_words", "seed",
+    ]  # fmt: skip
+    required = [f.name for f in GENERATE_INPUTS if not f.optional]
+    assert required == ["text_input", "max_tokens"]
+
+
+def test_reads_every_field():
+    f = read_fields(inputs(stream=col(True), temperature=col(0.7, np.float32), top_k=col(40, np.int32),
+                           top_p=col(0.9, np.float32), repetition_penalty=col(1.1, np.float32),
+                           stop_words=np.array([[b"\n\n", "конец".encode()]], dtype=object),
+                           seed=col(7, np.uint64)),
+                    '{"triton_enable_empty_final_response": true}')  # fmt: skip
+    assert f == GenerateFields("Привет", 8, True, pytest.approx(0.7), 40, pytest.approx(0.9), pytest.approx(1.1),
+                               ["\n\n", "конец"], 7)  # fmt: skip
+    defaults = read_fields(
+        inputs(text_input=np.array([b"hi"], dtype=object), max_tokens=np.array([3], np.int32))
+    )
+    assert (defaults.stream, defaults.temperature, defaults.top_k, defaults.top_p, defaults.seed) == (
+        False,
+        0,
+        0,
+        1,
+        None,
+    )
+
+
+@pytest.mark.parametrize(("param", "overrides"), [
+    ("text_input", {"text_input": None}),
+    ("max_tokens", {"max_tokens": None}),
+    ("text_input", {"text_input": col("   ")}),
+    ("text_input", {"text_input": col(1.5, np.float32)}),
+    ("text_input", {"text_input": np.array([[b"\xff\xfe"]], dtype=object)}),
+    ("text_input", {"text_input": np.array([[b"a"], [b"b"]], dtype=object)}),
+    ("max_tokens", {"max_tokens": col(0, np.int32)}),
+    ("max_tokens", {"max_tokens": col(-3, np.int32)}),
+    ("max_tokens", {"max_tokens": col("ten")}),
+    ("max_tokens", {"max_tokens": col(1.5, np.float32)}),
+    ("temperature", {"temperature": col(-0.5, np.float32)}),
+    ("top_k", {"top_k": col(-1, np.int32)}),
+    ("top_p", {"top_p": col(0.0, np.float32)}),
+    ("top_p", {"top_p": col(1.5, np.float32)}),
+    ("repetition_penalty", {"repetition_penalty": col(0.0, np.float32)}),
+    ("stop_words", {"stop_words": np.array([[b""]], dtype=object)}),
+    ("stop_words", {"stop_words": np.array([[b"a"] * (MAX_STOP_WORDS + 1)], dtype=object)}),
+    ("stop_words", {"stop_words": col(3, np.int32)}),
+    ("seed", {"seed": col(-1, np.int64)}),
+    ("stream", {"stream": col(1, np.int32)}),
+])  # fmt: skip
+def test_refusals_name_the_input(param, overrides):
+    refused(param, inputs(**overrides))
+
+
+def test_unknown_parameters_are_refused_by_name():
+    message = refused("bogus", inputs(), '{"bogus": 1}')
+    assert "text_input" in message  # says what the model takes
+    refused("min_p", inputs(), {"min_p": 0.1})
+    refused("end_id", inputs(end_id=col(2, np.int32)))
+    with pytest.raises(RequestError, match="parameters: not JSON"):
+        read_fields(inputs(), "{oops")
+
+
+def test_plan_checks_the_budget(text_gen):
+    m = text_gen.manifest
+    context = m.architecture.max_position_embeddings
+    f = read_fields(inputs(max_tokens=col(8, np.int32)))
+    plan = plan_request(f, [1, 5, 6], manifest=m, max_tokens_limit=64)
+    assert (plan.prompt_ids, plan.max_new_tokens, plan.stream) == ([1, 5, 6], 8, False)
+    with pytest.raises(RequestError, match="^max_tokens: 8 is over this server's limit of 4"):
+        plan_request(f, [1, 5], manifest=m, max_tokens_limit=4)
+    with pytest.raises(RequestError, match="^max_tokens: the prompt"):
+        plan_request(f, list(range(context - 4)), manifest=m, max_tokens_limit=64)
+    with pytest.raises(RequestError, match="^text_input: .* leave no room"):
+        plan_request(f, [1] * context, manifest=m, max_tokens_limit=64)
+    with pytest.raises(RequestError, match="^text_input: 5 tokens is over this decoder's longest prompt"):
+        plan_request(f, [1] * 5, manifest=m, max_tokens_limit=64, max_prompt_tokens=4)
+
+
+def test_batch_keys_follow_radon_serve(text_gen):
+    def plan(**params):
+        p = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0, "seed": None} | params
+        return plan_request(
+            GenerateFields("x", 4, **p), [1, 2], manifest=text_gen.manifest, max_tokens_limit=16
+        )
+
+    assert plan().batch_key() == plan().batch_key()
+    assert plan(temperature=0.5).batch_key() != plan().batch_key()
+    assert plan(seed=3).batch_key() is None and plan(repetition_penalty=1.2).batch_key() is None
+
+
+def test_plan_all_tokenizes_once_and_keeps_refusals_apart(text_gen):
+    calls = []
+
+    def tokenize(texts):
+        calls.append(list(texts))
+        return [text_gen.tokenizer.encode(t, add_bos=True) for t in texts]
+
+    requests = [(inputs(), None), (inputs(max_tokens=col(0, np.int32)), None),
+                (inputs(text_input=col("Hello")), '{"bogus": 2}'), (inputs(text_input=col("Hello")), None)]  # fmt: skip
+    out = plan_all(requests, tokenize, manifest=text_gen.manifest, max_tokens_limit=64)
+    assert calls == [["Привет", "Hello"]]
+    assert [type(o).__name__ for o in out] == ["GeneratePlan", "RequestError", "RequestError", "GeneratePlan"]
+    assert out[3].prompt_ids == text_gen.tokenizer.encode("Hello", add_bos=True)
+    assert plan_all([(inputs(max_tokens=None), None)], tokenize, manifest=text_gen.manifest,
+                    max_tokens_limit=64)[0].param == "max_tokens"  # fmt: skip
+    assert len(calls) == 1  # nothing valid: the tokenizer is not called
