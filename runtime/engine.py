@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from radon.errors import RadonError
-from radon.runtime.kv_cache import CacheGeometry, RingBuffers
+from radon.runtime.kv_cache import CacheGeometry, RingBuffers, SharedRing
 from radon.runtime.session import DecoderSession
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,48 @@ class BoundEngine:
         return [tuple(v.shape()) for v in self._past]
 
 
+class SharedEngine(BoundEngine):
+    """The ``ort`` lowering with a window: past and present bound to one buffer of W slots per tensor.
+
+    GroupQueryAttention writes the new position into the shared buffer in place (``kv_cache.SharedRing``),
+    so no step copies the cache, in the graph or on the host, and nothing is allocated after the
+    prefill: the buffers, the logits and the bindings are made once. The ``portable`` lowering's
+    Concat cannot share, so it keeps ``BoundEngine``.
+    """
+
+    def __init__(self, session: DecoderSession, prefill_chunk: int | None = None) -> None:
+        super().__init__(session, prefill_chunk)
+        self.shared: SharedRing | None = None
+
+    def _absorb(self, presents: list[Any], mask: np.ndarray) -> None:
+        shared = SharedRing(self.geometry, mask.shape[0])
+        shared.fill([p if isinstance(p, np.ndarray) else p.numpy() for p in presents], mask)
+        self.shared = shared
+        ort = self._ort
+        self._io.clear_binding_inputs()
+        self._io.clear_binding_outputs()
+        vocab = self.session.manifest.architecture.vocab_size
+        self._logits = np.zeros((shared.batch, 1, vocab), np.float32)
+        self._io.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(self._logits))
+        values = [ort.OrtValue.ortvalue_from_numpy(t) for t in shared.buffers]
+        for past, present, value in zip(self._past_names, self._present_names, values):
+            self._io.bind_ortvalue_input(past, value)
+            self._io.bind_ortvalue_output(present, value)
+
+    def decode(self, tokens: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        assert self.shared is not None and self._logits is not None, "decode before prefill"
+        ids = np.asarray(tokens, np.int64).reshape(-1, 1)
+        self._bind_small(ids, self.shared.feed_mask(), np.asarray(position_ids, np.int64).reshape(-1, 1))
+        self._run("decode")
+        self.shared.advance()
+        return self._logits[:, 0].copy()
+
+    def past_shapes(self) -> list[tuple[int, ...]]:
+        """The past the next step attends: ``used`` positions of each (B, H, W, D) buffer."""
+        assert self.shared is not None
+        return [(*t.shape[:2], self.shared.used, t.shape[3]) for t in self.shared.buffers]
+
+
 class CopyEngine:
     """``session.run`` with numpy, the past trimmed to W - 1 positions by a copy every step."""
 
@@ -239,14 +281,31 @@ def prefill_in_chunks(session: DecoderSession, ids: np.ndarray, mask: np.ndarray
 DEFAULT_PREFILL_CHUNK = (
     128  # tokens per prefill step: pp512 held its peak RSS at the load peak, same speed (docs/runtime.md)
 )
-ENGINES = {"ring": BoundEngine, "copy": CopyEngine}
+ENGINES = {"ring": BoundEngine, "shared": SharedEngine, "copy": CopyEngine}
+
+
+def shares_buffers(session: DecoderSession) -> bool:
+    """Whether past and present can be one buffer: the ``ort`` lowering (GroupQueryAttention) with a window."""
+    return session.manifest.lowering == "ort" and session.keep is not None
+
+
+def default_engine(session: DecoderSession, provider: str) -> str:
+    """``shared`` where the graph allows it on the CPU, else ``ring`` on the CPU, else ``copy``."""
+    if provider != "CPUExecutionProvider":
+        return "copy"
+    return "shared" if shares_buffers(session) else "ring"
 
 
 def make_engine(
     session: DecoderSession, kind: str, prefill_chunk: int | None = DEFAULT_PREFILL_CHUNK
 ) -> Engine:
-    """``ring`` (IO binding, CPU) or ``copy`` (numpy, any provider); ``prefill_chunk`` None = one step."""
-    try:
-        return ENGINES[kind](session, prefill_chunk)
-    except KeyError:
-        raise RadonError(f"cache: expected one of {', '.join(ENGINES)}, got {kind!r}") from None
+    """``shared`` (IO binding, CPU, past and present one buffer: ``shares_buffers``), ``ring`` (IO binding,
+    CPU, any lowering), ``copy`` (numpy, any provider); ``prefill_chunk`` None = one step."""
+    if kind not in ENGINES:
+        raise RadonError(f"cache: expected one of {', '.join(ENGINES)}, got {kind!r}")
+    if kind == "shared" and not shares_buffers(session):
+        raise RadonError(
+            f"cache 'shared' needs the ort lowering with a sliding window; {session.artifact} has the "
+            f"{session.manifest.lowering} lowering{'' if session.keep else ' and no window'}: use 'ring'"
+        )
+    return ENGINES[kind](session, prefill_chunk)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from radon.errors import ConfigError, RadonError
-from radon.runtime.engine import DEFAULT_PREFILL_CHUNK, make_engine
+from radon.runtime.engine import DEFAULT_PREFILL_CHUNK, default_engine, make_engine
 from radon.runtime.params import GenerationParams, make_params
-from radon.runtime.providers import CPU, resolve_providers
+from radon.runtime.providers import resolve_providers
 from radon.runtime.sampling import pick, process_logits
 from radon.runtime.session import DecoderSession, positions_from_mask
 from radon.runtime.stream import RowText, TextPiece
@@ -87,7 +87,7 @@ class Generator:
         self.manifest = session.manifest
         self.tokenizer = tokenizer
         self.providers: list[str] = list(session.session.get_providers())
-        self.cache = cache or ("ring" if self.providers[0] == CPU else "copy")
+        self.cache = cache or default_engine(session, self.providers[0])
         arch = self.manifest.architecture
         self.max_positions = arch.max_position_embeddings
         self.window = arch.sliding_window
@@ -352,7 +352,8 @@ def load(
     checked against this onnxruntime (default: the CPU). ``threads``: onnxruntime's intra-op threads
     (default: onnxruntime's choice, one per physical core). ``spinning``: let idle threads spin-wait
     (off: on a shared machine spinning threads steal the cores; see docs/export.md). ``cache``:
-    ``ring`` (IO binding, the CPU default) or ``copy`` (numpy, the default on other providers).
+    ``shared`` (IO binding, past and present one buffer: the CPU default for the ``ort`` lowering with a
+    window), ``ring`` (IO binding, the CPU default otherwise) or ``copy`` (numpy, the default elsewhere).
     ``tokenizer``: load ``tokenizer/`` when the artifact carries one (the text API needs it).
     ``compact_heap``: fix glibc's mmap threshold so that what onnxruntime frees while building the
     session goes back to the OS (``radon.runtime.memory``; process-wide, hence the switch).

@@ -100,3 +100,67 @@ class RingBuffers:
     @property
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.past) + sum(t.nbytes for t in self.present)
+
+
+class SharedRing:
+    """One buffer of W slots per past tensor, read as the past and written as the present (``ort`` lowering).
+
+    onnxruntime's GroupQueryAttention shares past and present when both are bound to the same memory
+    (onnxruntime-genai's ``past_present_share_buffer``): it writes the new key and value at slot
+    ``seqlens_k`` (= the fed mask's length - 1) and attends over slots ``[0, seqlens_k]``, the
+    ``attention_bias`` masking padding, instead of writing ``concat(past, new)`` into a new present.
+    So the cache is never copied by the graph either:
+
+    - growing (``used`` < W - 1 positions): slots ``[0, used)`` hold the past in position order, the
+      fed mask is ``mask[:, :used] + [1]``, and the new position lands in slot ``used``;
+    - full: slots ``[0, W - 1)`` are the ring, the fed mask has W entries, the new position lands in
+      slot W - 1 (scratch) and ``advance`` moves it into the oldest ring slot, as ``RingBuffers`` does.
+
+    ``buffers[j]`` is tensor j (k0, v0, k1, v1, ...), shape (B, H, W, D); ``mask`` (B, W - 1) int64.
+    """
+
+    def __init__(self, geometry: CacheGeometry, batch: int) -> None:
+        if geometry.keep is None or geometry.keep < 1:
+            raise ValueError("SharedRing needs a sliding window (kv_cache.keep = W - 1 >= 1)")
+        g = geometry
+        self.geometry, self.batch, self.slots = g, batch, g.keep
+        shape = (batch, g.num_kv_heads, self.slots + 1, g.head_dim)
+        self.buffers = [np.zeros(shape, g.dtype) for _ in range(2 * g.num_layers)]
+        self.mask = np.zeros((batch, self.slots), np.int64)
+        self.used = 0  # past positions held (== slots once the ring is full)
+        self.oldest = 0  # while full: the ring slot the next position overwrites
+
+    def fill(self, tensors: list[np.ndarray], mask: np.ndarray) -> None:
+        """Start from a prefill's presents (position order): the last W - 1 positions at most."""
+        n = min(self.slots, tensors[0].shape[2])
+        for dst, src in zip(self.buffers, tensors):
+            np.copyto(dst[:, :, :n], src[:, :, src.shape[2] - n :])
+        self.mask[:, :n] = mask[:, mask.shape[1] - n :]
+        self.used, self.oldest = n, 0
+
+    def feed_mask(self) -> np.ndarray:
+        """``attention_mask`` for a one-token step: the held slots' mask plus 1 for the new token."""
+        return np.concatenate([self.mask[:, : self.used], np.ones((self.batch, 1), np.int64)], axis=1)
+
+    def advance(self) -> None:
+        """After a step: count the new position, or (full) move it from the scratch slot into the oldest."""
+        if self.used < self.slots:
+            self.mask[:, self.used] = 1
+            self.used += 1
+            return
+        s = self.oldest
+        for t in self.buffers:
+            t[:, :, s] = t[:, :, self.slots]
+        self.mask[:, s] = 1
+        self.oldest = (s + 1) % self.slots
+
+    def ordered(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """The held past in position order (oldest first) and its mask: for tests and inspection only."""
+        if self.used < self.slots:
+            return [t[:, :, : self.used] for t in self.buffers], self.mask[:, : self.used]
+        order = (np.arange(self.slots) + self.oldest) % self.slots
+        return [t[:, :, order] for t in self.buffers], self.mask[:, order]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.buffers)

@@ -3,7 +3,8 @@
 Each round times every candidate once, in turn, so that load on a shared machine spreads over all of
 them; the table reports the median and the best round. A RADON candidate is an artifact folder, run by
 ``radon.runtime.session.DecoderSession`` (numpy in and out, the rolling buffer trimmed every step), or
-``runtime:DIR``, run by the runtime's generator (``radon.runtime.load``: IO binding and its own cache); ``genai:DIR`` is an onnxruntime-genai model run by its own C++ loop (needs
+``runtime:DIR``, run by the runtime's generator (``radon.runtime.load``: IO binding and its own cache;
+``runtime-ring:DIR`` forces its Concat ring instead of the shared buffer); ``genai:DIR`` is an onnxruntime-genai model run by its own C++ loop (needs
 ``onnxruntime_genai``: run this script with the peer venv, ``.bench-venv/bin/python``). llama.cpp
 (``gguf:FILE``) runs through ``llama-cpp-python`` when it is installed.
 
@@ -20,6 +21,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -29,7 +31,7 @@ PROMPT = 16
 def radon_runner(folder: str, threads: int, new: int) -> Callable[[], float]:
     from radon.runtime.session import DecoderSession
 
-    s = DecoderSession(folder, threads=threads)
+    s = DecoderSession(folder, threads=threads, spinning=SPINNING)
     ids = np.arange(100, 100 + PROMPT, dtype=np.int64)[None]
 
     def run() -> float:
@@ -47,11 +49,14 @@ def radon_runner(folder: str, threads: int, new: int) -> Callable[[], float]:
     return run
 
 
-def runtime_runner(folder: str, threads: int, new: int) -> Callable[[], float]:
-    """``radon.runtime.load(folder)``: the runtime's generator (IO binding, its own KV ring), greedy."""
+SPINNING = False  # --spinning: RADON's onnxruntime threads spin-wait, as onnxruntime-genai's do by default
+
+
+def runtime_runner(folder: str, threads: int, new: int, cache: str | None = None) -> Callable[[], float]:
+    """``radon.runtime.load(folder)``: the runtime's generator (IO binding, its own KV cache), greedy."""
     import radon.runtime
 
-    gen = radon.runtime.load(folder, threads=threads)
+    gen = radon.runtime.load(folder, threads=threads, cache=cache, spinning=SPINNING)
     ids = np.arange(100, 100 + PROMPT, dtype=np.int64)[None]
 
     def run() -> float:
@@ -107,15 +112,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--spinning", action="store_true", help="RADON's threads spin-wait (genai's default)")
     args = ap.parse_args()
+    global SPINNING
+    SPINNING = args.spinning
     runners: dict[str, Callable[[], float]] = {}
     for item in args.candidates:
         name, _, where = item.partition("=")
-        prefixed = where.startswith(("genai:", "gguf:", "runtime:"))
+        prefixed = where.startswith(("genai:", "gguf:", "runtime:", "runtime-ring:"))
         kind, _, path = where.partition(":") if prefixed else ("radon", "", where)
-        make = {"radon": radon_runner, "runtime": runtime_runner, "genai": genai_runner, "gguf": gguf_runner}[
-            kind
-        ]
+        make = {"radon": radon_runner, "runtime": runtime_runner, "genai": genai_runner, "gguf": gguf_runner,
+                "runtime-ring": partial(runtime_runner, cache="ring")}[kind]  # fmt: skip
         runners[name] = make(path, args.threads, args.new_tokens)
         runners[name]()  # warm-up
     speeds: dict[str, list[float]] = {k: [] for k in runners}

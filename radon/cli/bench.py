@@ -58,7 +58,7 @@ def bench(
         kv_context: context for the computed fp16 KV-cache column (--architectures).
         reference: the checkpoint the peers are built from (ARTIFACT mode; default: found beside it).
         spinning: let onnxruntime's idle threads spin (ARTIFACT mode).
-        cache: the runtime's KV engine, ring or copy; comma-separated runs an A/B (ARTIFACT mode).
+        cache: the runtime's KV engine, shared (ort lowering with a window), ring or copy; comma-separated runs an A/B (ARTIFACT mode).
         json: print JSON instead of a Markdown table.
     """
     from radon.errors import RadonError

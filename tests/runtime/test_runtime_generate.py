@@ -132,7 +132,7 @@ def test_text_api_needs_a_tokenizer(artifacts, text_gen):
 
 def test_providers_flag(text_artifact):
     gen = radon.runtime.load(text_artifact, providers="cpu", threads=1)
-    assert gen.providers == ["CPUExecutionProvider"] and gen.cache == "ring"
+    assert gen.providers == ["CPUExecutionProvider"] and gen.cache == "shared"
     with pytest.raises(
         RadonError, match="CUDAExecutionProvider is not available.*available: .*CPUExecutionProvider"
     ):
