@@ -64,13 +64,35 @@ def measure_bandwidth(threads: int, megabytes: int = 256, repeats: int = 5) -> d
     return out
 
 
+def embedding_bytes(model_file: Path) -> int | None:
+    """Bytes of the token-embedding table as stored (float, or 8/4-bit blocks and their scales): the
+    constant inputs of the node that reads ``input_ids``. None without onnx (the torch-free runtime)."""
+    try:
+        import onnx
+        from onnx.helper import tensor_dtype_to_np_dtype
+    except ImportError:
+        return None
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    sizes = {}
+    for t in graph.initializer:
+        bits = 4 if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) else 0
+        item = bits / 8 if bits else tensor_dtype_to_np_dtype(t.data_type).itemsize
+        sizes[t.name] = int(np.prod(t.dims, dtype=np.int64) * item)
+    for node in graph.node:
+        if "input_ids" in node.input and node.op_type.startswith("Gather"):
+            return sum(sizes.get(name, 0) for name in node.input)
+    return None
+
+
 def bytes_per_token(artifact: Path, manifest: Manifest, context: float) -> float:
-    """Bytes a decode step reads: the weights but the embedding table, plus the KV cache at ``context``."""
+    """Bytes a decode step reads: the weights but the embedding table (one row of it is read), plus the
+    KV cache at ``context``. The table is measured in the graph, so a quantized one counts as stored."""
     a = manifest.architecture
     files = [manifest.model_file, *manifest.external_data]
     weights = sum((artifact / f).stat().st_size for f in files)
-    itemsize = 2 if manifest.precision == "fp16" else 4
-    embedding = a.vocab_size * a.hidden_size * itemsize
+    embedding = embedding_bytes(artifact / manifest.model_file)
+    if embedding is None:  # no onnx: assume a float table of the artifact's precision
+        embedding = a.vocab_size * a.hidden_size * (2 if manifest.precision == "fp16" else 4)
     kv_itemsize = np.dtype(manifest.kv_cache.dtype).itemsize
     positions = min(context, a.sliding_window or context)
     return weights - embedding + 2 * a.num_layers * a.num_kv_heads * a.head_dim * kv_itemsize * positions
