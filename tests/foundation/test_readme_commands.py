@@ -1,7 +1,9 @@
 """Docs that run: the README's pipeline block, executed line by line on the built-in corpus.
 
 Each line runs as written, with ``../shared/data`` pointed at the built-in corpus and a few flags
-appended that shrink the work (fewer steps, a smaller vocabulary); a line whose verb waits forever (a
+appended that shrink the work (fewer steps, fewer samples); values that must agree between lines
+(the tokenizer's vocabulary and the model config's) are never rewritten, so a README whose lines
+contradict each other fails here; a line whose verb waits forever (a
 server) or needs peers or a Hugging Face download is covered by its own tests and listed in SKIPPED.
 """
 
@@ -19,8 +21,8 @@ from radon.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 # README line prefix -> flags appended (or replacements) so that the line runs in seconds
 SHRINK = {
-    "radon tokenizer train": {"--vocab-size 8000": "--vocab-size 1024"},
-    "radon train": {"--config demo": "--config demo_quick", "": "--steps 6 --batch-size 2 --no-progress"},
+    "radon tokenizer train": {},
+    "radon train": {"": "--steps 80 --batch-size 4 --context 64 --warmup-steps 5 --lr 1e-2 --no-progress"},
     "radon eval": {"": "--max-bytes 4000"},
     "radon export onnx": {"": "--quiet"},
     "radon quantize": {"": "--samples 4"},
@@ -29,8 +31,8 @@ SHRINK = {
 }
 SKIPPED = {
     "radon serve": "a server runs until stopped: tests/runtime start it on a loopback port",
-    "radon triton": "needs the Triton server env: tests/triton",
-    "radon client": "needs a running tritonserver: tests/triton/test_triton_server.py",
+    "radon triton": "needs the Triton server env: tests/triton_serving",
+    "radon client": "needs a running tritonserver: tests/triton_serving/test_triton_server.py",
     "radon bench": "--compare needs the peer venv: tests/runtime (slow, peers)",
     "radon convert": "needs a Hugging Face folder: tests/foundation/test_hf_parity.py",
 }
