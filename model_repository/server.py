@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "RADON_TRITON_VENV"
 ENV_DIR = ".triton-venv"
 MAKE_ENV = "scripts/make_triton_env.sh"
+UNAVAILABLE = "UNAVAILABLE"  # written by MAKE_ENV into the env when nvidia-pytriton cannot be installed
 NGC_BACKENDS = Path("/opt/tritonserver/backends")
 PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
 
@@ -152,6 +153,10 @@ def find_server(*, venv: str | Path | None = None, prefer_path: bool = True) -> 
             problems.append(str(exc))
     if problems:
         raise RadonError(problems[0])
+    for env in candidate_envs(venv):  # the env script records why it could not install the server
+        note = env / UNAVAILABLE
+        if note.is_file():
+            raise RadonError(f"no tritonserver: {note.read_text(encoding='utf-8').strip()}")
     raise RadonError(
         f"no tritonserver on PATH and no environment with nvidia-pytriton ({ENV_DIR}, ${ENV_VAR}): run {MAKE_ENV}"
     )

@@ -33,6 +33,18 @@ def test_no_server_is_one_line_naming_the_script(tmp_path, monkeypatch):
     assert MAKE_ENV in str(err.value) and "\n" not in str(err.value)
 
 
+def test_an_env_that_could_not_install_the_server_says_why(tmp_path, monkeypatch):
+    """scripts/make_triton_env.sh exits 0 when pip cannot install nvidia-pytriton (CI then skips the server
+    tests) and leaves the reason in the env's UNAVAILABLE file, which find_server quotes."""
+    env = tmp_path / "env"
+    env.mkdir()
+    (env / "UNAVAILABLE").write_text("nvidia-pytriton could not be installed: ERROR: no wheel for this platform\n")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr("radon.model_repository.server.candidate_envs", lambda explicit=None: [env])
+    with pytest.raises(RadonError, match="^no tritonserver: nvidia-pytriton could not be installed: ERROR: no wheel"):
+        find_server()
+
+
 def test_an_environment_with_numpy_2_or_without_radon_is_refused(tmp_path):
     info = {"pytriton": str(tmp_path), "numpy_version": "2.4.6", "radon_runtime": True, "version": "3.11",
             "purelib": str(tmp_path), "libdir": "/usr/lib"}  # fmt: skip
@@ -42,6 +54,7 @@ def test_an_environment_with_numpy_2_or_without_radon_is_refused(tmp_path):
         pytriton_install(tmp_path, info | {"numpy_version": "1.26.4", "radon_runtime": False})
 
 
+@pytest.mark.triton
 def test_a_decoder_the_server_cannot_run_is_refused_before_starting(text_artifact, tmp_path, server_install):
     repo = build_repository(text_artifact, tmp_path / "repo", decoder="onnxruntime").repository
     with pytest.raises(
