@@ -119,8 +119,9 @@ def describe(cfg: ModelConfig, context: int) -> dict[str, Any]:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
+    """Binary units (1 KiB = 1024 B), named as such."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
@@ -152,4 +153,7 @@ def format_report(info: dict[str, Any], source: str) -> str:
         + ", ".join(f"{d} {human_bytes(b)}" for d, b in kv["bytes"].items())
         + (" (capped at the sliding window)" if kv["cached_tokens"] < kv["context"] else ""),
     ]
+    if kv["context"] > a["max_position_embeddings"]:
+        lines.append(f"note: {kv['context']:,} tokens is past max_position_embeddings "
+                     f"({a['max_position_embeddings']:,}); the model cannot run that context")  # fmt: skip
     return "\n".join(lines)

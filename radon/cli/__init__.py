@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     except RadonError as exc:
         print(f"radon {verb}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a read-only folder, a full disk, a file that vanished: one line naming the path
+        if exc.filename is None:
+            raise
+        print(f"radon {verb}: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"radon {verb}: interrupted", file=sys.stderr)
         return 130

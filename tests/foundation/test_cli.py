@@ -113,3 +113,37 @@ def test_generate_from_a_checkpoint_with_ids(tmp_path: Path, capsys: pytest.Capt
     assert result["ids"] == expected
     assert main(["generate", str(ckpt), "--prompt", "hello"]) == 2
     assert "no tokenizer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", [["demo", "--quick"], ["tokenizer", "train", "--vocab-size", "600"]])
+def test_a_read_only_output_folder_is_one_line(
+    verb: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Tests run as root, whom chmod does not stop; so the file system's refusal is simulated where every
+    writer starts, at mkdir, as a read-only mount answers it (EROFS, with the path)."""
+    import errno
+
+    out = tmp_path / "ro" / "out"
+    real_mkdir = Path.mkdir
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        if str(self).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    from radon.data import builtin_corpus
+
+    builtin_corpus(tmp_path / "data", code_bytes=30_000, doc_bytes=10_000)
+    monkeypatch.setenv("RADON_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert main([*verb, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "Read-only file system" in err and str(tmp_path / "ro") in err and err.startswith("radon ")
+
+
+def test_info_says_when_the_context_is_past_the_model(capsys: pytest.CaptureFixture) -> None:
+    assert main(["info", "small", "--context", "32768"]) == 0
+    out = capsys.readouterr().out
+    assert "past max_position_embeddings (512)" in out and "MiB" in out and " MB" not in out
+    assert main(["info", "small", "--context", "512"]) == 0
+    assert "past max_position_embeddings" not in capsys.readouterr().out
