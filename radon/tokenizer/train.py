@@ -3,7 +3,8 @@
 Training is deterministic. Nothing is sampled or shuffled: SentencePiece reads every sentence in
 order (``input_sentence_size=0``, ``shuffle_input_sentence=false``) and its Unigram EM has no random
 state; tokenizers' BPE counts pairs and breaks ties by pair order. Same text in, same files out, on
-any machine and any thread count (tests/tokenizer/test_golden.py trains twice and pins the ids).
+any machine: SentencePiece runs on one thread (``num_threads=1``), whatever the machine has
+(tests/tokenizer/test_tok_golden.py trains twice and pins the ids).
 
 The Unigram options follow the SentencePiece docs (``doc/options.md``): normalization off so text
 round-trips, ``split_by_whitespace=false`` and ``split_by_unicode_script=false`` so a piece may span

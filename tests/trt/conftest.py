@@ -1,7 +1,8 @@
 """Fixtures for the TensorRT-path tests: small artifact folders with a manifest and an ONNX graph.
 
-The ONNX graphs are stand-ins with contract 4's IO (the real exporter is another issue's work): they
-let the builder's source checks, the profile shapes and the trtexec command run without TensorRT.
+The ONNX graphs are small stand-ins with contract 4's IO (the exporter's own graphs are tested in
+tests/export and tests/trt/test_trt_lowering.py): they let the builder's source checks, the profile
+shapes and the trtexec command run without TensorRT.
 """
 
 from __future__ import annotations
