@@ -40,6 +40,14 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
     assert set(facts["samples"]) == {"ru", "en", "code"}
     assert set(facts["eval"]["languages"]) == {"ru", "en", "code"}
     assert "KV cache == full recompute" in out
+    from radon.runtime.manifest import read_manifest
+
+    for folder, precision in (("onnx", "fp32"), ("onnx-int8", "int8-dynamic"), ("onnx-int4", "int4")):
+        m = read_manifest(demo / folder)  # every file's sha256 checked
+        assert m.precision == precision and m.lowering == "ort" and m.parity["passed"], folder
+        assert (demo / folder / "parity.md").is_file() and str(demo / folder) in out
+    report = (demo / "parity.md").read_text(encoding="utf-8")
+    assert report.startswith("# RADON demo: parity") and all(f"{f}/parity.md" in report for f in ("onnx-int8", "onnx-int4"))
 
 
 def test_steps_register_in_order(tmp_path: Path) -> None:
