@@ -73,6 +73,7 @@ class RemoteDecoderSession(DecoderSession):
         self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
         self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
         self.session = _ForwardRunner(_float32_logits(forward), provider)  # type: ignore[assignment]
+        self.keeps_logits = False  # the decoder model's Triton inputs are contract 4's only
 
 
 def _float32_logits(forward: Forward) -> Forward:
@@ -164,7 +165,8 @@ def open_generator(settings: GenerateSettings, repository: str | Path, forward: 
     folder = Path(repository) / settings.artifact
     chunk = settings.prefill_chunk or None
     if settings.decode_loop == "in_process":
-        return load(folder, threads=settings.threads or None, prefill_chunk=chunk)
+        # spinning off: the server and the other models' stubs share the cores (docs/runtime.md, "Threads")
+        return load(folder, threads=settings.threads or None, prefill_chunk=chunk, spinning=False)
     if forward is None:
         raise ConfigError("decode_loop: bls needs a forward function (the BLS call to the decoder model)")
     manifest = read_manifest(folder, verify=False)  # the decoder model owns (and checks) its files

@@ -18,6 +18,7 @@ def serve(
     max_tokens_limit: int = 1024,
     max_batch: int = 8,
     model_name: str | None = None,
+    spinning: bool = False,
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info",
 ) -> int:
     """Serve an ONNX artifact over HTTP until interrupted.
@@ -36,6 +37,8 @@ def serve(
         max_tokens_limit: the most new tokens one request may ask for (also capped by the context).
         max_batch: the most requests generated together in one batch.
         model_name: the name clients use in "model" (default: the artifact folder's name).
+        spinning: let onnxruntime's idle threads spin-wait between operators. Off by default here:
+            the server's event loop and its clients share the cores (docs/runtime.md, "Threads").
         log_level: uvicorn's log level.
     """
     from radon._extras import require
@@ -45,7 +48,7 @@ def serve(
     require("fastapi", extra="serve", purpose="radon serve")
     from radon.runtime.server import create_app
 
-    gen = load(artifact, providers=providers, threads=threads)
+    gen = load(artifact, providers=providers, threads=threads, spinning=spinning)
     app = create_app(gen, max_tokens_limit=max_tokens_limit, max_batch=max_batch, model_name=model_name)
     print(f"radon serve: {gen.name} ({gen.manifest.lowering}, {gen.manifest.precision}) on "
           f"{', '.join(gen.providers)} at http://{host}:{port}", flush=True)  # fmt: skip
