@@ -115,6 +115,7 @@ def build_graph(
     if lowering == "ort":
         io = build(g, rotary=rotary)
         options["rotary"] = rotary if spec.arch != "gpt2" else "none"
+        options["logits_to_keep"] = True  # the optional input of lowering_common.keep_last_positions
     else:
         io = build(g)
     doc = f"RADON {spec.arch} decoder, {lowering} attention, {precision} (radon {__version__})"

@@ -121,8 +121,34 @@ def mlp(g: DecoderGraph, x: str, i: int, *, out_bias: bool = True) -> str:
     return linear(g, h, f"layers.{i}.mlp.fc_out", bias=out_bias)
 
 
-def lm_head(g: DecoderGraph, x: str) -> None:
-    """Logits (B, T, vocab) in float32, written to the graph output ``logits``."""
+LOGITS_TO_KEEP = "logits_to_keep"  # the optional input (transformers' name for the same switch)
+
+
+def keep_last_positions(g: DecoderGraph, x: str) -> str:
+    """``x`` (B, T, hidden) cut to its last ``logits_to_keep`` positions; all of them when it is 0.
+
+    ``logits_to_keep`` is an optional graph input: an int64 [1] whose initializer (0, all positions)
+    is used when a caller does not feed it, so contract 4's callers (parity, optimum, onnxruntime-genai)
+    see the full ``logits`` (B, T, vocab). A prefill that samples from the last position feeds 1 and
+    skips the LM head on the others: about a fifth of a 100M model's prefill, and (B, T, vocab) floats.
+    """
+    b = g.b
+    b.add_input(LOGITS_TO_KEEP, "int64", [1])
+    b.weight(LOGITS_TO_KEEP, np.zeros(1, np.int64))
+    t = b.dim(x, 1, name="logits_to_keep.seq_len")
+    k = LOGITS_TO_KEEP
+    zero = b.const([0])
+    start = b.op("Where", [b.op("Greater", [k, zero], name="logits_to_keep.Greater"),
+                           b.op("Max", [b.op("Sub", [t, k], name="logits_to_keep.Sub"), zero], name="logits_to_keep.Max"),
+                           zero], name="logits_to_keep.start")  # fmt: skip
+    return b.op("Slice", [x, start, t, b.const([1])], name="logits_to_keep.Slice")
+
+
+def lm_head(g: DecoderGraph, x: str, *, keep_input: bool = False) -> None:
+    """Logits (B, T, vocab) in float32, written to the graph output ``logits``; ``keep_input`` adds the
+    optional ``logits_to_keep`` input (``keep_last_positions``)."""
+    if keep_input:
+        x = keep_last_positions(g, x)
     y = g.b.op("MatMul", [x, g.param("lm_head.weight")], name="lm_head.MatMul")
     if g.fdt == "float32":
         g.b.op("Identity", [y], outputs=["logits"], name="logits.Identity")

@@ -23,6 +23,7 @@ from radon.errors import RadonError
 from radon.runtime.manifest import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
+LOGITS_TO_KEEP = "logits_to_keep"  # radon.export.lowering_common's optional input (manifest options)
 NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
 Past = list[tuple[np.ndarray, np.ndarray]]  # per layer: key, value (B, kv heads, positions, head_dim)
 
@@ -92,6 +93,8 @@ class DecoderSession:
         self.kv_dtype = NP_DTYPES[kv.dtype]
         self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
         self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
+        # the ort lowering's optional input: the LM head reads only the last N positions when it is fed
+        self.keeps_logits = bool(self.manifest.options.get("logits_to_keep"))
 
     # ---- cache ------------------------------------------------------------------------------
     @property
@@ -121,12 +124,15 @@ class DecoderSession:
         attention_mask: np.ndarray | None = None,
         position_ids: np.ndarray | None = None,
         past: Past | None = None,
+        logits_to_keep: int = 0,
     ) -> StepOutput:
         """One forward pass on ``input_ids`` (B, T) int64.
 
         ``attention_mask`` (B, past + T) covers the past's slots plus the new tokens (default: all ones);
         ``position_ids`` (B, T) are absolute and required once there is a past, whose buffer may have
-        rolled. ``past`` defaults to length 0.
+        rolled. ``past`` defaults to length 0. ``logits_to_keep`` N > 0 returns logits for the last N
+        positions only, (B, N, vocab): computed only there when the graph takes the optional input,
+        cut on the host otherwise.
         """
         ids = np.asarray(input_ids, dtype=np.int64)
         if ids.ndim != 2:
@@ -159,6 +165,8 @@ class DecoderSession:
             "attention_mask": mask,
             "position_ids": np.asarray(position_ids, dtype=np.int64),
         }
+        if logits_to_keep > 0 and self.keeps_logits:
+            feeds[LOGITS_TO_KEEP] = np.array([logits_to_keep], np.int64)
         for i, (k, v) in enumerate(past):
             feeds[self._past_names[2 * i]] = np.ascontiguousarray(k, dtype=self.kv_dtype)
             feeds[self._past_names[2 * i + 1]] = np.ascontiguousarray(v, dtype=self.kv_dtype)
@@ -169,7 +177,8 @@ class DecoderSession:
                 f"{self.artifact}: onnxruntime failed on input_ids {ids.shape}, past {held} positions: {exc}"
             ) from None
         presents = [(outs[1 + 2 * i], outs[2 + 2 * i]) for i in range(self.num_layers)]
-        return StepOutput(logits=outs[0], presents=presents)
+        logits = outs[0][:, -logits_to_keep:] if logits_to_keep > 0 else outs[0]
+        return StepOutput(logits=logits, presents=presents)
 
     # ---- greedy -----------------------------------------------------------------------------
     def greedy(
