@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from radon.errors import RadonError
-from radon.runtime.bench_peers import Peer, prepare_peers
+from radon.runtime.bench_peers import FAMILIES, Peer, prepare_peers
 from radon.runtime.manifest import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def run(
-    artifact: Path,
+    artifact: Path | list[Path],
     *,
     compare: bool = False,
     batch: int = 1,
@@ -158,21 +158,32 @@ def run(
     threads: int = 0,
     json: bool = False,
     reference: Path | None = None,
-    spinning: bool = False,
+    spinning: bool | str = True,
     cache: str | None = None,
+    huge_pages: str = "on",
     pp_sizes: tuple[int, ...] = PP_SIZES,
 ) -> int:
     """Benchmark ``artifact`` (and with ``compare`` its peers); print Markdown or JSON; returns 0.
+
+    Several artifacts of one checkpoint (``[fp32, int8, int4]``) run as separate RADON engines in the
+    same rounds, and ``compare`` then adds the peers of each precision (``bench_peers.prepare_peers``):
+    genai int4 and llama.cpp Q4_0 for int4, llama.cpp Q8_0 for int8, as issue 8 measures them.
 
     ``threads`` 0 leaves each engine its default (onnxruntime: one per physical core). ``reference``
     is the source checkpoint for the peers (default: found beside the artifact). ``cache`` picks the
     runtime's KV engine (``ring`` or ``copy``); several, comma-separated, run as separate engines in
     the same rounds (an A/B; the first is the one the targets use). ``spinning`` lets onnxruntime's idle
-    threads spin (RADON and optimum; genai keeps its own setting).
+    threads spin (RADON and optimum; genai and llama.cpp keep their own settings, which spin): True/False,
+    or ``on,off`` / ``off,on`` to add a RADON engine with the second setting (an A/B). ``huge_pages``:
+    ``on`` or ``off`` (RADON's weights on transparent huge pages), or ``on,off`` for an A/B.
     """
-    artifact = Path(artifact)
-    manifest = read_manifest(artifact)
-    limit = manifest.architecture.max_position_embeddings
+    artifacts = [Path(a) for a in (artifact if isinstance(artifact, list) else [artifact])]
+    manifests = [read_manifest(a) for a in artifacts]
+    artifact, manifest = artifacts[0], manifests[0]
+    sources = {m.source.get("checkpoint_sha256") for m in manifests}
+    if compare and len(sources) > 1:
+        raise RadonError("bench --compare: the artifacts come from different checkpoints; peers need one")
+    limit = min(m.architecture.max_position_embeddings for m in manifests)
     if prompt_tokens + new_tokens > limit or prompt_tokens < 1 or new_tokens < 2 or runs < 1:
         raise RadonError(f"bench: need 1 <= prompt, 2 <= new tokens, prompt + new <= {limit}, runs >= 1")
     if batch != 1 and compare:
@@ -181,13 +192,30 @@ def run(
         )
     pps = sorted({p for p in (prompt_tokens, *pp_sizes) if p <= limit})
     caches = (cache or "").split(",") if cache else [""]
-    radon_peers = [
-        Peer("radon" if i == 0 else f"radon-{c}", f"RADON ({manifest.lowering}, {manifest.precision}{', ' + c if c else ''})",
-             sys.executable, artifact, engine="radon", args=("--cache", c) if c else ())
-        for i, c in enumerate(caches)
-    ]  # fmt: skip
+    pages = huge_pages.split(",")
+    spins = spinning.split(",") if isinstance(spinning, str) else ["on" if spinning else "off"]
+    for flag, values in (("--huge-pages", pages), ("--spinning", spins)):
+        if not values or any(v not in ("on", "off") for v in values):
+            raise RadonError(f"bench: {flag} takes on, off or on,off; got {','.join(values)!r}")
+    spinning = spins[0] == "on"
+    variants = [(c, pages[0], spins[0]) for c in caches] + [(caches[0], p, spins[0]) for p in pages[1:]]
+    variants += [(caches[0], pages[0], s) for s in spins[1:]]
+    radon_peers = []
+    for i, (c, hp, spin) in enumerate(variants):
+        spin_tag = "" if spin == spins[0] else ("spinning" if spin == "on" else "no spinning")
+        tags = [t for t in (c, "no huge pages" if hp == "off" else "", spin_tag) if t]
+        name = "radon" if i == 0 else "radon-" + "-".join(t.replace(" ", "-") for t in tags)
+        args = (("--cache", c) if c else ()) + (("--no-huge-pages",) if hp == "off" else ())
+        args += {"spinning": ("--spinning",), "no spinning": ("--no-spinning",)}.get(spin_tag, ())
+        radon_peers.append(Peer(name, f"RADON ({manifest.lowering}, {manifest.precision}{''.join(', ' + t for t in tags)})",
+                                sys.executable, artifact, engine="radon", args=args))  # fmt: skip
+    for path, m in zip(artifacts[1:], manifests[1:]):
+        name = f"radon-{m.precision}"
+        name = name if all(p.name != name for p in radon_peers) else f"{name}-{path.name}"
+        radon_peers.append(Peer(name, f"RADON ({m.lowering}, {m.precision})", sys.executable, path, engine="radon"))
     radon_peer = radon_peers[0]
-    peers = radon_peers + (prepare_peers(artifact, manifest, reference) if compare else [])
+    precisions = {m.precision for m in manifests}
+    peers = radon_peers + (prepare_peers(artifact, manifest, reference, precisions) if compare else [])
     args = [
         "--threads",
         str(threads),
@@ -240,10 +268,20 @@ def run(
         results[w.peer.name]["peak_rss_all_tests_bytes"] = 1024 * w.close()
         results[w.peer.name]["tests"] = {k: _stats(v) for k, v in samples[w.peer.name].items() if v}
     load["after"] = os.getloadavg()[0]
-    bpt = bytes_per_token(artifact, manifest, prompt_tokens + new_tokens / 2)
+    context = prompt_tokens + new_tokens / 2
+    bpt = bytes_per_token(artifact, manifest, context)
+    family_bpt: dict[str, float] = {}  # the bytes a step reads, per precision family (peers use their family's)
+    for path, m in zip(artifacts, manifests):
+        family_bpt.setdefault(FAMILIES.get(m.precision, "fp32"), bytes_per_token(path, m, context))
+    for p in peers:
+        fam = peer_family(p, {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)})
+        results[p.name]["family"] = fam
+        results[p.name]["bytes_per_decode_token"] = family_bpt.get(fam)
     report = {
-        "artifact": str(artifact), "lowering": manifest.lowering, "precision": manifest.precision,
+        "artifact": str(artifact), "artifacts": [str(a) for a in artifacts],
+        "lowering": manifest.lowering, "precision": manifest.precision,
         "artifact_bytes": radon_peer.size_bytes, "batch": batch, "threads": threads, "spinning": spinning,
+        "huge_pages": huge_pages,
         "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "runs": runs, "pp_sizes": pps,
         "machine": machine(), "load_average": load, "bandwidth": bandwidth,
         "bytes_per_decode_token": bpt, "decode_limit_tok_s": bandwidth["gb_per_s"] * 1e9 / bpt,
@@ -253,6 +291,16 @@ def run(
 
     print(jsonlib.dumps(report, indent=2) if json else markdown(report))
     return 0
+
+
+def peer_family(peer: Peer, radon_families: dict[str, str]) -> str:
+    """fp32, int8 or int4: the precision family an engine runs (its artifact's, or the peer's format)."""
+    if peer.engine == "radon":
+        return radon_families.get(str(peer.model), "fp32")
+    for tag, family in (("int4", "int4"), ("q4", "int4"), ("q8", "int8"), ("int8", "int8")):
+        if tag in peer.name:
+            return family
+    return "fp32"
 
 
 def machine() -> dict[str, Any]:

@@ -114,13 +114,40 @@ def write_stub_tokenizer(hf_dir: Path, vocab_size: int) -> None:
     (hf_dir / "tokenizer_config.json").write_text(json.dumps(config))
 
 
+def write_stub_sentencepiece(hf_dir: Path, vocab_size: int) -> None:
+    """A SentencePiece ``tokenizer.model`` with one piece per id, for llama.cpp's ``convert_hf_to_gguf.py``:
+    it reads a vocabulary from ``tokenizer.model`` and refuses a word-level ``tokenizer.json`` (its BPE
+    path wants a known pre-tokenizer). The benchmark and the parity code feed ids, so the pieces'
+    text does not matter; only the id space does. Run with the bench venv's Python (its protobuf matches
+    sentencepiece's generated code; the main venv's may not)."""
+    from sentencepiece import sentencepiece_model_pb2 as spm
+
+    proto = spm.ModelProto()
+    kinds = {"<unk>": spm.ModelProto.SentencePiece.UNKNOWN, "<s>": spm.ModelProto.SentencePiece.CONTROL,
+             "</s>": spm.ModelProto.SentencePiece.CONTROL, "<pad>": spm.ModelProto.SentencePiece.CONTROL}  # fmt: skip
+    for i in range(vocab_size):
+        name = list(kinds)[i] if i < len(kinds) else f"t{i}"
+        proto.pieces.add(piece=name, score=0.0, type=kinds.get(name, spm.ModelProto.SentencePiece.NORMAL))
+    proto.trainer_spec.model_type = spm.TrainerSpec.UNIGRAM
+    proto.trainer_spec.vocab_size = vocab_size
+    proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 0, 1, 2
+    proto.trainer_spec.pad_id = 3
+    (hf_dir / "tokenizer.model").write_bytes(proto.SerializeToString())
+
+
 def cache_dir(manifest: Manifest) -> Path:
     root = os.environ.get("RADON_BENCH_CACHE") or Path.home() / ".cache" / "radon" / "bench"
     return Path(root) / str(manifest.source.get("checkpoint_sha256", "unknown"))[:16]
 
 
-def prepare_peers(artifact: Path, manifest: Manifest, reference: Path | None = None) -> list[Peer]:
-    """Every peer, built (or found in the cache) from the artifact's checkpoint."""
+FAMILIES = {"fp32": "fp32", "fp16": "fp32", "int8": "int8", "int8-dynamic": "int8", "int4": "int4"}
+
+
+def prepare_peers(artifact: Path, manifest: Manifest, reference: Path | None = None,
+                  precisions: set[str] | None = None) -> list[Peer]:  # fmt: skip
+    """The peers for the artifacts' precisions, built (or found in the cache) from their checkpoint:
+    fp32 -> transformers, optimum, genai fp32, llama.cpp f32; int8 -> llama.cpp Q8_0; int4 -> genai
+    int4 and llama.cpp Q4_0 (issue 8's side-by-side set)."""
     ckpt = find_reference(artifact, manifest, reference)
     cache = cache_dir(manifest)
     cache.mkdir(parents=True, exist_ok=True)
@@ -135,12 +162,16 @@ def prepare_peers(artifact: Path, manifest: Manifest, reference: Path | None = N
         write_stub_tokenizer(hf, manifest.architecture.vocab_size)
     bench_py = bench_venv_python()
     no_venv = f"{bench_py} is missing (run scripts/make_bench_venv.sh)"
-    peers = [
-        _transformers(hf),
-        _optimum(hf, cache, bench_py, log_file, no_venv),
-        _genai(hf, cache, bench_py, log_file, no_venv),
-        _llamacpp(hf, cache, bench_py, log_file, no_venv),
-    ]
+    families = {FAMILIES.get(p, "fp32") for p in (precisions or {manifest.precision})}
+    peers = []
+    if "fp32" in families:
+        peers += [_transformers(hf), _optimum(hf, cache, bench_py, log_file, no_venv),
+                  _genai(hf, cache, bench_py, log_file, no_venv, "fp32")]  # fmt: skip
+    if "int4" in families:
+        peers.append(_genai(hf, cache, bench_py, log_file, no_venv, "int4"))
+    for family, kind in (("fp32", "f32"), ("int8", "q8_0"), ("int4", "q4_0")):
+        if family in families:
+            peers.append(_llamacpp(hf, cache, bench_py, log_file, no_venv, kind))
     return peers
 
 
@@ -162,8 +193,11 @@ def _optimum(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str
     return peer
 
 
-def _genai(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str) -> Peer:
-    peer = Peer("genai", "onnxruntime-genai fp32", str(bench_py), cache / "genai-fp32")
+def _genai(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str, precision: str) -> Peer:
+    name = "genai" if precision == "fp32" else f"genai-{precision}"
+    peer = Peer(
+        name, f"onnxruntime-genai {precision}", str(bench_py), cache / f"genai-{precision}", engine="genai"
+    )
     builder = genai_builder_python()
     if not bench_py.is_file():
         peer.skipped = no_venv
@@ -172,13 +206,26 @@ def _genai(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str) 
             peer.skipped = f"{builder} is missing (scripts/make_bench_venv.sh makes genai's builder venv)"
         else:
             peer.skipped = _run([str(builder), "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o",
-                                 str(peer.model), "-p", "fp32", "-e", "cpu", "-c", str(cache / "genai-cache")],
+                                 str(peer.model), "-p", precision, "-e", "cpu", "-c", str(cache / "genai-cache")],
                                 "genai model builder", log_file)  # fmt: skip
     return peer
 
 
-def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str) -> Peer:
-    peer = Peer("llamacpp", "llama.cpp f32", str(bench_py), cache / "model-f32.gguf")
+LLAMA_QUANT_FTYPES = {
+    "q4_0": 2
+}  # llama.h's LLAMA_FTYPE_MOSTLY_Q4_0 (convert_hf_to_gguf.py cannot write Q4_0)
+QUANTIZE = (
+    "import sys, llama_cpp as l; p = l.llama_model_quantize_default_params(); p.ftype = int(sys.argv[3]); "
+    "sys.exit(l.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), p))"
+)
+
+
+def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str, kind: str = "f32") -> Peer:
+    """llama.cpp on a GGUF of the same weights: ``f32`` and ``q8_0`` from ``convert_hf_to_gguf.py``,
+    ``q4_0`` by llama.cpp's own quantizer (``llama_model_quantize``) from the f32 file."""
+    name = "llamacpp" if kind == "f32" else f"llamacpp-{kind}"
+    peer = Peer(name, f"llama.cpp {kind if kind == 'f32' else kind.upper()}", str(bench_py),
+                cache / f"model-{kind}.gguf", engine="llamacpp")  # fmt: skip
     convert = bench_py.parent.parent / "share" / "llama.cpp" / "convert_hf_to_gguf.py"
     if not bench_py.is_file():
         peer.skipped = no_venv
@@ -187,11 +234,36 @@ def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: st
             "llama-cpp-python is not installed (opt-in: RADON_BENCH_LLAMA_CPP=1 scripts/make_bench_venv.sh)"
         )
     elif not peer.model.is_file():  # type: ignore[union-attr]
-        if not convert.is_file():
+        if kind in LLAMA_QUANT_FTYPES:
+            source = _llamacpp(hf, cache, bench_py, log_file, no_venv, "f32")
+            peer.skipped = source.skipped or _run(
+                [str(bench_py), "-c", QUANTIZE, str(source.model), str(peer.model), str(LLAMA_QUANT_FTYPES[kind])],
+                f"llama.cpp quantize {kind}", log_file,
+            )  # fmt: skip
+        elif not convert.is_file():
             peer.skipped = (
                 f"{convert} is missing (scripts/make_bench_venv.sh keeps it from llama.cpp's sources)"
             )
         else:
-            peer.skipped = _run([str(bench_py), str(convert), str(hf), "--outtype", "f32", "--outfile", str(peer.model)],
-                                "convert_hf_to_gguf.py", log_file)  # fmt: skip
+            src = gguf_source(hf, bench_py, log_file)
+            peer.skipped = src if isinstance(src, str) else _run(
+                [str(bench_py), str(convert), str(src), "--outtype", kind, "--outfile", str(peer.model)],
+                "convert_hf_to_gguf.py", log_file,
+            )  # fmt: skip
     return peer
+
+
+def gguf_source(hf: Path, bench_py: Path, log_file: Path) -> Path | str:
+    """``hf`` as llama.cpp's converter reads it: links to its files plus a stub ``tokenizer.model``, in a
+    folder of its own so that optimum and genai never see the stub; the reason (a string) on failure."""
+    src = hf.parent / "hf-gguf"
+    src.mkdir(exist_ok=True)
+    for f in hf.iterdir():
+        if f.is_file() and not (src / f.name).exists():
+            (src / f.name).symlink_to(f.resolve())
+    if (src / "tokenizer.model").is_file():
+        return src
+    vocab = json.loads((hf / "config.json").read_text())["vocab_size"]
+    stub = ("import sys; from pathlib import Path; from radon.runtime.bench_peers import write_stub_sentencepiece "
+            "as w; w(Path(sys.argv[1]), int(sys.argv[2]))")  # fmt: skip
+    return _run([str(bench_py), "-c", stub, str(src), str(vocab)], "tokenizer.model stub", log_file) or src

@@ -1,6 +1,6 @@
 """One engine of ``radon bench``, in its own process: load once, then answer timing requests.
 
-    python -m radon.runtime.bench_worker ENGINE MODEL --threads N [--spinning] [--vocab V]
+    python -m radon.runtime.bench_worker ENGINE MODEL --threads N [--spinning] [--no-huge-pages]
 
 ENGINE is ``radon`` (this runtime on an artifact), ``transformers`` (eager ``generate`` on a Hugging
 Face folder), ``optimum`` (``ORTModelForCausalLM`` on its own export), ``genai``
@@ -47,13 +47,14 @@ def prompt_ids(n: int, vocab: int, batch: int = 1) -> np.ndarray:
 
 class RadonEngine:
     def __init__(
-        self, model: str, threads: int | None, spinning: bool, batch: int, cache: str | None
+        self, model: str, threads: int | None, spinning: bool, batch: int, cache: str | None, huge_pages: bool
     ) -> None:
         import onnxruntime
 
         import radon.runtime
 
-        self.gen = radon.runtime.load(model, threads=threads, spinning=spinning, cache=cache, verify=False)
+        self.gen = radon.runtime.load(model, threads=threads, spinning=spinning, cache=cache, verify=False,
+                                      huge_pages=huge_pages)  # fmt: skip
         self.vocab, self.batch = self.gen.vocab_size, batch
         self.info = {"version": f"radon (onnxruntime {onnxruntime.__version__})", "cache": self.gen.cache,
                      "lowering": self.gen.manifest.lowering}  # fmt: skip
@@ -218,7 +219,7 @@ class LlamaCppEngine:
 
 def make(args: argparse.Namespace) -> Any:
     if args.engine == "radon":
-        return RadonEngine(args.model, args.threads, args.spinning, args.batch, args.cache)
+        return RadonEngine(args.model, args.threads, args.spinning, args.batch, args.cache, not args.no_huge_pages)
     if args.engine in ("transformers", "optimum"):
         return HFEngine(args.engine, args.model, args.threads, args.spinning, args.batch)
     if args.engine == "genai":
@@ -237,7 +238,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--context", type=int, default=1024)
     parser.add_argument("--cache", default=None)
+    parser.add_argument("--no-huge-pages", action="store_true")
+    parser.add_argument("--no-spinning", action="store_true", help="overrides --spinning (an A/B variant)")
     args = parser.parse_args()
+    args.spinning = args.spinning and not args.no_spinning
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # a peer's prints (C or Python) go to stderr, never into the protocol
     sys.stdout = sys.stderr

@@ -1,7 +1,7 @@
 """The runtime benchmark of docs/benchmarks.md, end to end: the ~100M Mistral, its artifact, the peers.
 
     scripts/make_bench_venv.sh                    # once: .bench-venv and .venv-genai-build (+ llama.cpp opt-in)
-    python scripts/bench_runtime.py --runs 5 --threads 2 [--json out.json] [--work DIR]
+    python scripts/bench_runtime.py --runs 5 --threads 2 [--spinning on,off] [--huge-pages on,off] [--json out.json] [--work DIR]
 
 It builds configs/model_config_bench_100m.json with random weights (seed 0; random weights serve
 speed only, DESIGN.md), saves it as a checkpoint, exports it (``ort`` lowering, fp32, no parity),
@@ -27,7 +27,8 @@ def main() -> int:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--cache", default=None, help="ring, copy, or ring,copy for an A/B")
-    parser.add_argument("--spinning", action="store_true")
+    parser.add_argument("--spinning", default="on", help="on, off, or on,off for an A/B (RADON's and optimum's threads)")
+    parser.add_argument("--huge-pages", default="on", help="on, off, or on,off for an A/B")
     parser.add_argument("--no-compare", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
     args = parser.parse_args()
@@ -46,7 +47,8 @@ def main() -> int:
     if not art.is_dir():
         export_onnx(ckpt, art, attention="ort", parity=False, threads=args.threads)
     kwargs = dict(compare=not args.no_compare, runs=args.runs, threads=args.threads, prompt_tokens=args.prompt_tokens,
-                  new_tokens=args.new_tokens, cache=args.cache, spinning=args.spinning, reference=ckpt)  # fmt: skip
+                  new_tokens=args.new_tokens, cache=args.cache, spinning=args.spinning,
+                  huge_pages=args.huge_pages, reference=ckpt)  # fmt: skip
     if args.json is None:
         return run(art, **kwargs)
     import contextlib

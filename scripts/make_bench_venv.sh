@@ -55,6 +55,10 @@ if [ "${RADON_BENCH_LLAMA_CPP:-0}" = "1" ]; then
   tar -xzf "$src"/llama_cpp_python-*.tar.gz -C "$src"
   mkdir -p "$venv/share/llama.cpp"
   cp "$src"/llama_cpp_python-*/vendor/llama.cpp/convert_hf_to_gguf.py "$venv/share/llama.cpp/"
+  # newer llama.cpp splits the converter: convert_hf_to_gguf.py imports its model classes from conversion/
+  if [ -d "$src"/llama_cpp_python-*/vendor/llama.cpp/conversion ]; then
+    cp -r "$src"/llama_cpp_python-*/vendor/llama.cpp/conversion "$venv/share/llama.cpp/"
+  fi
   "${pip[@]}" "$src"/llama_cpp_python-*/vendor/llama.cpp/gguf-py
   rm -rf "$src"
 fi

@@ -30,13 +30,14 @@ def bench(
     threads: int = 0,
     kv_context: int = 32768,
     reference: Annotated[Path | None, Opt(metavar="CKPT")] = None,
-    spinning: bool = False,
+    spinning: str = "on",
     cache: str | None = None,
+    huge_pages: str = "on",
     json: bool = False,
 ) -> int:
     """Benchmark an artifact's runtime speed, or two model architectures in PyTorch.
 
-    radon bench ARTIFACT [--compare]              the edge runtime on an exported artifact
+    radon bench ARTIFACT... [--compare]           the edge runtime on exported artifacts (fp32 int8 int4 ...)
     radon bench --architectures CONFIG_A CONFIG_B GPT-2 vs Mistral (the seed's benchmark_mistral)
 
     A CONFIG is a file or preset, optionally with overrides: small:model_type=mistral,tie_word_embeddings=true
@@ -44,7 +45,7 @@ def bench(
     with random weights: prefill and decode tokens/s, weight bytes, KV-cache bytes, peak memory.
 
     Args:
-        targets: ARTIFACT (an artifact folder), or with --architectures CONFIG_A CONFIG_B.
+        targets: ARTIFACT folders (one, or several of one checkpoint: each runs as an engine in the same rounds, and --compare adds each precision's peers), or with --architectures CONFIG_A CONFIG_B.
         architectures: compare two model configs in PyTorch (exclusive with an ARTIFACT and --compare).
         compare: with an ARTIFACT, also run the peers (optimum, onnxruntime-genai, llama.cpp).
         batch: sequences per batch.
@@ -57,8 +58,9 @@ def bench(
         threads: torch threads (0 = torch's default).
         kv_context: context for the computed fp16 KV-cache column (--architectures).
         reference: the checkpoint the peers are built from (ARTIFACT mode; default: found beside it).
-        spinning: let onnxruntime's idle threads spin (ARTIFACT mode).
+        spinning: on or off: onnxruntime's idle threads spin-wait (RADON's and optimum's; genai and llama.cpp spin by their own defaults); on,off adds a RADON engine without spinning, an A/B (ARTIFACT mode).
         cache: the runtime's KV engine, shared (ort lowering with a window), ring or copy; comma-separated runs an A/B (ARTIFACT mode).
+        huge_pages: on or off: back RADON's weights with transparent huge pages; on,off runs an A/B (ARTIFACT mode).
         json: print JSON instead of a Markdown table.
     """
     from radon.errors import RadonError
@@ -68,8 +70,10 @@ def bench(
             raise RadonError(
                 "--compare belongs to `radon bench ARTIFACT`; it does not apply to --architectures"
             )
-        if reference is not None or spinning or cache is not None:
-            raise RadonError("--reference, --spinning and --cache belong to `radon bench ARTIFACT`")
+        if reference is not None or spinning != "on" or cache is not None or huge_pages != "on":
+            raise RadonError(
+                "--reference, --spinning, --cache and --huge-pages belong to `radon bench ARTIFACT`"
+            )
         if len(targets) != 2:
             raise RadonError(
                 f"--architectures takes exactly two configs (CONFIG_A CONFIG_B), got {len(targets)}"
@@ -85,10 +89,6 @@ def bench(
         else:
             print(format_report(results, settings))
         return 0
-    if len(targets) != 1:
-        raise RadonError(
-            f"give one ARTIFACT folder (or --architectures CONFIG_A CONFIG_B), got {len(targets)} arguments"
-        )
     import importlib
 
     try:
@@ -102,7 +102,7 @@ def bench(
         raise
     return int(
         runtime_bench.run(
-            Path(targets[0]),
+            [Path(t) for t in targets],
             compare=compare,
             batch=batch,
             prompt_tokens=prompt_tokens,
@@ -113,6 +113,7 @@ def bench(
             reference=reference,
             spinning=spinning,
             cache=cache,
+            huge_pages=huge_pages,
         )  # fmt: skip
         or 0
     )

@@ -104,3 +104,34 @@ def test_demo_serving_step_starts_asks_and_stops(text_artifact):
     ]
     # the server and scheduler threads are joined; onnxruntime's intra-op pool may keep one of its own
     assert threading.active_count() <= before + 1, "the server thread must be gone"
+
+
+def test_bench_several_artifacts_adds_each_precisions_peers(text_artifact, tmp_path, monkeypatch, capsys):
+    """fp32 and int4 artifacts of one checkpoint run as two RADON engines in the same rounds; --compare
+    then names the int4 peers (genai int4, llama.cpp Q4_0) beside the fp32 ones, here as not run."""
+    from radon.export.quantize import quantize_artifact
+    from radon.export.quantize.int4 import Int4Options
+    from radon.runtime.bench import run
+
+    from radon.runtime.manifest import read_manifest
+
+    layers = read_manifest(text_artifact).architecture.num_layers  # fc_out's input (176) takes no 4-bit block
+    int4 = quantize_artifact(text_artifact, tmp_path / "int4", precision="int4", parity=False, threads=1,
+                             auto_mixed_budget=None, keep=[f"layers.{i}.mlp.fc_out" for i in range(layers)],
+                             int4=Int4Options(keep_precision="fp32")).path  # fmt: skip
+    monkeypatch.setenv("RADON_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RADON_BENCH_VENV", str(tmp_path / "no-venv"))
+    assert run([text_artifact, int4], compare=True, runs=1, threads=1, prompt_tokens=8, new_tokens=8,
+               pp_sizes=(), json=True) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    engines = report["engines"]
+    assert engines["radon"]["family"] == "fp32" and engines["radon-int4"]["family"] == "int4"
+    assert engines["radon-int4"]["tests"]["tg8"]["median"] > 0
+    assert engines["radon-int4"]["bytes_per_decode_token"] < engines["radon"]["bytes_per_decode_token"]
+    for peer in ("genai", "genai-int4", "llamacpp", "llamacpp-q4_0"):
+        assert "no-venv" in engines[peer]["skipped"], peer
+    assert "llamacpp-q8_0" not in engines  # no int8 artifact, no Q8_0 peer
+    from radon.runtime.bench_report import markdown
+
+    text = markdown(report)
+    assert "int4 decode >= onnxruntime-genai int4: not checked" in text

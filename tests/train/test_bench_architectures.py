@@ -57,8 +57,10 @@ def test_modes_are_exclusive(cli: Cli, tmp_path: object) -> None:
     assert rc == 2 and "exactly two configs" in err
     rc, _, err = cli("bench", "--architectures", "tiny_gpt2", "tiny_mistral", "--compare")
     assert rc == 2 and "--compare belongs to" in err
-    rc, _, err = cli("bench", "a", "b")
-    assert rc == 2 and "give one ARTIFACT" in err
+    rc, _, err = cli("bench", "a", "b")  # several artifacts are fine; these do not exist
+    assert rc == 2 and "a: no such artifact folder" in err
+    rc, _, err = cli("bench", "--architectures", "tiny_gpt2", "tiny_mistral", "--spinning", "off")
+    assert rc == 2 and "--spinning" in err and "belong to `radon bench ARTIFACT`" in err
 
 
 def test_artifact_mode_dispatches_to_the_runtime_benchmark(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,10 +71,12 @@ def test_artifact_mode_dispatches_to_the_runtime_benchmark(cli: Cli, monkeypatch
     fake = types.ModuleType("radon.runtime.bench")
     fake.run = lambda artifact, **kw: calls.append((artifact, kw)) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "radon.runtime.bench", fake)
-    rc, _, err = cli("bench", "art", "--compare", "--new-tokens", "16", "--cache", "ring")
+    rc, _, err = cli("bench", "art", "art-int4", "--compare", "--new-tokens", "16", "--cache", "ring",
+                     "--spinning", "on,off", "--huge-pages", "off")  # fmt: skip
     assert rc == 0, err
-    ((artifact, kw),) = calls
-    assert str(artifact) == "art" and kw["compare"] and kw["new_tokens"] == 16 and kw["cache"] == "ring"
+    ((artifacts, kw),) = calls
+    assert [str(a) for a in artifacts] == ["art", "art-int4"] and kw["compare"] and kw["new_tokens"] == 16
+    assert kw["cache"] == "ring" and kw["spinning"] == "on,off" and kw["huge_pages"] == "off"
 
 
 def test_artifact_mode_without_the_runtime_benchmark_is_one_line(
