@@ -60,7 +60,7 @@ def test_generate_stream_is_incremental(server, text_gen, model):
     for url in (f"http://127.0.0.1:{server.http_port}", f"grpc://{server.grpc_url}"):
         start, arrivals = time.perf_counter(), []
         reply = generate(url, PROMPTS[0], model=model, max_tokens=400, stream=True,
-                         on_piece=lambda piece: arrivals.append(time.perf_counter()))  # fmt: skip
+                         on_piece=lambda piece, a=arrivals: a.append(time.perf_counter()))  # fmt: skip
         assert reply.responses == len(arrivals) >= 100 and reply.text == text_gen.generate_text(PROMPTS[0], 400)
         assert arrivals[0] - start < 0.5 * (arrivals[-1] - start), (url, arrivals[0] - start, arrivals[-1] - start)
     single = generate(f"grpc://{server.grpc_url}", PROMPTS[0], model=model, max_tokens=30)
