@@ -1,4 +1,5 @@
-"""Quality of a peer's quantized ONNX model (onnxruntime-genai's ``-p int4``) by RADON's own parity code.
+"""Quality of a peer's quantized model by RADON's own parity code: onnxruntime-genai's ``-p int4`` ONNX
+graph, or a llama.cpp GGUF (``.gguf``: Q8_0, Q4_0, ...) through ``llama-cpp-python``.
 
 genai's decoder graph takes ``input_ids``, ``attention_mask`` and an (empty) past; this runs it with
 onnxruntime on the same held-out chunks and greedy prompts that ``radon.export.parity.compare`` uses,
@@ -7,6 +8,14 @@ builder), and prints KL, top-1, perplexity change and greedy agreement. Greedy r
 sequence each token (no cache), which is exact and fine for the small demo model.
 
     python scripts/peer_quant_quality.py GENAI_DIR --reference CKPT [--precision int4]
+    .bench-venv/bin/python scripts/peer_quant_quality.py model-q8_0.gguf --reference CKPT --precision int8-dynamic
+
+The peer models are the ones ``radon bench CKPT-ARTIFACTS --compare`` builds from the same checkpoint
+(``~/.cache/radon/bench/<digest>/``): genai's from the ``radon convert --to-hf`` folder, the GGUFs from a
+copy of it whose stub ``tokenizer.model`` has one piece per id (``bench_peers.gguf_source``), so a
+GGUF's token ids are RADON's; parity feeds ids, never text. ``--precision`` picks the thresholds the
+result is held to: ``int8-dynamic`` for Q8_0 (weights per block, activations at run time), ``int4``
+for Q4_0 and genai int4.
 """
 
 from __future__ import annotations
@@ -52,6 +61,30 @@ class GenaiGraph:
         return seq[ids.size :]
 
 
+class GgufGraph:
+    """A llama.cpp GGUF as a parity candidate: every position's logits (``logits_all``), greedy by recomputation."""
+
+    def __init__(self, path: Path, precision: str) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            model_path=str(path), n_ctx=1024, n_batch=1024, logits_all=True, n_threads=2, verbose=False
+        )
+        self.description = f"{path.name} (llama.cpp)"
+        self.precision = precision
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        self.llm.reset()
+        self.llm.eval([int(t) for t in ids])
+        return np.array(self.llm.scores[: ids.size], dtype=np.float32)
+
+    def greedy(self, ids: np.ndarray, new_tokens: int) -> np.ndarray:
+        seq = ids.copy()
+        for _ in range(new_tokens):
+            seq = np.append(seq, int(self.logits(seq)[-1].argmax()))
+        return seq[ids.size :]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", type=Path)
@@ -61,7 +94,8 @@ def main() -> None:
     from radon.checkpoint import load_model
     from radon.export.parity import compare
 
-    r = compare(GenaiGraph(args.model, args.precision), load_model(args.reference),
+    graph = (GgufGraph if args.model.suffix == ".gguf" else GenaiGraph)(args.model, args.precision)
+    r = compare(graph, load_model(args.reference),
                 tokenizer_dir=args.reference / "tokenizer", reference_name=args.reference.name)  # fmt: skip
     m = r.metrics
     print(f"| {r.candidate} | ppl {m['ppl_change']:+.2%} | KL {m['kl_mean']:.4f} | top-1 {m['top1_agreement']:.3f} | "
