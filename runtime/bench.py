@@ -209,10 +209,12 @@ def run(
         args += {"spinning": ("--spinning",), "no spinning": ("--no-spinning",)}.get(spin_tag, ())
         radon_peers.append(Peer(name, f"RADON ({manifest.lowering}, {manifest.precision}{''.join(', ' + t for t in tags)})",
                                 sys.executable, artifact, engine="radon", args=args))  # fmt: skip
+    precisions_seen = [m.precision for m in manifests]
     for path, m in zip(artifacts[1:], manifests[1:]):
-        name = f"radon-{m.precision}"
-        name = name if all(p.name != name for p in radon_peers) else f"{name}-{path.name}"
-        radon_peers.append(Peer(name, f"RADON ({m.lowering}, {m.precision})", sys.executable, path, engine="radon"))
+        twice = precisions_seen.count(m.precision) > 1  # then the folder tells them apart
+        name = f"radon-{m.precision}" + (f"-{path.name}" if twice else "")
+        label = f"RADON ({m.lowering}, {m.precision}{', ' + path.name if twice else ''})"
+        radon_peers.append(Peer(name, label, sys.executable, path, engine="radon"))
     radon_peer = radon_peers[0]
     precisions = {m.precision for m in manifests}
     peers = radon_peers + (prepare_peers(artifact, manifest, reference, precisions) if compare else [])

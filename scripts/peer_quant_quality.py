@@ -98,7 +98,7 @@ def main() -> None:
     r = compare(graph, load_model(args.reference),
                 tokenizer_dir=args.reference / "tokenizer", reference_name=args.reference.name)  # fmt: skip
     m = r.metrics
-    print(f"| {r.candidate} | ppl {m['ppl_change']:+.2%} | KL {m['kl_mean']:.4f} | top-1 {m['top1_agreement']:.3f} | "
+    print(f"| {r.candidate} | ppl {m['ppl_change']:+.2%} | KL {m['kl_mean']:.2e} | top-1 {m['top1_agreement']:.3f} | "
           f"greedy {m['greedy_agreement']:.3f} | {args.precision} gate {'pass' if r.passed else 'FAIL: ' + '; '.join(r.failures)} |")  # fmt: skip
 
 
