@@ -56,6 +56,8 @@ def evaluate(
 
     if threads:
         torch.set_num_threads(threads)
+    if not checkpoint.is_dir():
+        raise RadonError(f"{checkpoint}: no such checkpoint folder")
     if not (checkpoint / "tokenizer").is_dir():
         raise RadonError(f"{checkpoint}: the checkpoint has no tokenizer/; bits per byte need one")
     model = load_model(checkpoint, device=device)

@@ -108,6 +108,8 @@ def train(
     from radon.train import TrainConfig, parse_mixture
 
     given = {k: v for k, v in locals().items() if k in RECIPE_FLAGS and v is not None}
+    if mixture is not None:
+        given["mixture"] = parse_mixture(mixture)
     if steps is not None and minutes is not None:
         raise RadonError("give --steps or --minutes, not both")
     if out is None:
@@ -117,9 +119,7 @@ def train(
     if resume is not None:
         cfg = _resumed_recipe(resume, given, steps)
     else:
-        cfg = TrainConfig(
-            **given, steps=steps or 1000, minutes=minutes or 0.0, mixture=parse_mixture(mixture),
-        )  # fmt: skip
+        cfg = TrainConfig(**given, steps=steps or 1000, minutes=minutes or 0.0)
     cfg.precision, cfg.use_fp16, cfg.compile, cfg.threads, cfg.device = (
         precision, use_fp16, compile, threads, device,
     )  # fmt: skip
@@ -176,6 +176,9 @@ def _run(
 
         tok = load_tokenizer(tokenizer_dir)
     elif resume is None and model_config is not None and files is not None:
+        from radon.train.loop import check_request
+
+        check_request(model_config, cfg, out, force=force, resume=None)  # before minutes of tokenizer training
         tok = auto_tokenizer(files, model_config.vocab_size, report=lambda m: print(m, file=sys.stderr))
     result = run_training(
         model_config, cfg, files, tok, out, resume=resume, stop_after=stop_after, force=force,

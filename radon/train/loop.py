@@ -65,6 +65,19 @@ class TrainResult:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def check_request(model_config: Any, cfg: TrainConfig, out: Path, *, force: bool, resume: Path | None) -> None:
+    """The checks that need neither data nor a tokenizer, so that a bad request fails before minutes of
+    tokenizer training: the context against the model's positions, and the output folder."""
+    if cfg.context > model_config.max_position_embeddings:
+        raise RadonError(
+            f"--context {cfg.context} is over the model's max_position_embeddings "
+            f"({model_config.max_position_embeddings}); use a shorter context or a config with more positions"
+        )
+    if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
+        raise RadonError(f"{out}: already exists (use --force to replace it, or --resume {out})")
+    check_writable(out)
+
+
 def check_writable(out: Path) -> None:
     """Fail before training, not after it, when ``out``'s parent cannot hold a new folder."""
     parent = out.parent
@@ -164,20 +177,13 @@ def train(
         raise RadonError("--config: give a model config (a file or a preset name such as demo)")
     if tokenizer is None:
         raise RadonError("--tokenizer: give a tokenizer folder (train one with `radon tokenizer train`)")
-    if cfg.context > model_config.max_position_embeddings:
-        raise RadonError(
-            f"--context {cfg.context} is over the model's max_position_embeddings "
-            f"({model_config.max_position_embeddings}); use a shorter context or a config with more positions"
-        )
+    check_request(model_config, cfg, out, force=force, resume=resume)
     vocab = _tokenizer_vocab(tokenizer)
     if vocab is not None and vocab > model_config.vocab_size:
         raise RadonError(
             f"the tokenizer has {vocab} tokens but the model's vocab_size is {model_config.vocab_size}; "
             f"set vocab_size to {vocab} in the config"
         )
-    if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
-        raise RadonError(f"{out}: already exists (use --force to replace it, or --resume {out})")
-    check_writable(out)
 
     device = resolve_device(cfg.device)
     precision = resolve_precision(device, cfg.precision, cfg.use_fp16)

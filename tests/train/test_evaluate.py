@@ -130,6 +130,9 @@ def test_eval_reports_both_baselines(
 
 def test_eval_bad_input(cli: Cli, tmp_path: Path, tokenizer_dir: Path) -> None:
     rc, _, err = cli("eval", tmp_path / "missing", "--text", tmp_path / "x.txt")
+    assert rc == 2 and "missing: no such checkpoint folder" in err
+    save_checkpoint(_model(512), tmp_path / "no-tok")
+    rc, _, err = cli("eval", tmp_path / "no-tok", "--text", tmp_path / "x.txt")
     assert rc == 2 and "has no tokenizer/" in err
     ckpt = save_checkpoint(_model(512), tmp_path / "ck", tokenizer=load_tokenizer(tokenizer_dir))
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")

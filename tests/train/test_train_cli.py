@@ -134,3 +134,24 @@ def test_help_loads_no_torch(verb: str) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_bad_requests_fail_before_the_tokenizer_is_trained(
+    cli: Cli, tiny_config: Path, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --tokenizer, train trains one first (minutes on real data): a request that cannot run
+    must be refused before that, naming its problem."""
+    import radon.train.sources as sources
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the tokenizer was trained before the request was checked")
+
+    monkeypatch.setattr(sources, "auto_tokenizer", never)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    for extra, message in (
+        (["--context", "100000", "--out", tmp_path / "ck"], "max_position_embeddings"),
+        (["--out", taken], "already exists"),
+    ):
+        rc, _, err = cli("train", "--config", tiny_config, "--data", _data(corpus), "--no-progress", *extra)
+        assert rc == 2 and message in err, err
