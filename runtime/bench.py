@@ -147,6 +147,31 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
+def radon_engines(artifacts: list[Path], manifests: list[Manifest], caches: list[str], pages: list[str],
+                  spins: list[str]) -> list[Peer]:  # fmt: skip
+    """RADON's engines: the first artifact once per A/B variant (KV cache, huge pages, spinning; the first
+    value of each is the setting every engine runs with), then every further artifact once."""
+    manifest, artifact = manifests[0], artifacts[0]
+    variants = [(c, pages[0], spins[0]) for c in caches] + [(caches[0], p, spins[0]) for p in pages[1:]]
+    variants += [(caches[0], pages[0], s) for s in spins[1:]]
+    engines = []
+    for i, (c, hp, spin) in enumerate(variants):
+        spin_tag = "" if spin == spins[0] else ("spinning" if spin == "on" else "no spinning")
+        tags = [t for t in (c, "no huge pages" if hp == "off" else "", spin_tag) if t]
+        name = "radon" if i == 0 else "radon-" + "-".join(t.replace(" ", "-") for t in tags)
+        args = (("--cache", c) if c else ()) + (("--no-huge-pages",) if hp == "off" else ())
+        args += {"spinning": ("--spinning",), "no spinning": ("--no-spinning",)}.get(spin_tag, ())
+        engines.append(Peer(name, f"RADON ({manifest.lowering}, {manifest.precision}{''.join(', ' + t for t in tags)})",
+                            sys.executable, artifact, engine="radon", args=args))  # fmt: skip
+    precisions = [m.precision for m in manifests]
+    for path, m in zip(artifacts[1:], manifests[1:]):
+        twice = precisions.count(m.precision) > 1  # then the folder tells them apart
+        name = f"radon-{m.precision}" + (f"-{path.name}" if twice else "")
+        label = f"RADON ({m.lowering}, {m.precision}{', ' + path.name if twice else ''})"
+        engines.append(Peer(name, label, sys.executable, path, engine="radon"))
+    return engines
+
+
 def run(
     artifact: Path | list[Path],
     *,
@@ -198,23 +223,7 @@ def run(
         if not values or any(v not in ("on", "off") for v in values):
             raise RadonError(f"bench: {flag} takes on, off or on,off; got {','.join(values)!r}")
     spinning = spins[0] == "on"
-    variants = [(c, pages[0], spins[0]) for c in caches] + [(caches[0], p, spins[0]) for p in pages[1:]]
-    variants += [(caches[0], pages[0], s) for s in spins[1:]]
-    radon_peers = []
-    for i, (c, hp, spin) in enumerate(variants):
-        spin_tag = "" if spin == spins[0] else ("spinning" if spin == "on" else "no spinning")
-        tags = [t for t in (c, "no huge pages" if hp == "off" else "", spin_tag) if t]
-        name = "radon" if i == 0 else "radon-" + "-".join(t.replace(" ", "-") for t in tags)
-        args = (("--cache", c) if c else ()) + (("--no-huge-pages",) if hp == "off" else ())
-        args += {"spinning": ("--spinning",), "no spinning": ("--no-spinning",)}.get(spin_tag, ())
-        radon_peers.append(Peer(name, f"RADON ({manifest.lowering}, {manifest.precision}{''.join(', ' + t for t in tags)})",
-                                sys.executable, artifact, engine="radon", args=args))  # fmt: skip
-    precisions_seen = [m.precision for m in manifests]
-    for path, m in zip(artifacts[1:], manifests[1:]):
-        twice = precisions_seen.count(m.precision) > 1  # then the folder tells them apart
-        name = f"radon-{m.precision}" + (f"-{path.name}" if twice else "")
-        label = f"RADON ({m.lowering}, {m.precision}{', ' + path.name if twice else ''})"
-        radon_peers.append(Peer(name, label, sys.executable, path, engine="radon"))
+    radon_peers = radon_engines(artifacts, manifests, caches, pages, spins)
     radon_peer = radon_peers[0]
     precisions = {m.precision for m in manifests}
     peers = radon_peers + (prepare_peers(artifact, manifest, reference, precisions) if compare else [])
