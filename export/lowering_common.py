@@ -17,6 +17,7 @@ import numpy as np
 from radon.errors import RadonError
 from radon.export.decoder_spec import DecoderSpec, io_table
 from radon.export.graph_builder import GraphBuilder
+from radon.runtime.session import LOGITS_TO_KEEP  # the name the runtime feeds (transformers' name too)
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16"}
 GELU_TANH_C = math.sqrt(2.0 / math.pi)  # transformers' NewGELUActivation / torch gelu(approximate="tanh")
@@ -119,9 +120,6 @@ def mlp(g: DecoderGraph, x: str, i: int, *, out_bias: bool = True) -> str:
     else:
         h = activation(g, h, f"layers.{i}.mlp.act")
     return linear(g, h, f"layers.{i}.mlp.fc_out", bias=out_bias)
-
-
-LOGITS_TO_KEEP = "logits_to_keep"  # the optional input (transformers' name for the same switch)
 
 
 def keep_last_positions(g: DecoderGraph, x: str) -> str:

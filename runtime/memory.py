@@ -50,8 +50,12 @@ RESIDENT_FRACTION = 0.9  # only mappings this full: collapsing a sparse one (a t
 def _resident_anonymous_ranges(min_bytes: int) -> list[tuple[int, int]]:
     """(start, end) of private anonymous mappings of at least ``min_bytes`` that are nearly all resident."""
     out, current = [], None
-    for line in open("/proc/self/smaps", encoding="ascii", errors="replace"):
+    with open("/proc/self/smaps", encoding="ascii", errors="replace") as smaps:
+        lines = smaps.read().splitlines()
+    for line in lines:
         fields = line.split()
+        if not fields:
+            continue
         if "-" in fields[0] and len(fields) >= 5:  # a mapping's header: addr-addr perms offset dev inode [path]
             start, end = (int(x, 16) for x in fields[0].split("-"))
             anonymous = fields[4] == "0" and (len(fields) == 5 or fields[5] == "[heap]")
