@@ -8,10 +8,14 @@ and ``ml_dtypes`` without declaring them):
   onnxruntime-genai's int4 are, because onnxruntime's CPU kernel is about 1.2x faster without zero
   points; ``symmetric=False`` adds a 4-bit zero point per block).
   Algorithms: ``rtn`` (onnxruntime's ``DefaultWeightOnlyQuantConfig``: round to nearest, C++ kernels),
-  ``hqq`` (``HQQWeightOnlyQuantConfig``: half-quadratic optimisation of scales and zero points, no data).
+  ``gptq`` (the same symmetric blocks, rounded by GPTQ on calibration text: ``gptq.py``), ``hqq``
+  (``HQQWeightOnlyQuantConfig``: half-quadratic optimisation of scales and zero points, no data).
   The embedding becomes ``com.microsoft.GatherBlockQuantized`` (4-bit blocks along the hidden axis);
-  the LM head is a Linear like any other. Kept units (mixed precision) are 8-bit ``MatMulNBits`` (the
-  embedding: 8-bit ``GatherBlockQuantized``) or stay float32.
+  the LM head is a Linear like any other. Kept units (mixed precision) are dynamic INT8 (onnxruntime's
+  ``quantize_dynamic``: int8 weights per output channel, 7-bit range as ``int8.REDUCE_RANGE`` says,
+  fused to ``DynamicQuantizeMatMul`` at load; the embedding: 8-bit ``GatherBlockQuantized``) or stay
+  float32. Dynamic INT8 rather than 8-bit ``MatMulNBits``: for the LM head it decodes at nearly the
+  4-bit speed, where 8-bit ``MatMulNBits`` cost about 10% of a decode step (docs/quantization.md).
 - ``qdq`` format, for TensorRT: ``DequantizeLinear`` with the opset-21 ``block_size`` attribute on int4
   weights with an explicit zero zero-point (symmetric; TensorRT's weight-only INT4 takes no other),
   feeding the float ``MatMul``: the symmetric ``MatMulNBits`` graph rewritten (``block_dq.py``), so both
@@ -26,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +40,13 @@ import onnx
 from onnx import helper
 
 from radon.errors import RadonError
+from radon.export.quantize import gptq
+from radon.export.quantize.gptq import Solved
 from radon.export.quantize.graph import EMBED_UNIT, Unit
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = ("rtn", "hqq")
+ALGORITHMS = ("rtn", "gptq", "hqq")
 FORMATS = ("matmulnbits", "qdq")
 BLOCK_SIZES = (32, 64, 128)  # the CLI's choices; llama.cpp and genai use 32
 KEEP_PRECISIONS = ("int8", "fp32")
@@ -50,12 +58,12 @@ class Int4Options:
     """How the 4-bit units are quantized; recorded in the manifest's recipe."""
 
     block_size: int = 32
-    algorithm: str = "rtn"
+    algorithm: str = "gptq"  # RTN's blocks and kernel, rounded on calibration text (gptq.py)
     symmetric: bool = True  # no zero point: MatMulNBits' fast CPU path (docs/quantization.md)
     accuracy_level: int = 4
     fmt: str = "matmulnbits"
     quantize_embedding: bool = True
-    keep_precision: str = "int8"  # what a kept unit becomes: int8 (8-bit MatMulNBits) or fp32
+    keep_precision: str = "int8"  # what a kept unit becomes: int8 (dynamic INT8 MatMul) or fp32
 
     def check(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -68,10 +76,13 @@ class Int4Options:
             )
         if self.keep_precision not in KEEP_PRECISIONS:
             raise RadonError(f"--keep-precision: must be int8 or fp32, got {self.keep_precision!r}")
-        if self.fmt == "qdq" and self.algorithm != "rtn":
+        if self.fmt == "qdq" and self.algorithm == "hqq":
             raise RadonError(
-                "--int4-format qdq: only --algorithm rtn writes Q/DQ (onnxruntime's HQQ is MatMulNBits only)"
+                "--int4-format qdq: --algorithm hqq writes zero points, which TensorRT's block DQ cannot take; "
+                "use rtn or gptq"
             )
+        if self.algorithm == "gptq" and not self.symmetric:
+            raise RadonError("--algorithm gptq writes symmetric blocks; drop --no-symmetric")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -217,11 +228,34 @@ def embedding_int8(model: onnx.ModelProto, unit: Unit, opts: Int4Options) -> Non
     model.ir_version = max(model.ir_version, 10)
 
 
+def dynamic_int8(model: onnx.ModelProto, units: list[Unit]) -> onnx.ModelProto:
+    """``model`` with the MatMuls of ``units`` in dynamic INT8 (``int8.quantize_dynamic_int8``'s recipe).
+
+    onnxruntime's ``quantize_dynamic`` reads and writes files and needs the activations typed, so the
+    model goes through a temporary folder; the dtype annotations are dropped again afterwards.
+    """
+    from radon.export.quantize.calibrate import save_typed_model
+    from radon.export.quantize.int8 import quantize_dynamic_int8
+
+    with tempfile.TemporaryDirectory(prefix="radon-int8-keep-") as tmp:
+        typed = save_typed_model(model, Path(tmp))
+        out_path = Path(tmp) / "keep_int8.onnx"
+        quantize_dynamic_int8(typed, out_path, units, keep=[])
+        out = onnx.load(str(out_path))  # external data, if any, is read while the folder exists
+    del out.graph.value_info[:]
+    return out
+
+
 def quantize_int4(
-    model: onnx.ModelProto, units: list[Unit], plan: Plan, opts: Int4Options
+    model: onnx.ModelProto, units: list[Unit], plan: Plan, opts: Int4Options, solved: Solved | None = None
 ) -> onnx.ModelProto:
-    """A copy of ``model`` with ``plan.int4`` units at 4 bits, ``plan.int8`` at 8 bits, the rest float32."""
+    """A copy of ``model`` with ``plan.int4`` units at 4 bits, ``plan.int8`` at 8 bits, the rest float32.
+
+    ``solved``: GPTQ's blocks per unit (``gptq.solve``), required by ``--algorithm gptq``.
+    """
     opts.check()
+    if opts.algorithm == "gptq" and solved is None:
+        raise RadonError("--algorithm gptq: solve the blocks first (radon.export.quantize.gptq.solve)")
     plan = effective_plan(plan, opts)
     by_name = {u.name: u for u in units}
     matmuls = [u for u in units if u.op_type == "MatMul"]
@@ -238,12 +272,14 @@ def quantize_int4(
                 f"opset {default}. Re-export it with: radon export onnx CKPT --attention portable --opset {QDQ_OPSET}"
             )
     out = copy.deepcopy(model)
+    eight = [u for u in matmuls if u.name in plan.int8]
+    if eight:  # first, on the float graph that quantize_dynamic types; MatMulNBits leaves its nodes alone
+        out = dynamic_int8(out, eight)
     four = [u for u in matmuls if u.name in plan.int4]
     if four:
         out = _quantizer(out, _matmul_config(4, opts), [u.node for u in matmuls if u not in four], opts)
-    eight = [u for u in matmuls if u.name in plan.int8]
-    if eight:
-        out = _quantizer(out, _matmul_config(8, opts), [u.node for u in matmuls if u not in eight], opts)
+        if solved is not None:
+            gptq.apply(out, four, solved)
     embed = by_name.get(EMBED_UNIT)
     if embed is not None and EMBED_UNIT in plan.int4:
         _quantize_embedding(out, embed, opts)

@@ -23,6 +23,7 @@ import onnx
 
 from radon.errors import RadonError
 from radon.export.quantize import calibrate as cal
+from radon.export.quantize import gptq
 from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
 from radon.export.quantize.graph import EMBED_UNIT, Unit, quantized_ops, resolve_keep, units_of, weight_bytes
@@ -235,7 +236,8 @@ def quantize_artifact(
             }  # fmt: skip
             recipe["layers"] = {u.name: plan.precision_of(u.name) for u in units}
             recipe["mixed"] = mixed.to_dict() if mixed else None
-            recipe["calibration"] = cal_set.to_dict() | {"use": "sensitivity and the auto-mixed KL budget"}
+            use = "sensitivity and the auto-mixed KL budget"
+            recipe["calibration"] = cal_set.to_dict() | {"use": f"GPTQ's Hessians, {use}" if opts.algorithm == "gptq" else use}
         recipe["keep"] = kept_names
         _check(qmodel, manifest.lowering, precision)
         from radon.export.build import EXTERNAL_DATA_THRESHOLD
@@ -321,10 +323,18 @@ def _int4(model: onnx.ModelProto, units: list[Unit], kept: list[str], opts: Int4
     """INT4 with the user's ``--keep`` and, with a budget, ``auto_mixed``'s choice of units kept wider."""
     keep_precision = "fp32" if opts.fmt == "qdq" else opts.keep_precision
     blocked = [u for u in units if _blocked(u, opts)]
+    solved = None
+    if opts.algorithm == "gptq":  # once: every candidate plan reuses the same solved blocks
+        from tqdm import tqdm
+
+        with tqdm(total=sum(u.op_type == "MatMul" for u in blocked), desc="gptq", unit="unit", leave=False,
+                  disable=None) as bar:  # fmt: skip
+            solved = gptq.solve(model, blocked, manifest, cal_set.samples, opts.block_size, threads,
+                                progress=lambda _name: bar.update())  # fmt: skip
 
     def build(four: list[str], eight: list[str], fp32: list[str]) -> onnx.ModelProto:
         four = [n for n in four if any(u.name == n for u in blocked)]
-        return quantize_int4(model, units, Plan(four, eight, fp32), opts)
+        return quantize_int4(model, units, Plan(four, eight, fp32), opts, solved)
 
     probe = LogitsProbe(manifest, cal_set.samples[:sensitivity_samples], threads)
     try:

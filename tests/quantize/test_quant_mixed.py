@@ -56,6 +56,30 @@ def test_keep_names_units_and_layers(quantized) -> None:
     assert layers["layers.0.mlp.fc_in"] == "int4"
 
 
+def test_kept_units_are_dynamic_int8_of_the_float_weights(quantized, fp32: dict) -> None:
+    """A unit kept at int8 is onnxruntime's dynamic INT8 (MatMulInteger, int8 per output channel in a
+    7-bit range), not an 8-bit MatMulNBits, and its weights dequantize to the float ones within half a step."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    r = quantized("int4_keep", precision="int4", keep=["layers.1", "lm_head"], auto_mixed_budget=None)
+    model = onnx.load(str(r.path / "model.onnx"))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+    assert all(a.i == 4 for n in nbits for a in n.attribute if a.name == "bits")
+    assert not any(n.name.startswith(("lm_head", "layers.1.")) for n in nbits)
+    reference = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(fp32["ort"] / "model.onnx")).graph.initializer}
+    integer = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert len(integer) == 5  # layers.1's four Linears and the LM head
+    for node in integer:
+        w = next(reference[k] for k in reference if node.input[1].startswith(k.removesuffix(".weight") + "."))
+        q = inits[node.input[1]]
+        assert q.dtype == np.int8 and q.shape == w.shape and np.abs(q).max() <= 64  # 7-bit range
+        scale = inits[node.input[1].replace("_quantized", "_scale")]
+        assert scale.shape == (w.shape[1],)  # one scale per output channel
+        assert np.abs(q * scale - w).max() <= scale.max() * 0.5 + 1e-6
+
+
 def test_resolve_keep_refuses_an_unknown_layer(fp32: dict[str, Path]) -> None:
     import onnx
 

@@ -61,7 +61,7 @@ def test_bandwidth_bytes_count_the_embedding_as_stored(quantized, fp32: dict[str
     m = read_manifest(fp32["ort"])
     a = m.architecture
     assert embedding_bytes(fp32["ort"] / m.model_file) == a.vocab_size * a.hidden_size * 4
-    q = quantized("int4", precision="int4").path
+    q = quantized("int4_plain", precision="int4", auto_mixed_budget=None).path  # the embedding at 4 bits
     qm = read_manifest(q)
     table = embedding_bytes(q / qm.model_file)
     # 4-bit codes (half a byte each), a float32 scale and a 4-bit zero point per block of >= 32 values:

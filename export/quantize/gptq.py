@@ -1,0 +1,186 @@
+"""GPTQ for the 4-bit Linears: the same ``MatMulNBits`` blocks as round-to-nearest, with rounding chosen
+on calibration text.
+
+Round-to-nearest rounds every weight on its own. GPTQ (Frantar et al., 2022, "GPTQ: Accurate
+Post-Training Quantization for Generative Pre-trained Transformers") rounds the input rows of a
+Linear one at a time and spreads each row's rounding error over the rows not yet rounded, weighted by
+the inverse of ``H = X^T X`` (the layer's input activations on calibration text), so that the
+layer's *outputs* on that text move as little as possible. The result is stored exactly as onnxruntime's
+symmetric round-to-nearest stores it: 4-bit values with an implicit zero point of 8, one float scale per
+block of ``block_size`` inputs of an output column (``scale = the block's largest-magnitude weight / -8``,
+onnxruntime's rule, taken on the error-updated weights when the block starts). So the artifact runs on
+the same kernel at the same speed; only the rounding differs.
+
+onnxruntime's quantizer builds the nodes (``MatMulNBitsQuantizer``, round-to-nearest), then ``apply``
+overwrites each GPTQ unit's ``<weight>_Q4`` and ``<weight>_scales`` initializers. onnxruntime's own GPTQ
+(``neural_compressor.gptq_quantize``) is not used: on the symmetric scheme it re-derives every block's
+scale from the already rounded weights (``2 * max / 15`` instead of the scale it rounded with), which
+rescales each block by 14/15 or 16/15.
+
+The Hessians come from the float model's activations (every Linear's input, on the prefill of each
+calibration sample), not from a partly quantized model: one pass over the text serves every unit.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from radon.errors import RadonError
+from radon.export.quantize.graph import Unit
+
+log = logging.getLogger(__name__)
+
+DAMP = 0.01  # fraction of the mean Hessian diagonal added to it (the paper's 1%)
+LAZY_ROWS = 128  # rows rounded between whole-matrix updates (the lazy batch); every block size divides it
+ZERO_POINT = 8  # symmetric 4-bit: stored values 0..15 stand for -8..7
+# unit -> (packed (N, K/bs, bs/2) uint8, scales (N, K/bs) float32)
+Solved = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+# ---- storage: onnxruntime's MatMulNBits layout ---------------------------------------------------------
+def pack(q: np.ndarray, block_size: int) -> np.ndarray:
+    """Values ``q`` (K, N) in 0..15 as ``MatMulNBits``' B: (N, K / block_size, block_size / 2) uint8, two
+    values a byte, the lower input index in the low nibble."""
+    k, n = q.shape
+    blocks = q.T.reshape(n, k // block_size, block_size // 2, 2).astype(np.uint8)
+    return blocks[..., 0] | (blocks[..., 1] << 4)
+
+
+def unpack(b: np.ndarray) -> np.ndarray:
+    """``pack``'s inverse: B (N, blocks, bytes) -> values (K, N) in 0..15."""
+    n = b.shape[0]
+    return np.stack([b & 15, b >> 4], axis=-1).reshape(n, -1).T
+
+
+def dequantize(b: np.ndarray, scales: np.ndarray, block_size: int) -> np.ndarray:
+    """The float weights (K, N) that B and its scales (N, K / block_size) stand for."""
+    q = unpack(b).astype(np.float32) - ZERO_POINT
+    return q * np.repeat(scales.T, block_size, axis=0)
+
+
+def block_scale(rows: np.ndarray) -> np.ndarray:
+    """onnxruntime's symmetric scale of one block per column: its largest-magnitude value over -8 (so that
+    value is stored exactly, as -8); 1 for an all-zero block."""
+    idx = np.abs(rows).argmax(axis=0)
+    peak = rows[idx, np.arange(rows.shape[1])]
+    return np.where(peak != 0, peak / -ZERO_POINT, 1.0).astype(np.float32)
+
+
+def round_to(w: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Stored values (0..15) of weights ``w`` at ``scale`` (broadcast), as onnxruntime rounds them."""
+    return np.clip(np.rint(w / scale) + ZERO_POINT, 0, 15)
+
+
+# ---- the algorithm -----------------------------------------------------------------------------------
+def gptq(
+    weight: np.ndarray, hessian: np.ndarray, block_size: int, damp: float = DAMP
+) -> tuple[np.ndarray, np.ndarray]:
+    """GPTQ of one Linear stored (K inputs, N outputs) with ``hessian`` = X^T X (K, K) of its inputs.
+
+    Returns the stored values (K, N) uint8 in 0..15 and the scales (K / block_size, N) float32.
+    """
+    k, n = weight.shape
+    if k % block_size or LAZY_ROWS % block_size:
+        raise RadonError(f"gptq: block size {block_size} must divide the input dimension {k} and {LAZY_ROWS}")
+    w = weight.astype(np.float32, copy=True)
+    h = hessian.astype(np.float64, copy=True)
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    w[dead] = 0.0  # an input that never fires: its weights cannot matter
+    h[np.diag_indices(k)] += damp * np.mean(np.diag(h))
+    try:  # the upper Cholesky factor of H^-1: row i holds what rounding input i does to the inputs after it
+        hinv = np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32)
+    except np.linalg.LinAlgError:
+        raise RadonError(
+            "gptq: the calibration Hessian is not positive definite; use more --samples"
+        ) from None
+    q = np.zeros((k, n), np.uint8)
+    scales = np.zeros((k // block_size, n), np.float32)
+    for start in range(0, k, LAZY_ROWS):
+        stop = min(start + LAZY_ROWS, k)
+        part = w[start:stop]  # a view: updated in place as rows are rounded
+        errors = np.zeros_like(part)
+        local = hinv[start:stop, start:stop]
+        for i in range(stop - start):
+            row = start + i
+            if row % block_size == 0:
+                scales[row // block_size] = block_scale(part[i : i + block_size])
+            s = scales[row // block_size]
+            q[row] = round_to(part[i], s)
+            err = (part[i] - (q[row].astype(np.float32) - ZERO_POINT) * s) / local[i, i]
+            part[i + 1 :] -= np.outer(local[i, i + 1 :], err)
+            errors[i] = err
+        w[stop:] -= hinv[start:stop, stop:].T @ errors
+    return q, scales
+
+
+# ---- Hessians from calibration text ------------------------------------------------------------------
+def hessians(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: list[np.ndarray],
+             threads: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """X^T X of every unit's MatMul input over the prefill of each sample, keyed by the input's name."""
+    from radon.export.quantize.reader import prefill_feed
+    from radon.runtime.session import DecoderSession
+
+    if not samples:
+        raise RadonError("gptq: no calibration samples")
+    consumers = {n.name: n for n in model.graph.node}
+    inputs = sorted({consumers[u.node].input[0] for u in units})
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outputs = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs if name not in outputs
+    )
+    sums: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory(prefix="radon-gptq-") as tmp:
+        onnx.save_model(probe, str(Path(tmp) / manifest.model_file))
+        session = DecoderSession(tmp, manifest=manifest, threads=threads, verify=False)
+        for ids in samples:
+            acts = session.session.run(inputs, prefill_feed(session, ids))
+            for name, x in zip(inputs, acts):
+                x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+                sums[name] = sums.get(name, 0.0) + x.T @ x
+    return sums
+
+
+def solve(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
+          threads: int | None = None, progress: Any = None) -> Solved:  # fmt: skip
+    """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model``."""
+    matmuls = [u for u in units if u.op_type == "MatMul"]
+    hs = hessians(model, matmuls, manifest, samples, threads)
+    weights = {t.name: t for t in model.graph.initializer}
+    consumers = {n.name: n for n in model.graph.node}
+    out: Solved = {}
+    for u in matmuls:
+        w = numpy_helper.to_array(weights[u.weight])
+        q, scales = gptq(w, hs[consumers[u.node].input[0]], block_size)
+        out[u.name] = (pack(q, block_size), np.ascontiguousarray(scales.T))
+        if progress is not None:
+            progress(u.name)
+    log.info("gptq: %d units from %d calibration samples", len(out), len(samples))
+    return out
+
+
+def apply(model: onnx.ModelProto, units: list[Unit], solved: Solved) -> None:
+    """Overwrite the round-to-nearest blocks onnxruntime's quantizer wrote for ``units`` with GPTQ's, in place."""
+    nodes = {n.input[1]: n for n in model.graph.node if n.op_type == "MatMulNBits"}
+    inits = {t.name: t for t in model.graph.initializer}
+    for u in units:
+        node = nodes.get(f"{u.weight}_Q4")
+        if node is None or u.name not in solved:
+            raise RadonError(f"gptq: no 4-bit MatMulNBits for {u.name} (please report)")
+        packed, scales = solved[u.name]
+        for name, value in ((node.input[1], packed), (node.input[2], scales)):
+            old = inits[name]
+            if tuple(old.dims) != value.shape:
+                raise RadonError(
+                    f"gptq: {name} is {tuple(old.dims)} in the graph, {value.shape} solved (please report)"
+                )
+            old.CopyFrom(numpy_helper.from_array(value, name))

@@ -1,0 +1,100 @@
+"""GPTQ: onnxruntime's MatMulNBits storage, round-to-nearest as its special case, and a lower error than
+round-to-nearest where the inputs are correlated (numpy and onnxruntime's own quantizer as references)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from radon.errors import RadonError
+from radon.export.quantize import gptq
+from radon.export.quantize.int4 import Int4Options, Plan, import_nbits_quantizer, quantize_int4
+
+K, N, BLOCK = 256, 48, 32
+
+
+def ort_rtn(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """onnxruntime's symmetric 4-bit round-to-nearest of one MatMul weight: (B, scales) as it stores them."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, w.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, w.shape[1]])], [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    nbits = import_nbits_quantizer()
+    cfg = nbits.DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4,
+                                             op_types_to_quantize=("MatMul",), bits=4)  # fmt: skip
+    q = nbits.MatMulNBitsQuantizer(model, block_size=BLOCK, is_symmetric=True, algo_config=cfg)
+    q.process()
+    inits = {t.name: numpy_helper.to_array(t) for t in q.model.model.graph.initializer}
+    assert not any(name.endswith("zero_points") for name in inits)
+    return inits["w_Q4"], inits["w_scales"]
+
+
+@pytest.fixture(scope="module")
+def weight() -> np.ndarray:
+    return (np.random.default_rng(0).standard_normal((K, N)) * 0.05).astype(np.float32)
+
+
+def test_storage_is_onnxruntimes(weight: np.ndarray) -> None:
+    b, scales = ort_rtn(weight)
+    assert b.shape == (N, K // BLOCK, BLOCK // 2) and scales.shape == (N, K // BLOCK)
+    assert np.array_equal(gptq.pack(gptq.unpack(b), BLOCK), b)
+    ours = np.stack([gptq.block_scale(weight[i : i + BLOCK]) for i in range(0, K, BLOCK)])
+    np.testing.assert_allclose(ours.T, scales, rtol=1e-6)
+    values = gptq.round_to(weight, np.repeat(ours, BLOCK, axis=0))
+    assert np.array_equal(values, gptq.unpack(b))
+    # within half a step, or one step where the block's peak took -8 and a positive value clipped at +7
+    step = np.repeat(np.abs(scales).T, BLOCK, axis=0)
+    assert (np.abs(gptq.dequantize(b, scales, BLOCK) - weight) <= step + 1e-7).all()
+
+
+def test_uncorrelated_inputs_give_round_to_nearest(weight: np.ndarray) -> None:
+    """With H = c * I no input's rounding error can be compensated by another: GPTQ is RTN, bit for bit."""
+    q, scales = gptq.gptq(weight, np.eye(K) * 3.0, BLOCK)
+    b, ort_scales = ort_rtn(weight)
+    assert np.array_equal(gptq.pack(q, BLOCK), b)
+    np.testing.assert_allclose(scales.T, ort_scales, rtol=1e-6)
+
+
+def test_correlated_inputs_lower_the_output_error(weight: np.ndarray) -> None:
+    rng = np.random.default_rng(1)
+    mix = rng.standard_normal((K, K)) / np.sqrt(K) + np.eye(K)
+    x = rng.standard_normal((4096, K)) @ mix  # correlated inputs, as a Linear's are
+    q, scales = gptq.gptq(weight, x.T @ x, BLOCK)
+    w_gptq = gptq.dequantize(gptq.pack(q, BLOCK), np.ascontiguousarray(scales.T), BLOCK)
+    w_rtn = gptq.dequantize(*ort_rtn(weight), BLOCK)
+    err = {name: float(np.square(x @ (w - weight)).mean()) for name, w in (("gptq", w_gptq), ("rtn", w_rtn))}
+    assert err["gptq"] < 0.7 * err["rtn"], err
+
+
+def test_gptq_refuses_what_it_cannot_write(weight: np.ndarray) -> None:
+    with pytest.raises(RadonError, match="symmetric"):
+        Int4Options(algorithm="gptq", symmetric=False).check()
+    model = helper.make_model(helper.make_graph([], "g", [], []))
+    with pytest.raises(RadonError, match="solve the blocks first"):
+        quantize_int4(model, [], Plan([]), Int4Options(algorithm="gptq"))
+    with pytest.raises(RadonError, match="must divide the input dimension 48"):
+        gptq.gptq(weight[:48], np.eye(48), BLOCK)
+
+
+def test_gptq_artifact_beats_round_to_nearest_on_held_out_text(quantized) -> None:
+    """All 4-bit, same blocks and kernel: GPTQ's KL against the checkpoint is lower than RTN's."""
+    rtn = quantized(
+        "int4_rtn_all", precision="int4", auto_mixed_budget=None, int4=Int4Options(algorithm="rtn")
+    )
+    r = quantized(
+        "int4_gptq_all", precision="int4", auto_mixed_budget=None, int4=Int4Options(algorithm="gptq")
+    )
+    assert r.parity.passed
+    assert r.parity.metrics["kl_mean"] < 0.8 * rtn.parity.metrics["kl_mean"], (
+        r.parity.metrics,
+        rtn.parity.metrics,
+    )
+    nodes = [n for n in onnx.load(str(r.path / "model.onnx")).graph.node if n.op_type == "MatMulNBits"]
+    assert nodes and all(len(n.input) == 3 for n in nodes)  # no zero points: the symmetric fast path
+    q = r.manifest.quantization
+    assert q["int4"]["algorithm"] == "gptq" and q["calibration"]["use"].startswith("GPTQ's Hessians")
+    assert r.sizes["bytes"] == rtn.sizes["bytes"]  # the same storage, only the rounding differs
