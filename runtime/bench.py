@@ -143,8 +143,10 @@ def _decode_rate(times: list[float]) -> float:
     )
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+def _stats(values: list[float]) -> dict[str, Any]:
+    """Median, range and count, and the values in round order (for ratios paired by round)."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values),
+            "rounds": list(values)}  # fmt: skip
 
 
 def radon_engines(artifacts: list[Path], manifests: list[Manifest], caches: list[str], pages: list[str],
@@ -281,11 +283,15 @@ def run(
     load["after"] = os.getloadavg()[0]
     context = prompt_tokens + new_tokens / 2
     bpt = bytes_per_token(artifact, manifest, context)
-    family_bpt: dict[str, float] = {}  # the bytes a step reads, per precision family (peers use their family's)
+    family_bpt: dict[
+        str, float
+    ] = {}  # the bytes a step reads, per precision family (peers use their family's)
     for path, m in zip(artifacts, manifests):
         family_bpt.setdefault(FAMILIES.get(m.precision, "fp32"), bytes_per_token(path, m, context))
     for p in peers:
-        fam = peer_family(p, {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)})
+        fam = peer_family(
+            p, {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)}
+        )
         results[p.name]["family"] = fam
         results[p.name]["bytes_per_decode_token"] = family_bpt.get(fam)
     report = {

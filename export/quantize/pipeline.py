@@ -327,9 +327,10 @@ def _int4(model: onnx.ModelProto, units: list[Unit], kept: list[str], opts: Int4
     if opts.algorithm == "gptq":  # once: every candidate plan reuses the same solved blocks
         from tqdm import tqdm
 
-        with tqdm(total=sum(u.op_type == "MatMul" for u in blocked), desc="gptq", unit="unit", leave=False,
+        four = [u for u in blocked if u.name not in kept]  # what --keep leaves may still go to 4 bits
+        with tqdm(total=sum(u.op_type == "MatMul" for u in four), desc="gptq", unit="unit", leave=False,
                   disable=None) as bar:  # fmt: skip
-            solved = gptq.solve(model, blocked, manifest, cal_set.samples, opts.block_size, threads,
+            solved = gptq.solve(model, four, manifest, cal_set.samples, opts.block_size, threads,
                                 progress=lambda _name: bar.update())  # fmt: skip
 
     def build(four: list[str], eight: list[str], fp32: list[str]) -> onnx.ModelProto:
