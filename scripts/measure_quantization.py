@@ -23,28 +23,29 @@ RECIPES: list[tuple[str, str, dict[str, Any]]] = [
     ("int8 static, entropy", "int8", {"method": "entropy"}),
     ("int8 static, percentile", "int8", {"method": "percentile"}),
     ("int8-dynamic", "int8-dynamic", {}),
-    ("int4 rtn, all 4-bit (plain RTN)", "int4", {"auto_mixed_budget": None}),
+    ("int4 rtn, all 4-bit (plain RTN)", "int4", {"auto_mixed_budget": None, "int4": {"algorithm": "rtn"}}),
     (
         "int4 rtn, all 4-bit, fp32 compute (accuracy 0)",
         "int4",
-        {"auto_mixed_budget": None, "int4": {"accuracy_level": 0}},
+        {"auto_mixed_budget": None, "int4": {"algorithm": "rtn", "accuracy_level": 0}},
     ),
-    ("int4 rtn symmetric, all 4-bit", "int4", {"auto_mixed_budget": None, "int4": {"symmetric": True}}),
+    ("int4 gptq, all 4-bit", "int4", {"auto_mixed_budget": None}),
+    ("int4 gptq, block 64, all 4-bit", "int4", {"auto_mixed_budget": None, "block_size": 64}),
     ("int4 hqq, all 4-bit", "int4", {"auto_mixed_budget": None, "int4": {"algorithm": "hqq"}}),
-    ("int4 rtn, block 64, all 4-bit", "int4", {"auto_mixed_budget": None, "block_size": 64}),
     (
         "int4 rtn, embedding fp32, all 4-bit",
         "int4",
-        {"auto_mixed_budget": None, "int4": {"quantize_embedding": False}},
+        {"auto_mixed_budget": None, "int4": {"algorithm": "rtn", "quantize_embedding": False}},
     ),
-    ("int4 default: rtn + auto-mixed (KL <= min(0.01, all-4-bit / 2), int8 keeps, <= 0.30x)", "int4", {}),
-    ("int4 rtn + auto-mixed 0.0005", "int4", {"auto_mixed_budget": 0.0005}),
+    ("int4 default: gptq + auto-mixed (KL <= min(0.01, all-4-bit / 2), int8 keeps, <= 0.30x)", "int4", {}),
+    ("int4 rtn + auto-mixed (default rule)", "int4", {"int4": {"algorithm": "rtn"}}),
+    ("int4 gptq + auto-mixed 0.0005", "int4", {"auto_mixed_budget": 0.0005}),
     ("int4 hqq + auto-mixed (default rule)", "int4", {"int4": {"algorithm": "hqq"}}),
 ]
 PORTABLE = [
     ("int8 static (portable, TensorRT Q/DQ)", "int8", {}),
-    ("int4 qdq symmetric (portable, TensorRT block DQ), auto-mixed default rule (fp32 keeps)", "int4",
-     {"int4": {"fmt": "qdq", "symmetric": True, "keep_precision": "fp32"}}),
+    ("int4 qdq gptq (portable, TensorRT block DQ), auto-mixed default rule (fp32 keeps)", "int4",
+     {"int4": {"fmt": "qdq", "keep_precision": "fp32"}}),
 ]  # fmt: skip
 
 
