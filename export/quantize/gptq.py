@@ -18,7 +18,9 @@ scale from the already rounded weights (``2 * max / 15`` instead of the scale it
 rescales each block by 14/15 or 16/15.
 
 The Hessians come from the float model's activations (every Linear's input, on the prefill of each
-calibration sample), not from a partly quantized model: one pass over the text serves every unit.
+calibration sample), not from a partly quantized model. One pass over the text serves every unit whose
+Hessians fit in ``HESSIAN_BYTES`` together (float64, K x K per distinct input); a larger model takes
+more passes instead of more memory (a 7B Mistral's would need 64 GB at once).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 DAMP = 0.01  # fraction of the mean Hessian diagonal added to it (the paper's 1%)
 LAZY_ROWS = 128  # rows rounded between whole-matrix updates (the lazy batch); every block size divides it
 ZERO_POINT = 8  # symmetric 4-bit: stored values 0..15 stand for -8..7
+HESSIAN_BYTES = 1 << 30  # Hessians held at once; past this, another pass over the calibration text
 # unit -> (packed (N, K/bs, bs/2) uint8, scales (N, K/bs) float32)
 Solved = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -151,20 +154,38 @@ def hessians(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: 
 
 
 def solve(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
-          threads: int | None = None, progress: Any = None) -> Solved:  # fmt: skip
-    """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model``."""
-    matmuls = [u for u in units if u.op_type == "MatMul"]
-    hs = hessians(model, matmuls, manifest, samples, threads)
-    weights = {t.name: t for t in model.graph.initializer}
+          threads: int | None = None, progress: Any = None, budget: int = HESSIAN_BYTES) -> Solved:  # fmt: skip
+    """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model``.
+
+    Units are grouped by their input (units reading one tensor share its Hessian), and the groups into
+    passes whose Hessians fit in ``budget`` bytes; each pass runs the calibration text once.
+    """
     consumers = {n.name: n for n in model.graph.node}
+    by_input: dict[str, list[Unit]] = {}
+    for u in units:
+        if u.op_type == "MatMul":
+            by_input.setdefault(consumers[u.node].input[0], []).append(u)
+    passes: list[list[Unit]] = [[]]
+    held = 0
+    for group in by_input.values():
+        size = group[0].shape[0] ** 2 * 8
+        if passes[-1] and held + size > budget:
+            passes.append([])
+            held = 0
+        passes[-1].extend(group)
+        held += size
+    weights = {t.name: t for t in model.graph.initializer}
     out: Solved = {}
-    for u in matmuls:
-        w = numpy_helper.to_array(weights[u.weight])
-        q, scales = gptq(w, hs[consumers[u.node].input[0]], block_size)
-        out[u.name] = (pack(q, block_size), np.ascontiguousarray(scales.T))
-        if progress is not None:
-            progress(u.name)
-    log.info("gptq: %d units from %d calibration samples", len(out), len(samples))
+    for part in [p for p in passes if p]:
+        hs = hessians(model, part, manifest, samples, threads)
+        for u in part:
+            w = numpy_helper.to_array(weights[u.weight])
+            q, scales = gptq(w, hs[consumers[u.node].input[0]], block_size)
+            out[u.name] = (pack(q, block_size), np.ascontiguousarray(scales.T))
+            if progress is not None:
+                progress(u.name)
+        del hs
+    log.info("gptq: %d units from %d calibration samples in %d passes", len(out), len(samples), len(passes))
     return out
 
 

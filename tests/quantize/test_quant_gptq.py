@@ -98,3 +98,32 @@ def test_gptq_artifact_beats_round_to_nearest_on_held_out_text(quantized) -> Non
     q = r.manifest.quantization
     assert q["int4"]["algorithm"] == "gptq" and q["calibration"]["use"].startswith("GPTQ's Hessians")
     assert r.sizes["bytes"] == rtn.sizes["bytes"]  # the same storage, only the rounding differs
+
+
+def test_a_hessian_budget_takes_more_passes_not_a_different_result(fp32, monkeypatch) -> None:
+    """With room for one Hessian at a time, every distinct Linear input gets its own pass over the
+    text, and the solved blocks are the same as from one pass."""
+    from radon.export.quantize.graph import units_of
+    from radon.runtime.manifest import read_manifest
+
+    model = onnx.load(str(fp32["ort"] / "model.onnx"))
+    manifest = read_manifest(fp32["ort"])
+    units = [u for u in units_of(model) if u.op_type == "MatMul"]
+    rng = np.random.default_rng(0)
+    samples = [rng.integers(4, manifest.architecture.vocab_size, 48) for _ in range(3)]
+    calls: list[int] = []
+    real = gptq.hessians
+    monkeypatch.setattr(
+        gptq, "hessians", lambda m, us, *a, **k: calls.append(len(us)) or real(m, us, *a, **k)
+    )
+    one = gptq.solve(model, units, manifest, samples, BLOCK, threads=1)
+    assert calls == [len(units)]
+    calls.clear()
+    many = gptq.solve(model, units, manifest, samples, BLOCK, threads=1, budget=1)
+    nodes = {n.name: n for n in model.graph.node}
+    assert (
+        len(calls) == len({nodes[u.node].input[0] for u in units}) > 1
+    )  # qkv, out, fc_in, fc_out, lm_head inputs
+    assert one.keys() == many.keys() == {u.name for u in units}
+    for name in one:
+        assert np.array_equal(one[name][0], many[name][0]) and np.array_equal(one[name][1], many[name][1])
