@@ -82,7 +82,10 @@ class Int4Options:
                 "use rtn or gptq"
             )
         if self.algorithm == "gptq" and not self.symmetric:
-            raise RadonError("--algorithm gptq writes symmetric blocks; drop --no-symmetric")
+            raise RadonError(
+                "--no-symmetric: GPTQ (the default --algorithm) writes symmetric blocks; "
+                "add --algorithm rtn or hqq for blocks with zero points"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
