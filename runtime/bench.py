@@ -283,15 +283,11 @@ def run(
     load["after"] = os.getloadavg()[0]
     context = prompt_tokens + new_tokens / 2
     bpt = bytes_per_token(artifact, manifest, context)
-    family_bpt: dict[
-        str, float
-    ] = {}  # the bytes a step reads, per precision family (peers use their family's)
+    family_bpt: dict[str, float] = {}  # the bytes a step reads, per precision family (peers use their family's)
     for path, m in zip(artifacts, manifests):
         family_bpt.setdefault(FAMILIES.get(m.precision, "fp32"), bytes_per_token(path, m, context))
     for p in peers:
-        fam = peer_family(
-            p, {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)}
-        )
+        fam = peer_family(p, {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)})
         results[p.name]["family"] = fam
         results[p.name]["bytes_per_decode_token"] = family_bpt.get(fam)
     report = {

@@ -53,10 +53,7 @@ def paired(report: dict[str, Any], ours: str, theirs: str, test: str) -> str:
 def quantized_targets(report: dict[str, Any]) -> list[str]:
     tg = f"tg{report['new_tokens']}"
     lines = []
-    for family, peer, label in (
-        ("int4", "genai-int4", "onnxruntime-genai int4"),
-        ("int8", "llamacpp-q8_0", "llama.cpp Q8_0"),
-    ):
+    for family, peer, label in (("int4", "genai-int4", "onnxruntime-genai int4"), ("int8", "llamacpp-q8_0", "llama.cpp Q8_0")):
         name = _radon_of(report, family)
         if name is None:
             continue
@@ -135,14 +132,8 @@ def markdown(report: dict[str, Any]) -> str:
             notes.append(f"- {e['label']}: not run: {e['skipped']}")
             continue
         t = e.get("tests", {})
-        bpt = e.get("bytes_per_decode_token") or (
-            report["bytes_per_decode_token"] if "family" not in e else None
-        )
-        share = (
-            t.get(tg, {}).get("median", 0) * bpt / (report["bandwidth"]["gb_per_s"] * 1e9)
-            if t.get(tg) and bpt
-            else None
-        )
+        bpt = e.get("bytes_per_decode_token") or (report["bytes_per_decode_token"] if "family" not in e else None)
+        share = t.get(tg, {}).get("median", 0) * bpt / (report["bandwidth"]["gb_per_s"] * 1e9) if t.get(tg) and bpt else None
         cells = [e["label"], e.get("version") or "", f"{e['size_bytes'] / MB:.0f}"]
         cells += [_fmt(t.get(f"pp{p}"), 0) for p in report["pp_sizes"]]
         cells += [_fmt(t.get(tg)), f"{share:.2f}" if share else "–", _fmt(t.get("ttft_ms"), 0),
