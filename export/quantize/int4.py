@@ -146,7 +146,8 @@ def _quantizer(model: onnx.ModelProto, config: Any, exclude: list[str], opts: In
     return q.model.model
 
 
-def _matmul_config(bits: int, opts: Int4Options) -> Any:
+def _matmul_config(opts: Int4Options) -> Any:
+    """The quantizer's config for the 4-bit MatMuls: HQQ, or round-to-nearest (whose nodes GPTQ refills)."""
     from onnxruntime.quantization import QuantFormat
 
     nbits = import_nbits_quantizer()
@@ -154,12 +155,12 @@ def _matmul_config(bits: int, opts: Int4Options) -> Any:
         nbits.DefaultWeightOnlyQuantConfig, nbits.HQQWeightOnlyQuantConfig,
     )  # fmt: skip
 
-    if bits == 4 and opts.algorithm == "hqq":
+    if opts.algorithm == "hqq":
         return HQQWeightOnlyQuantConfig(block_size=opts.block_size, bits=4, op_types_to_quantize=("MatMul",))
     return DefaultWeightOnlyQuantConfig(
         block_size=opts.block_size, is_symmetric=opts.symmetric or opts.fmt == "qdq",
         accuracy_level=opts.accuracy_level or None, quant_format=QuantFormat.QOperator,
-        op_types_to_quantize=("MatMul",), bits=bits,
+        op_types_to_quantize=("MatMul",), bits=4,
     )  # fmt: skip
 
 
@@ -280,7 +281,7 @@ def quantize_int4(
         out = dynamic_int8(out, eight)
     four = [u for u in matmuls if u.name in plan.int4]
     if four:
-        out = _quantizer(out, _matmul_config(4, opts), [u.node for u in matmuls if u not in four], opts)
+        out = _quantizer(out, _matmul_config(opts), [u.node for u in matmuls if u not in four], opts)
         if solved is not None:
             gptq.apply(out, four, solved)
     embed = by_name.get(EMBED_UNIT)
