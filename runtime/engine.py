@@ -205,11 +205,22 @@ class SharedEngine(BoundEngine):
         for past, present, value in zip(self._past_names, self._present_names, values):
             self._io.bind_ortvalue_input(past, value)
             self._io.bind_ortvalue_output(present, value)
+        # the token and position arrays are bound once and written in place; the mask is rebound only
+        # when the array that holds it changes (every step while growing, never once the ring is full)
+        self._ids = np.zeros((shared.batch, 1), np.int64)
+        self._positions = np.zeros((shared.batch, 1), np.int64)
+        self._io.bind_ortvalue_input("input_ids", ort.OrtValue.ortvalue_from_numpy(self._ids))
+        self._io.bind_ortvalue_input("position_ids", ort.OrtValue.ortvalue_from_numpy(self._positions))
+        self._fed_mask: np.ndarray | None = None
 
     def decode(self, tokens: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         assert self.shared is not None and self._logits is not None, "decode before prefill"
-        ids = np.asarray(tokens, np.int64).reshape(-1, 1)
-        self._bind_small(ids, self.shared.feed_mask(), np.asarray(position_ids, np.int64).reshape(-1, 1))
+        self._ids[:, 0] = tokens
+        self._positions[:, 0] = position_ids
+        mask = self.shared.feed_mask()
+        if mask is not self._fed_mask:
+            self._io.bind_ortvalue_input("attention_mask", self._ort.OrtValue.ortvalue_from_numpy(mask))
+            self._fed_mask = mask  # onnxruntime reads it in place: keep it alive while bound
         self._run("decode")
         self.shared.advance()
         return self._logits[:, 0].copy()

@@ -72,9 +72,10 @@ class Completion:
 class _Rows:
     """Per-row state of one batch."""
 
-    budgets: np.ndarray  # (B,) new tokens allowed
+    budgets: list[int]  # new tokens allowed per row
     done: np.ndarray  # (B,) bool
     generated: list[list[int]] = field(default_factory=list)  # each row's ids so far (stop checks)
+    live: list[int] = field(default_factory=list)  # rows not done, in order
 
 
 class Generator:
@@ -178,7 +179,7 @@ class Generator:
         rng = np.random.default_rng(p.seed)
         history = np.zeros((batch, prompt_len + steps), np.int64)  # for the repetition penalty
         history[:, :prompt_len] = ids
-        rows = _Rows(budgets, np.zeros(batch, bool), [[] for _ in range(batch)])
+        rows = _Rows(budgets.tolist(), np.zeros(batch, bool), [[] for _ in range(batch)], list(range(batch)))
         texts = [RowText(self.tokenizer, s) for s in stops] if self.tokenizer is not None else None
         positions = positions_from_mask(mask)
         engine = make_engine(self.session, self.cache, self.prefill_chunk) if p.use_cache else None
@@ -187,25 +188,33 @@ class Generator:
             engine.prefill(ids, mask, positions) if engine else self._recompute(history[:, :prompt_len], mask)
         )
         next_pos = positions[:, -1] + 1
+        # greedy without a penalty leaves the logits as they are: skip the call (the host work between
+        # two decode steps runs on caches that the step's weights have just flushed: docs/runtime.md)
+        processed = not (p.greedy and p.repetition_penalty == 1.0)
         for step in range(steps):
-            logits = process_logits(logits, history[:, : prompt_len + step], p)
-            tokens = np.where(rows.done, pad, pick(logits, p, rng))
+            if processed:
+                logits = process_logits(logits, history[:, : prompt_len + step], p)
+            tokens = pick(logits, p, rng)
+            if len(rows.live) < batch:
+                tokens = np.where(rows.done, pad, tokens)
             history[:, prompt_len + step] = tokens
             now = time.perf_counter()
             finished: list[str | None] = [None] * batch
             pieces = [""] * batch if texts is not None else None
-            for b in np.nonzero(~rows.done)[0]:
-                tok = int(tokens[b])
+            ids_now = tokens.tolist()
+            for b in list(rows.live):
+                tok = ids_now[b]
                 rows.generated[b].append(tok)
                 if texts is not None and pieces is not None:
                     pieces[b] = texts[b].push(tok)
                 reason = self._finish_reason(b, tok, rows, p, eos, texts, cancelled)
                 if reason is not None:
                     rows.done[b], finished[b] = True, reason
+                    rows.live.remove(b)
                     if texts is not None and pieces is not None:
                         pieces[b] += texts[b].finish()
             yield StepEvent(step, tokens, finished, pieces, now)
-            if rows.done.all():
+            if not rows.live:
                 break
             if engine is not None:
                 logits = engine.decode(tokens, next_pos)

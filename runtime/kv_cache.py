@@ -126,7 +126,11 @@ class SharedRing:
         self.geometry, self.batch, self.slots = g, batch, g.keep
         shape = (batch, g.num_kv_heads, self.slots + 1, g.head_dim)
         self.buffers = [np.zeros(shape, g.dtype) for _ in range(2 * g.num_layers)]
-        self.mask = np.zeros((batch, self.slots), np.int64)
+        # the fed attention_mask lives in one (B, W) buffer, so a step builds nothing: ``mask`` is its
+        # first W - 1 columns (the slots' mask) and column W - 1 is the scratch slot's token, always 1
+        self.feed = np.zeros((batch, self.slots + 1), np.int64)
+        self.feed[:, self.slots] = 1
+        self.mask = self.feed[:, : self.slots]
         self.used = 0  # past positions held (== slots once the ring is full)
         self.oldest = 0  # while full: the ring slot the next position overwrites
 
@@ -139,13 +143,19 @@ class SharedRing:
         self.used, self.oldest = n, 0
 
     def feed_mask(self) -> np.ndarray:
-        """``attention_mask`` for a one-token step: the held slots' mask plus 1 for the new token."""
-        return np.concatenate([self.mask[:, : self.used], np.ones((self.batch, 1), np.int64)], axis=1)
+        """``attention_mask`` for a one-token step: the held slots' mask plus 1 for the new token.
+
+        A view of ``feed`` where that is contiguous (always once full; at batch 1 while growing), so
+        the array bound to onnxruntime stays the same between steps of the same length."""
+        if self.used == self.slots:
+            return self.feed
+        self.feed[:, self.used] = 1  # the new token's slot (``advance`` counts it)
+        return np.ascontiguousarray(self.feed[:, : self.used + 1])
 
     def advance(self) -> None:
         """After a step: count the new position, or (full) move it from the scratch slot into the oldest."""
         if self.used < self.slots:
-            self.mask[:, self.used] = 1
+            self.feed[:, self.used] = 1
             self.used += 1
             return
         s = self.oldest
