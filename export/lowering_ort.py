@@ -22,8 +22,9 @@ set to S - 1 for every row (every slot of the buffer is addressed) and padding i
 
 from __future__ import annotations
 
+import numpy as np
+
 from radon.errors import RadonError
-from radon.export import lowering_portable
 from radon.export.decoder_spec import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, rotary_tables
 from radon.export.lowering_common import (
     DecoderGraph,
@@ -65,12 +66,22 @@ def _common_inputs(g: DecoderGraph) -> tuple[str, str, str]:
 
 
 def _first_norm(g: DecoderGraph, x: str, base: str) -> str:
-    """The first layer's norm, which has no residual to fuse: standard ops, once per step.
+    """The first layer's norm, which has no residual to fuse, as the fused op all the same: norm(x + x)
+    with epsilon 4·eps.
 
     onnxruntime's ``SimplifiedLayerNormalization`` lives in the ai.onnx domain without being a standard
-    op, which onnx's checker rejects; the portable spelling costs four element-wise ops once per step.
+    op, which onnx's checker rejects, and the portable spelling costs five ops per step. RMSNorm and
+    LayerNorm do not see a scale: norm(2x) with 4·eps is norm(x) with eps, and in IEEE arithmetic
+    exactly so (2x, the mean of (2x)² = 4·mean(x²), 4·eps and sqrt(4y) = 2·sqrt(y) are exact).
     """
-    return lowering_portable.norm(g, x, base)
+    b, eps = g.b, float(np.float32(g.spec.norm_eps)) * 4
+    outs = [f"{base}/out", "", "", ""]
+    if g.spec.arch == "gpt2":
+        ins = [x, x, g.param(f"{base}.weight"), g.param(f"{base}.bias")]
+        return b.ms("SkipLayerNormalization", ins, outputs=outs, epsilon=eps, name=f"{base}.SkipLayerNorm")[0]
+    ins = [x, x, g.param(f"{base}.weight")]
+    return b.ms("SkipSimplifiedLayerNormalization", ins, outputs=outs, epsilon=eps,
+                name=f"{base}.SkipSimplifiedLayerNorm")[0]  # fmt: skip
 
 
 def _skip_norm(

@@ -67,6 +67,11 @@ def test_ort_uses_group_query_attention_with_the_window(artifacts):
     ops = {n.op_type for n in model.graph.node}
     assert {"SkipSimplifiedLayerNormalization", "RotaryEmbedding"} <= ops
     assert "Softmax" not in ops  # attention is fused
+    # every norm is fused, the first (no residual yet) included: no standalone RMSNorm arithmetic
+    norms = [n for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization"]
+    assert len(norms) == 2 * 2 + 1 and not {"ReduceMean", "Sqrt", "Pow"} & ops
+    first = next(n for n in norms if n.name == "layers.0.attn_norm.SkipSimplifiedLayerNorm")
+    assert first.input[0] == first.input[1]  # norm(x + x) with epsilon 4·eps is norm(x)
     matmuls = {n.input[1] for n in model.graph.node if n.op_type == "MatMul"}
     assert {"layers.0.attn.qkv.weight", "layers.1.mlp.fc_out.weight", "lm_head.weight"} <= matmuls
 
