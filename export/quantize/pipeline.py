@@ -15,7 +15,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
 from radon.export.quantize.graph import EMBED_UNIT, Unit, quantized_ops, resolve_keep, units_of, weight_bytes
 from radon.export.quantize.int4 import (
+    DEFAULT_BLOCK_SIZE,
     Int4Options,
     Plan,
+    auto_block_size,
     check_block_size,
     effective_plan,
     embedding_int8,
@@ -128,7 +130,7 @@ def quantize_artifact(
     samples: int = DEFAULT_SAMPLES,
     seq_len: int = DEFAULT_SEQ_LEN,
     method: str = DEFAULT_METHOD,
-    block_size: int = 32,
+    block_size: int | None = None,
     keep: list[str] | None = None,
     auto_mixed_budget: float | str | None = "auto",
     max_size_ratio: float | None = DEFAULT_MAX_SIZE_RATIO,
@@ -148,7 +150,8 @@ def quantize_artifact(
     text, or None: every unit but ``keep`` at 4 bits (plain round-to-nearest). ``max_size_ratio``: the
     auto-mixed size cap (weight bytes over the fp32 artifact's). ``int4`` carries the 4-bit options
     (algorithm, format, symmetric, accuracy level, embedding, keep precision); ``block_size`` overrides
-    its block size and also sets int8-dynamic's embedding blocks. ``calibration``: a folder
+    its block size and also sets int8-dynamic's embedding blocks; None: for int4 the largest of 128, 64 and
+    32 that divides every 4-bit unit (``auto_block_size``), 32 for int8-dynamic's embedding. ``calibration``: a folder
     written by ``radon calibrate`` whose table static INT8 reuses. Raises RadonError (bad input) or
     QualityGateError (parity), and then writes nothing.
     """
@@ -170,13 +173,17 @@ def quantize_artifact(
     if not units:
         raise RadonError(f"{artifact}: no Linear MatMul on a named weight found; not a RADON decoder graph")
     kept_names = resolve_keep(keep or [], units)
-    opts = Int4Options(**{**(int4.to_dict() if int4 else {}), "block_size": block_size})
+    opts = Int4Options(**{**(int4.to_dict() if int4 else {}), "block_size": block_size or DEFAULT_BLOCK_SIZE})
     if precision == "int4":
         opts.check()
         if opts.fmt == "qdq" and manifest.lowering == "ort" and int4 is not None and int4.fmt == "qdq":
             log.warning("--int4-format qdq on an ort artifact: TensorRT cannot parse GroupQueryAttention; "
                         "quantize the portable artifact for TensorRT")  # fmt: skip
-        check_block_size([u for u in units if u.name not in kept_names and _blocked(u, opts)], block_size)
+        blocked = [u for u in units if u.name not in kept_names and _blocked(u, opts)]
+        if block_size is None:
+            opts = replace(opts, block_size=auto_block_size(blocked))
+            log.info("int4: blocks of %d (the largest of 128, 64, 32 that divides every unit)", opts.block_size)
+        check_block_size(blocked, opts.block_size)
     if reference is not None and not Path(reference).is_dir():
         raise RadonError(f"--reference: {reference}: no such checkpoint folder")
     tok_dir = artifact / "tokenizer"

@@ -59,7 +59,7 @@ def quantize(
     samples: int = 64,
     seq_len: int = 128,
     method: Literal["minmax", "entropy", "percentile"] = "entropy",
-    block_size: Literal[32, 64, 128] = 32,
+    block_size: Literal[32, 64, 128] | None = None,
     keep: Annotated[list[str] | None, Opt(metavar="LAYER")] = None,
     auto_mixed: Annotated[float | None, Opt(metavar="BUDGET")] = None,
     no_auto_mixed: bool = False,
@@ -98,7 +98,7 @@ def quantize(
         samples: calibration samples.
         seq_len: tokens per calibration sample.
         method: int8 calibration method.
-        block_size: int4 block size (inputs per scale); must divide every quantized input dimension.
+        block_size: int4 block size (inputs per scale); must divide every quantized input dimension. Default: the largest of 128, 64, 32 that does (fewer scales decode faster; int8-dynamic's embedding: 32).
         keep: layers never quantized to 4 bits: a unit (layers.3.mlp.fc_in), a layer (layers.3), lm_head,
             embed_tokens; for int8, units left float32.
         auto_mixed: int4: a mean-KL budget on calibration text. Default: the shipped recipe, KL at most 0.01

@@ -22,7 +22,11 @@ def test_int4_default_recipe_passes_its_gate(quantized) -> None:
     assert mixed.rule == {"kl": 0.01, "relative": 0.5, "max_bytes": mixed.rule["max_bytes"]}
     m = read_manifest(r.path)
     q = m.quantization
-    assert q["int4"]["block_size"] == 32 and q["int4"]["fmt"] == "matmulnbits"
+    # the default block: the largest of 128, 64, 32 dividing every unit (hidden 64, intermediate 128)
+    assert q["int4"]["block_size"] == 64 and q["int4"]["fmt"] == "matmulnbits"
+    nbits = [n for n in onnx.load(str(r.path / "model.onnx")).graph.node if n.op_type == "MatMulNBits"]
+    assert nbits and all(onnx.helper.get_attribute_value(a) == 64 for n in nbits for a in n.attribute
+                         if a.name == "block_size")  # fmt: skip
     assert {q["layers"]["embed_tokens"], q["layers"]["lm_head"]} <= {"int4", "int8"}
     assert set(q["mixed"]["sensitivity"]) == set(q["layers"])  # every unit measured
     ops = {n.op_type for n in onnx.load(str(r.path / "model.onnx")).graph.node}
@@ -88,3 +92,18 @@ def _qdq():
     from radon.export.quantize import Int4Options
 
     return Int4Options(fmt="qdq", symmetric=True, keep_precision="fp32")
+
+
+def test_default_block_size_is_the_largest_that_divides_every_unit() -> None:
+    from radon.errors import RadonError
+    from radon.export.quantize.graph import Unit
+    from radon.export.quantize.int4 import auto_block_size
+
+    def units(*dims: int) -> list[Unit]:
+        return [Unit(f"u{i}", f"u{i}.MatMul", f"u{i}.weight", "MatMul", (d, 8)) for i, d in enumerate(dims)]
+
+    assert auto_block_size(units(4096, 14336)) == 128  # Mistral-7B: hidden and intermediate
+    assert auto_block_size(units(192, 512)) == 64  # the demo model: 192 = 3 x 64
+    assert auto_block_size(units(256, 96)) == 32
+    with pytest.raises(RadonError, match="--block-size 32 does not divide u1's input dimension 176"):
+        auto_block_size(units(64, 176))
