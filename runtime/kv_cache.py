@@ -145,8 +145,9 @@ class SharedRing:
     def feed_mask(self) -> np.ndarray:
         """``attention_mask`` for a one-token step: the held slots' mask plus 1 for the new token.
 
-        A view of ``feed`` where that is contiguous (always once full; at batch 1 while growing), so
-        the array bound to onnxruntime stays the same between steps of the same length."""
+        Once the ring is full it is ``feed`` itself, the same array every step, so the engine binds it
+        once; while the past grows it is a view of ``feed`` (a copy at batch > 1, whose rows are not
+        contiguous), one column longer each step."""
         if self.used == self.slots:
             return self.feed
         self.feed[:, self.used] = 1  # the new token's slot (``advance`` counts it)

@@ -133,7 +133,7 @@ def quantize(
     fmt = int4_format
     if fmt is None and precision == "int4":
         fmt = "qdq" if read_manifest(artifact, verify=False).lowering == "portable" else "matmulnbits"
-    opts = Int4Options(block_size=block_size, algorithm=algorithm, symmetric=symmetric, accuracy_level=accuracy_level,
+    opts = Int4Options(algorithm=algorithm, symmetric=symmetric, accuracy_level=accuracy_level,
                        fmt=fmt or "matmulnbits", quantize_embedding=not no_embedding, keep_precision=keep_precision)  # fmt: skip
     r = quantize_artifact(
         artifact, out, precision=precision, calibration_data=calibration_data, calibration=calibration,
