@@ -2,7 +2,7 @@
 
 DESIGN.md: the demo grows with the pipeline and leaves ``DIR/onnx-int8/`` and ``DIR/onnx-int4/``. Each
 step quantizes the demo's fp32 ``ort`` artifact with the shipped recipe of its precision (INT8: dynamic,
-the CPU default; INT4: round-to-nearest, block 32, auto-mixed), calibrated on the run's training text
+the CPU default; INT4: GPTQ, the largest block that fits (64 on the demo model), auto-mixed), calibrated on the run's training text
 (the data folder's ``{ru,en,code}.txt``), gated by parity against the checkpoint on its held-out
 ``eval/`` text, and reports size, KL, top-1 and, for INT4, the units kept wider. ``--quick`` calibrates
 and measures on less text. ``radon.demo`` joins them with ``register_demo_step(register, Step)``.

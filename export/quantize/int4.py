@@ -4,7 +4,8 @@ Built on onnxruntime's ``matmul_nbits_quantizer`` (``MatMulNBitsQuantizer``; its
 and ``ml_dtypes`` without declaring them):
 
 - ``matmulnbits`` format: every Linear ``MatMul`` becomes ``com.microsoft.MatMulNBits`` (4 bits, one
-  float scale per ``block_size`` inputs of an output column; symmetric by default, as llama.cpp's Q4_0 and
+  float scale per ``block_size`` inputs of an output column (by default the largest of 128, 64 and 32
+  that divides every input: ``auto_block_size``); symmetric by default, as llama.cpp's Q4_0 and
   onnxruntime-genai's int4 are, because onnxruntime's CPU kernel is about 1.2x faster without zero
   points; ``symmetric=False`` adds a 4-bit zero point per block).
   Algorithms: ``rtn`` (onnxruntime's ``DefaultWeightOnlyQuantConfig``: round to nearest, C++ kernels),
