@@ -100,8 +100,12 @@ def auto_block_size(units: list[Unit]) -> int:
     for size in sorted(BLOCK_SIZES, reverse=True):
         if all(u.block_dim % size == 0 for u in units):
             return size
-    check_block_size(units, min(BLOCK_SIZES))  # raises, naming the unit that no block size divides
-    raise AssertionError("unreachable: check_block_size raised")
+    u = next(u for u in units if u.block_dim % min(BLOCK_SIZES))
+    what = "input dimension" if u.op_type == "MatMul" else "hidden size"
+    raise RadonError(
+        f"int4: no block size ({', '.join(map(str, BLOCK_SIZES))}) divides {u.name}'s {what} {u.block_dim}; "
+        f"keep it wider with --keep {u.name}"
+    )
 
 
 def check_block_size(units: list[Unit], block_size: int) -> None:
