@@ -101,21 +101,24 @@ def auto_block_size(units: list[Unit]) -> int:
         if all(u.block_dim % size == 0 for u in units):
             return size
     u = next(u for u in units if u.block_dim % min(BLOCK_SIZES))
-    what = "input dimension" if u.op_type == "MatMul" else "hidden size"
     raise RadonError(
-        f"int4: no block size ({', '.join(map(str, BLOCK_SIZES))}) divides {u.name}'s {what} {u.block_dim}; "
+        f"int4: no block size ({', '.join(map(str, BLOCK_SIZES))}) divides {_blocked_dim(u)}; "
         f"keep it wider with --keep {u.name}"
     )
+
+
+def _blocked_dim(u: Unit) -> str:
+    """"layers.3.mlp.fc_out's input dimension 176": the dimension blocks run along, for messages."""
+    return f"{u.name}'s {'input dimension' if u.op_type == 'MatMul' else 'hidden size'} {u.block_dim}"
 
 
 def check_block_size(units: list[Unit], block_size: int) -> None:
     """Refuse a block size that does not divide a unit's blocked dimension, naming the unit."""
     for u in units:
         if u.block_dim % block_size:
-            what = "input dimension" if u.op_type == "MatMul" else "hidden size"
             divisors = [b for b in BLOCK_SIZES if u.block_dim % b == 0]
             raise RadonError(
-                f"--block-size {block_size} does not divide {u.name}'s {what} {u.block_dim}; "
+                f"--block-size {block_size} does not divide {_blocked_dim(u)}; "
                 f"choose one of {', '.join(map(str, divisors)) or 'none (no supported block size fits)'}"
             )
 
