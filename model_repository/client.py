@@ -9,8 +9,9 @@
   ``async_stream_infer``), the one gRPC call that takes decoupled models; the request ends at the
   response whose ``triton_final_response`` parameter is true, or at an error.
 
-Both give a ``Reply`` with the pieces in arrival order and the client-side timings. Inputs use the
-generate model's names (``radon.runtime.triton_request.GENERATE_INPUTS``).
+Both give a ``Reply`` with the pieces in arrival order, each response's ``generated_tokens`` (how many
+tokens the server had generated when it sent that response) and the client-side timings. Inputs use
+the generate model's names (``radon.runtime.triton_request.GENERATE_INPUTS``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Reply:
     """One generate request's answer, as the client saw it."""
 
     pieces: list[str] = field(default_factory=list)  # text of each response, in order
+    generated: list[int] = field(default_factory=list)  # each response's generated_tokens, when sent
     time_to_first_response_s: float = 0.0
     total_s: float = 0.0
 
@@ -100,6 +102,8 @@ def generate_http(address: str, model: str, body: dict[str, Any], *, timeout_s: 
             if not reply.pieces:
                 reply.time_to_first_response_s = time.perf_counter() - start
             reply.pieces.append(piece)
+            if "generated_tokens" in event:
+                reply.generated.append(int(np.asarray(event["generated_tokens"]).reshape(-1)[0]))
             if on_piece:
                 on_piece(piece)
     except (OSError, http.client.HTTPException) as exc:
@@ -167,6 +171,9 @@ def generate_grpc(address: str, model: str, body: dict[str, Any], *, timeout_s: 
                 if not reply.pieces:
                     reply.time_to_first_response_s = when - start
                 reply.pieces.append(piece.decode("utf-8"))
+                count = result.as_numpy("generated_tokens")
+                if count is not None:
+                    reply.generated.append(int(count.reshape(-1)[0]))
                 if on_piece:
                     on_piece(reply.pieces[-1])
             final = response.parameters.get("triton_final_response")

@@ -11,7 +11,8 @@ The fields are Triton's ``ModelConfig`` (``docs/user_guide/model_configuration.m
   (``tensorrt_backend/src/instance_state.cc``, ``InitOptimizationProfiles``);
 - ``radon_tokenizer`` / ``radon_detokenizer``: python backend, dynamic batching;
 - the generate model: python backend, decoupled (``model_transaction_policy { decoupled: true }``),
-  dynamic batching, inputs and output in TensorRT-LLM's ensemble names (``triton_request``).
+  dynamic batching, inputs and ``text_output`` in TensorRT-LLM's ensemble names, plus
+  ``generated_tokens`` (``triton_request``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from radon.errors import ConfigError
 from radon.model_repository.pbtxt import Enum, parameters
 from radon.runtime.manifest import Manifest, TensorSpec
 from radon.runtime.triton_decoder import GenerateSettings
-from radon.runtime.triton_request import GENERATE_INPUTS, GENERATE_OUTPUT
+from radon.runtime.triton_request import GENERATE_INPUTS, GENERATE_OUTPUTS
 
 TRITON_TYPES = {
     "int64": "TYPE_INT64", "int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",
@@ -160,7 +161,7 @@ def generate_config(name: str, settings: GenerateSettings, *, instances: int = 1
         "name": name, "backend": "python", "max_batch_size": settings.max_batch,
         "model_transaction_policy": {"decoupled": True},
         "input": [_tensor(f.name, Enum(f.data_type), list(f.dims), f.optional) for f in GENERATE_INPUTS],
-        "output": [_tensor(GENERATE_OUTPUT.name, Enum(GENERATE_OUTPUT.data_type), list(GENERATE_OUTPUT.dims))],
+        "output": [_tensor(f.name, Enum(f.data_type), list(f.dims)) for f in GENERATE_OUTPUTS],
         "dynamic_batching": {},
         "instance_group": _instances(instances, "KIND_CPU"),
         "parameters": parameters(settings.to_parameters()),

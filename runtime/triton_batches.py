@@ -11,8 +11,11 @@ neighbours.
 Responses follow Triton's decoupled protocol (``docs/user_guide/decoupled_models.md``): a streaming
 request gets one response per generated token, the last one flagged final; a request that does not
 stream gets exactly one response, final, with the whole text (Triton's HTTP ``/generate`` accepts only
-one response from a decoupled model). The sinks are plain objects, so all of this is tested outside
-Triton; the model.py adapter wraps ``InferenceResponseSender`` in one.
+one response from a decoupled model). Each send also hands the sink a live count of the tokens its
+row has generated, which the model.py adapter reads when the response actually leaves (its
+``generated_tokens`` output): a stream's first response then says it left long before the last
+token. The sinks are plain objects, so all of this is tested outside Triton; the model.py adapter
+wraps ``InferenceResponseSender`` in one.
 
 Two costs of the python backend are kept out of the decode loop (docs/triton.md, "BLS cost"): each
 ``InferenceResponseSender.send`` and each ``is_cancelled`` is a synchronous round trip to the server
@@ -28,6 +31,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,8 +46,10 @@ CANCEL_CHECK_S = 0.05  # a cancelled request is noticed within 50 ms (and one st
 class ResponseSink(Protocol):
     """Where one request's responses go."""
 
-    def send(self, text: str, final: bool) -> None:
-        """One response carrying ``text``; ``final`` marks the request's last response."""
+    def send(self, text: str, final: bool, generated: Callable[[], int]) -> None:
+        """One response carrying ``text``; ``final`` marks the request's last response. ``generated()``
+        is the number of tokens the row has generated so far: a sink that sends later (a queue) calls
+        it when it sends, so the count says how far the decode loop had got by then."""
 
     def fail(self, message: str) -> None:
         """One final error response (the generation failed on the server)."""
@@ -122,8 +128,9 @@ def run_batch(gen: Generator, plans: Sequence[GeneratePlan], sinks: Sequence[Res
 
     A streaming row's sink gets one ``send`` per token (its text piece, possibly "" while a multi-byte
     character or a possible stop string is held back), the last with ``final=True``; any other row's
-    sink gets a single final ``send`` with the whole text. If the generator fails, every row that has
-    not finished gets ``fail``. ``sink.cancelled()`` is asked at most every ``cancel_check_s`` per row.
+    sink gets a single final ``send`` with the whole text. Each ``send`` also gets the row's live token
+    count (``ResponseSink.send``). If the generator fails, every row that has not finished gets
+    ``fail``. ``sink.cancelled()`` is asked at most every ``cancel_check_s`` per row.
     """
     pad = gen.pad_token_id if gen.pad_token_id is not None else 0
     ids, mask = left_pad([p.prompt_ids for p in plans], pad)
@@ -132,6 +139,7 @@ def run_batch(gen: Generator, plans: Sequence[GeneratePlan], sinks: Sequence[Res
     done = [False] * len(plans)
     asked = [float("-inf")] * len(plans)
     left = [False] * len(plans)
+    generated = [partial(counts.__getitem__, b) for b in range(len(plans))]  # read live by the sinks
 
     def cancelled(b: int) -> bool:
         now = time.monotonic()
@@ -153,11 +161,11 @@ def run_batch(gen: Generator, plans: Sequence[GeneratePlan], sinks: Sequence[Res
                 piece = event.pieces[b] if event.pieces is not None else ""
                 final = event.finished[b] is not None
                 if plan.stream:
-                    sinks[b].send(piece, final)
+                    sinks[b].send(piece, final, generated[b])
                 else:
                     texts[b] += piece
                     if final:
-                        sinks[b].send(texts[b], True)
+                        sinks[b].send(texts[b], True, generated[b])
                 done[b] = final
     except Exception as exc:  # noqa: BLE001 - report to every waiting client, keep the model alive
         log.exception("generation failed")

@@ -4,9 +4,11 @@ The inputs are the names that TensorRT-LLM's Triton ensemble made common
 (``triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt`` in TensorRT-LLM), so existing
 clients work: ``text_input`` (BYTES), ``max_tokens`` (INT32), ``stream`` (BOOL), ``temperature``,
 ``top_p``, ``repetition_penalty`` (FP32), ``top_k`` (INT32), ``stop_words`` (BYTES, a list) and
-``seed`` (UINT64; TensorRT-LLM calls it ``random_seed``), giving ``text_output`` (BYTES). Triton's
-generate extension (``/v2/models/<m>/generate``) maps a JSON body's keys onto these inputs; a key that
-is not an input arrives as a request *parameter*, and is refused here by name, never ignored.
+``seed`` (UINT64; TensorRT-LLM calls it ``random_seed``), giving ``text_output`` (BYTES) and RADON's
+``generated_tokens`` (INT32: how many tokens the request had when its response left, so a client can
+tell a stream from a buffered answer without a clock). Triton's generate extension
+(``/v2/models/<m>/generate``) maps a JSON body's keys onto these inputs; a key that is not an input
+arrives as a request *parameter*, and is refused here by name, never ignored.
 
 A request is checked in two steps, so that a batch of prompts is tokenized in one call in between:
 
@@ -58,6 +60,9 @@ GENERATE_INPUTS: tuple[FieldSpec, ...] = (
     FieldSpec("seed", "TYPE_UINT64", (1,), True, "seed of the sampler (a request with a seed runs alone)"),
 )
 GENERATE_OUTPUT = FieldSpec("text_output", "TYPE_STRING", (1,), False, "the text (one piece per response)")
+GENERATED_TOKENS = FieldSpec("generated_tokens", "TYPE_INT32", (1,), False,
+                             "tokens the decode loop had generated for this request when the response was sent")  # fmt: skip
+GENERATE_OUTPUTS: tuple[FieldSpec, ...] = (GENERATE_OUTPUT, GENERATED_TOKENS)
 INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in GENERATE_INPUTS)
 _KINDS = {"TYPE_STRING": "OSU", "TYPE_INT32": "iu", "TYPE_UINT64": "iu", "TYPE_FP32": "fiu", "TYPE_BOOL": "b"}
 MAX_STOP_WORDS = 4  # as radon serve (OpenAI's limit)
@@ -263,3 +268,12 @@ def plan_all(
         except RequestError as exc:
             out.append(exc)
     return out
+
+
+def response_outputs(text: str, generated: int) -> dict[str, np.ndarray]:
+    """One response's ``GENERATE_OUTPUTS`` as a batch of one: ``text_output`` (1, 1) UTF-8 bytes and
+    ``generated_tokens`` (1, 1) int32, the request's tokens so far."""
+    return {
+        GENERATE_OUTPUT.name: np.array([[text.encode("utf-8")]], dtype=object),
+        GENERATED_TOKENS.name: np.array([[generated]], np.int32),
+    }

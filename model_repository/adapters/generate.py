@@ -9,13 +9,12 @@ flagged final) and ``examples/bls`` (``InferenceRequest(...).exec()``). Per ``ex
 import json
 from pathlib import Path
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from radon.errors import RadonError
 from radon.runtime.triton_batches import SendQueue, run_requests
 from radon.runtime.triton_decoder import GenerateSettings, open_generator
-from radon.runtime.triton_request import INPUT_NAMES, RequestError, plan_all
+from radon.runtime.triton_request import INPUT_NAMES, RequestError, plan_all, response_outputs
 from radon.runtime.triton_text import as_bytes_column, unpad
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
@@ -28,15 +27,15 @@ class _Sink:
     def __init__(self, request, sends: SendQueue) -> None:
         self.sender, self.sends = request.get_response_sender(), sends
 
-    def _text(self, text: str, final: bool) -> None:
-        out = pb_utils.Tensor("text_output", np.array([[text.encode("utf-8")]], dtype=object))
-        self.sender.send(pb_utils.InferenceResponse([out]), flags=FINAL if final else 0)
+    def _text(self, text: str, final: bool, generated) -> None:  # generated() is read as the response leaves
+        out = [pb_utils.Tensor(name, v) for name, v in response_outputs(text, generated()).items()]
+        self.sender.send(pb_utils.InferenceResponse(out), flags=FINAL if final else 0)
 
     def _error(self, message: str, code) -> None:
         self.sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code)), flags=FINAL)
 
-    def send(self, text: str, final: bool) -> None:
-        self.sends.put(self._text, text, final)
+    def send(self, text: str, final: bool, generated) -> None:
+        self.sends.put(self._text, text, final, generated)
 
     def refuse(self, message: str) -> None:  # the client's mistake: HTTP 400, a gRPC error
         self.sends.put(self._error, message, pb_utils.TritonError.INVALID_ARG)

@@ -3,8 +3,13 @@ ru + en + code text and measured on held-out ``eval/`` files (issue 4's gates, r
 
 The fast test trains at the gate's 8k vocabulary on 1 MB per language. At that size the Unigram
 side has less text to learn its multi-word pieces from, so its Russian bound is looser
-(FAST_MAX_RU_RATIO) while English, code and speed keep the real bounds; the slow test (RADON_SLOW=1)
-asserts every gate at 8k and 32k on the benchmark's 4 MB samples, as scripts/bench_tokenizer.py does.
+(FAST_MAX_RU_RATIO) while English and code keep the real bounds; the slow test (RADON_SLOW=1) asserts
+every token gate at 8k and 32k on the benchmark's 4 MB samples.
+
+Neither asserts the speed gate (mixed text encodes in <= 2x the single BPE's time): a time ratio
+depends on the host and its load, so it is a benchmark's (scripts/bench_tokenizer.py exits 1 when it
+fails). The fast test checks what keeps routing cheap instead, by the work done: every character of
+mixed ru/en/code text goes to exactly one part, once, one call per run.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import os
 import pytest
 
 from radon.data import corpus_files, eval_files, find_data_dir, sample_text
-from radon.tokenizer.compare import MAX_MIXED_TIME_RATIO, MAX_TOKEN_RATIO, compare_with_bpe
+from radon.tokenizer.compare import MAX_TOKEN_RATIO, compare_with_bpe
+from radon.tokenizer.stats import documents, mixed_text
 
 FAST_TRAIN_BYTES = 1_000_000
 FAST_EVAL_BYTES = 300_000
@@ -34,15 +40,48 @@ def _texts(train_bytes: int, eval_bytes: int | None) -> tuple[dict[str, str], di
     return train, evals
 
 
+def assert_one_pass_routing(hybrid, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoding ``text`` hands each character to exactly one part, once: the Unigram part gets one
+    call per document with exactly the router's Unigram runs, the BPE part one call per other run."""
+    unigram_calls: list[list[str]] = []
+    bpe_calls: list[str] = []
+    unigram_encode, bpe_encode = hybrid._uni.encode_runs, hybrid._bpe.encode
+
+    def unigram(runs: list[str]) -> list[list[int]]:
+        unigram_calls.append(list(runs))
+        return unigram_encode(runs)
+
+    def bpe(run: str) -> list[int]:
+        bpe_calls.append(run)
+        return bpe_encode(run)
+
+    monkeypatch.setattr(hybrid._uni, "encode_runs", unigram)
+    monkeypatch.setattr(hybrid._bpe, "encode", bpe)
+    parts = set()
+    for doc in documents(text):
+        unigram_calls.clear()
+        bpe_calls.clear()
+        ids = hybrid.encode(doc)
+        routed = hybrid.route(doc)
+        assert len(unigram_calls) <= 1 and sum(unigram_calls, []) == [r for p, r in routed if p == "unigram"]
+        assert bpe_calls == [r for p, r in routed if p == "bpe"]
+        assert sum(len(r) for _, r in routed) == len(doc) and hybrid.decode(ids) == doc
+        parts.update(p for p, _ in routed)
+    assert parts == {"unigram", "bpe"}  # the text did mix both sides
+
+
 @needs_data
-def test_hybrid_beats_single_bpe_fast() -> None:
+def test_hybrid_beats_single_bpe_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     train, evals = _texts(FAST_TRAIN_BYTES, FAST_EVAL_BYTES)
-    (c,) = compare_with_bpe(train, evals, 8000, speed_chars=150_000, repeats=2)
+    keep: dict = {}
+    (c,) = compare_with_bpe(train, evals, 8000, speed_chars=150_000, repeats=2, keep=keep)
     assert all(s.round_trip for s in (*c.hybrid.values(), *c.bpe.values()))
     assert c.ratio("ru") <= FAST_MAX_RU_RATIO, f"ru: {c.ratio('ru'):.3f}"
     for lang in ("en", "code"):
         assert c.ratio(lang) <= MAX_TOKEN_RATIO[lang], f"{lang}: {c.ratio(lang):.3f}"
-    assert c.time_ratio("mixed") <= MAX_MIXED_TIME_RATIO, f"routing cost: {c.time_ratio('mixed'):.2f}x"
+    # routing cost by the work done, not by a clock (module docstring)
+    mixed = mixed_text([text[:150_000] for text in evals.values()])
+    assert_one_pass_routing(keep[("hybrid", c.ru_share)], mixed, monkeypatch)
 
 
 @needs_data
@@ -52,4 +91,6 @@ def test_hybrid_beats_single_bpe_fast() -> None:
 def test_hybrid_meets_every_gate_at_benchmark_scale(vocab_size: int) -> None:
     train, evals = _texts(BENCH_TRAIN_BYTES, None)
     (c,) = compare_with_bpe(train, evals, vocab_size, speed_chars=1 << 19, repeats=2)
-    assert c.failures() == []
+    assert all(s.round_trip for s in (*c.hybrid.values(), *c.bpe.values()))
+    for lang, limit in MAX_TOKEN_RATIO.items():  # every gate of c.failures() but the timed one
+        assert c.ratio(lang) <= limit, f"{lang}: {c.ratio(lang):.3f}"

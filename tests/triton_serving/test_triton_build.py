@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from radon.cli._app import call
@@ -14,7 +15,7 @@ from radon.errors import ConfigError, RadonError
 from radon.integrity import hash_files, list_files, read_json, sha256_file, write_json
 from radon.model_repository import build_repository
 from radon.runtime.manifest import MANIFEST_FILE, read_manifest
-from radon.runtime.triton_request import GENERATE_INPUTS
+from radon.runtime.triton_request import GENERATE_INPUTS, response_outputs
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="needs tritonclient[grpc]"
@@ -91,7 +92,14 @@ def test_generate_model_config(text_artifact, tmp_path):
     assert [(i.name, dtype(cfg, i.data_type), list(i.dims), i.optional) for i in cfg.input] == [
         (f.name, f.data_type, list(f.dims), f.optional) for f in GENERATE_INPUTS
     ]
-    assert [(o.name, dtype(cfg, o.data_type)) for o in cfg.output] == [("text_output", "TYPE_STRING")]
+    assert [(o.name, dtype(cfg, o.data_type), list(o.dims)) for o in cfg.output] == [
+        ("text_output", "TYPE_STRING", [1]),
+        ("generated_tokens", "TYPE_INT32", [1]),
+    ]
+    # the adapter's arrays (runtime.triton_request.response_outputs) match what the config declares
+    arrays = response_outputs("привет", 7)
+    assert list(arrays) == [o.name for o in cfg.output] and arrays["generated_tokens"].tolist() == [[7]]
+    assert arrays["text_output"].dtype == object and arrays["generated_tokens"].dtype == np.int32
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     assert params["decode_loop"] == "in_process" and params["artifact"] == "radon_decoder/1"
     assert params["max_batch"] == "6" and params["max_tokens_limit"] == "100"

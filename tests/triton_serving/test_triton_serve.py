@@ -38,10 +38,14 @@ def test_an_env_that_could_not_install_the_server_says_why(tmp_path, monkeypatch
     tests) and leaves the reason in the env's UNAVAILABLE file, which find_server quotes."""
     env = tmp_path / "env"
     env.mkdir()
-    (env / "UNAVAILABLE").write_text("nvidia-pytriton could not be installed: ERROR: no wheel for this platform\n")
+    (env / "UNAVAILABLE").write_text(
+        "nvidia-pytriton could not be installed: ERROR: no wheel for this platform\n"
+    )
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     monkeypatch.setattr("radon.model_repository.server.candidate_envs", lambda explicit=None: [env])
-    with pytest.raises(RadonError, match="^no tritonserver: nvidia-pytriton could not be installed: ERROR: no wheel"):
+    with pytest.raises(
+        RadonError, match="^no tritonserver: nvidia-pytriton could not be installed: ERROR: no wheel"
+    ):
         find_server()
 
 
@@ -82,7 +86,7 @@ def test_serve_answers_then_stops_on_sigterm(repository, server_install, text_ge
     proc = subprocess.Popen(serve_command(repository, server_install.python_env, ports), stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 180  # hang guard only: the asserts below read the log
         while "ready" not in (tmp_path / "serve.log").read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             time.sleep(0.2)

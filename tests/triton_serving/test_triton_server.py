@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import queue
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,24 +46,27 @@ def test_generate_equals_the_runtime(server, text_gen, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_generate_stream_is_incremental(server, text_gen, model):
     expected = text_gen.generate_text(PROMPTS[0], 30)
-    arrivals = []
+    pieces: list[str] = []
     reply = generate_http(f"127.0.0.1:{server.http_port}", model, request_body(PROMPTS[0], 30, True),
-                          on_piece=lambda piece: arrivals.append(time.perf_counter()))  # fmt: skip
-    assert reply.responses == 30  # one response per token, in order
+                          on_piece=pieces.append)  # fmt: skip
+    assert reply.responses == len(pieces) == 30  # one response per token, in order, each its own event
     assert reply.text == expected
-    assert arrivals == sorted(arrivals)
+    assert reply.generated == sorted(reply.generated) and reply.generated[-1] == 30
     # the same over gRPC's stream
     reply = generate(f"grpc://{server.grpc_url}", PROMPTS[0], model=model, max_tokens=30, stream=True)
-    assert reply.responses == 30 and reply.text == expected
-    # incremental, not buffered: over a long generation the first piece arrives in its first half
+    assert reply.responses == 30 and reply.text == expected and reply.generated[-1] == 30
+    # incremental, not buffered, shown by what the server did rather than by a clock: each response says
+    # how many tokens the decode loop had generated when that response left (generated_tokens); a
+    # buffered stream would send every piece after the last token (all counts equal to the total)
     for url in (f"http://127.0.0.1:{server.http_port}", f"grpc://{server.grpc_url}"):
-        start, arrivals = time.perf_counter(), []
-        reply = generate(url, PROMPTS[0], model=model, max_tokens=400, stream=True,
-                         on_piece=lambda piece, a=arrivals: a.append(time.perf_counter()))  # fmt: skip
-        assert reply.responses == len(arrivals) >= 100 and reply.text == text_gen.generate_text(PROMPTS[0], 400)
-        assert arrivals[0] - start < 0.5 * (arrivals[-1] - start), (url, arrivals[0] - start, arrivals[-1] - start)
+        pieces = []
+        reply = generate(url, PROMPTS[0], model=model, max_tokens=400, stream=True, on_piece=pieces.append)
+        assert reply.responses == len(pieces) >= 100 and reply.text == text_gen.generate_text(PROMPTS[0], 400)
+        counts = reply.generated
+        assert len(counts) == reply.responses and counts == sorted(counts) and counts[-1] == reply.responses
+        assert counts[0] <= reply.responses // 2, (url, counts[:8])  # the first piece left in the first half
     single = generate(f"grpc://{server.grpc_url}", PROMPTS[0], model=model, max_tokens=30)
-    assert single.responses == 1 and single.text == expected
+    assert single.responses == 1 and single.text == expected and single.generated == [30]
 
 
 def test_stop_words_and_sampling_inputs(server, text_gen):
