@@ -8,7 +8,7 @@
 #   - nvidia-pytriton (about 55 MB): a real tritonserver 2.51 with the python backend only, and the
 #     python_backend stubs for each Python version;
 #   - tritonclient[http,grpc] (the tests' and `radon client`'s client; also usable from here);
-#   - what the adapters import: numpy<2, onnxruntime, tokenizers, sentencepiece, safetensors, and
+#   - what the adapters import: numpy<2, onnxruntime, tokenizers, sentencepiece, safetensors, jinja2, and
 #     RADON itself without extras (no torch: the adapters use radon.runtime and radon.tokenizer only),
 #     editable by default, so the server always runs this checkout's code; RADON_TRITON_EDITABLE=0
 #     installs a copy instead (a deployment: re-run the script after changing the code).
@@ -34,7 +34,7 @@ rm -f "$unavailable"
 log=$(mktemp)
 if ! { "${pip[@]}" --upgrade pip && "${pip[@]}" "numpy>=1.24,<2" "nvidia-pytriton==0.7.0" \
     "tritonclient[http,grpc]>=2.40" "onnxruntime>=1.20" "tokenizers>=0.20" "sentencepiece>=0.2" \
-    "safetensors>=0.4" "tqdm>=4.66"; } >"$log" 2>&1; then
+    "safetensors>=0.4" "tqdm>=4.66" "jinja2>=3.1.6"; } >"$log" 2>&1; then
   tail -n 20 "$log" >&2
   reason=$(grep -E "ERROR|error" "$log" | tail -n 1)
   echo "nvidia-pytriton could not be installed into $venv: ${reason:-see the pip log above}" | tee "$unavailable"

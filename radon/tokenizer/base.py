@@ -15,7 +15,7 @@ import codecs
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -129,6 +129,43 @@ class Tokenizer(ABC):
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """Token ids of ``text``; ``""`` gives ``[]`` (plus bos/eos when asked)."""
 
+    def encode_prompt(self, text: str) -> list[int]:
+        """Ids of a text prompt with the tokenizer's own special tokens: what transformers'
+        ``tokenizer(text)`` gives. RADON's own types prepend bos (they were trained with it); an ``hf``
+        tokenizer adds what its ``tokenizer.json`` post-processor adds, and nothing else."""
+        return self.encode(text, add_bos=True)
+
+    # --- chat -----------------------------------------------------------------------------------
+    @property
+    def chat_template(self) -> str | None:
+        """The model's chat template (Jinja source), or None: RADON's own types carry none."""
+        return None
+
+    def chat_special_tokens(self) -> dict[str, str]:
+        """The special tokens a chat template sees (``bos_token``, ``eos_token``, ...), as strings."""
+        names = {"bos_token": self.bos_token_id, "eos_token": self.eos_token_id,
+                 "unk_token": self.unk_token_id, "pad_token": self.pad_token_id}  # fmt: skip
+        return {name: self.id_to_token(i) for name, i in names.items() if i is not None}
+
+    def apply_chat_template(self, messages: Any, add_generation_prompt: bool = True) -> list[int]:
+        """Ids of a conversation: transformers' ``apply_chat_template(messages, add_generation_prompt=...)``.
+
+        The template renders the text with its own special tokens, so it is tokenized without adding
+        any. Raises ``ChatError`` (a RadonError) for a malformed conversation or a tokenizer without a
+        template, naming what is missing.
+        """
+        return self.encode(self.render_chat(messages, add_generation_prompt))
+
+    def render_chat(self, messages: Any, add_generation_prompt: bool = True) -> str:
+        """The conversation as text (``apply_chat_template(..., tokenize=False)``)."""
+        from radon.tokenizer.chat import NO_TEMPLATE, ChatError, ChatTemplate
+
+        if self.chat_template is None:
+            raise ChatError(f"this {self.type_name} tokenizer {NO_TEMPLATE}", None)
+        return ChatTemplate(self.chat_template, self.chat_special_tokens()).render(
+            messages, add_generation_prompt
+        )
+
     @abstractmethod
     def decode(self, ids: Iterable[int] | np.ndarray, skip_special_tokens: bool = True) -> str:
         """Text of ``ids``; bytes that do not form valid UTF-8 become U+FFFD."""
@@ -142,14 +179,23 @@ class Tokenizer(ABC):
         texts: Sequence[str],
         add_bos: bool = False,
         padding_side: Literal["left", "right"] = "left",
+        *,
+        add_special_tokens: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(input_ids, attention_mask)``, both int64 ``[B, T]``, padded with ``pad_token_id``.
 
-        Left padding is the default because the runtime decodes from the right edge of the batch.
+        ``add_special_tokens``: each row is ``encode_prompt(text)`` (the tokenizer's own convention;
+        not with ``add_bos``). Left padding is the default because the runtime decodes from the right
+        edge of the batch.
         """
         if padding_side not in ("left", "right"):
             raise RadonError(f"padding_side: expected 'left' or 'right', got {padding_side!r}")
-        rows = [self.encode(t, add_bos=add_bos) for t in texts]
+        if add_special_tokens and add_bos:
+            raise RadonError("encode_batch: add_bos and add_special_tokens are exclusive")
+        if add_special_tokens:
+            rows = [self.encode_prompt(t) for t in texts]
+        else:
+            rows = [self.encode(t, add_bos=add_bos) for t in texts]
         width = max((len(r) for r in rows), default=0)
         pad = self.pad_token_id
         if pad is None:

@@ -4,7 +4,13 @@ A checkpoint converted from Hugging Face keeps that model's tokenizer and its ow
 (DESIGN.md, contract 1). The ids are read as transformers reads them: the token strings of
 ``tokenizer_config.json`` / ``special_tokens_map.json`` first, then ``config.json``'s ``*_token_id``.
 GPT-2 has bos = eos = 50256 and no pad, so pad falls back to eos. ``save_pretrained`` writes the
-original files byte for byte, plus ``radon_tokenizer.json`` (type ``hf``) with their sha256.
+original files byte for byte, plus ``radon_tokenizer.json`` (type ``hf``) with their sha256, so the
+folder also loads with ``transformers.AutoTokenizer.from_pretrained``.
+
+A prompt gets exactly the special tokens the ``tokenizer.json`` post-processor adds
+(``encode_prompt``; none for SmolLM2 or GPT-2, ``<s>`` for Llama-2 and Mistral): RADON never forces a bos
+on it. The chat template travels in its own file (``chat_template.jinja``, ``tokenizer_config.json``
+or ``chat_template.json``) and is rendered by ``radon.tokenizer.chat``.
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ import numpy as np
 
 from radon.errors import IntegrityError, RadonError
 from radon.tokenizer.base import DiffStreamDecoder, StreamDecoder, Tokenizer, as_id_list
+from radon.tokenizer.chat import (
+    CHAT_TEMPLATE_FILE,
+    LEGACY_CHAT_TEMPLATE_FILE,
+    SPECIAL_TOKEN_NAMES,
+    read_chat_template,
+)
 from radon.tokenizer.folder import CONFIG_NAME, read_config, write_config
 
 log = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
-OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json")
+TOKEN_FILES = ("tokenizer_config.json", "special_tokens_map.json")  # special token strings, in this order
+OPTIONAL_FILES = (*TOKEN_FILES, CHAT_TEMPLATE_FILE, LEGACY_CHAT_TEMPLATE_FILE)
 ROLES = ("bos", "eos", "pad", "unk")
 
 
@@ -56,6 +69,24 @@ def _load_tokenizers(text: str, source: Path) -> Any:
         raise IntegrityError(f"{source}: not a Hugging Face tokenizers file ({exc})") from None
 
 
+def _special_strings(files: Mapping[str, bytes]) -> dict[str, str]:
+    """The special tokens as transformers names them (``bos_token``, ...): ``tokenizer_config.json``
+    first, then ``special_tokens_map.json``; what a chat template sees."""
+    out: dict[str, str] = {}
+    for name in TOKEN_FILES:
+        if name not in files:
+            continue
+        try:
+            data = json.loads(files[name].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IntegrityError(f"{name}: malformed JSON ({exc})") from None
+        for key in SPECIAL_TOKEN_NAMES:
+            token = _token_string(data.get(key)) if isinstance(data, dict) else None
+            if token is not None:
+                out.setdefault(key, token)
+    return out
+
+
 class HFTokenizer(Tokenizer):
     """A Hugging Face fast tokenizer (``tokenizers``) with the model's own special ids."""
 
@@ -71,6 +102,8 @@ class HFTokenizer(Tokenizer):
         self._tok = _load_tokenizers(tokenizer_json, Path(TOKENIZER_FILE))
         self._extra = dict(extra_files or {})
         self._ids = {role: special_ids.get(role) for role in ROLES}
+        self._chat_template = read_chat_template(self._extra)
+        self._special_strings = _special_strings(self._extra)
         if self._ids["pad"] is None:  # GPT-2 has no pad token: pad with eos, as transformers users do
             self._ids["pad"] = self._ids["eos"]
         n = self.vocab_size
@@ -92,7 +125,7 @@ class HFTokenizer(Tokenizer):
         tok = _load_tokenizers(text, path)
         extra = {name: (hf_dir / name).read_bytes() for name in OPTIONAL_FILES if (hf_dir / name).is_file()}
         ids: dict[str, int | None] = dict.fromkeys(ROLES)
-        for name in OPTIONAL_FILES:  # token strings, as transformers reads them
+        for name in TOKEN_FILES:  # token strings, as transformers reads them
             if name not in extra:
                 continue
             data = _read_json_object(hf_dir / name)
@@ -150,6 +183,16 @@ class HFTokenizer(Tokenizer):
         return token
 
     # --- text -------------------------------------------------------------------------------------
+    def encode_prompt(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=True).ids
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._chat_template
+
+    def chat_special_tokens(self) -> dict[str, str]:
+        return dict(self._special_strings)
+
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         ids = self._tok.encode_batch_fast([text], add_special_tokens=False)[0].ids if text else []
         if add_bos:
