@@ -22,6 +22,7 @@ import numpy as np
 
 from radon.errors import QualityGateError, RadonError
 from radon.export.parity_data import chunks, greedy_prompts, load_tokenizer, token_streams
+from radon.host import host_summary
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class ParityResult:
     warnings: list[str] = field(default_factory=list)
     histogram: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    host: str = field(default_factory=host_summary)  # the CPU both sides ran on (radon.host): kernels differ
 
     @property
     def passed(self) -> bool:

@@ -82,6 +82,7 @@ def markdown(result: ParityResult, image: str | None) -> str:
         f"- tokens: {result.token_source}",
         f"- verdict: {verdict}",
         f"- time: {result.seconds:.1f} s",
+        f"- host: {result.host}",
     ]
     lines += [f"- warning: {w}" for w in result.warnings]
     lines += ["", "| metric | value | threshold |", "|---|---|---|"]

@@ -35,9 +35,11 @@ def demo(
         force: replace outputs of an earlier run.
     """
     from radon.demo import QUICK_RECIPE, RECIPE, DemoContext, resolve_data, run_demo
+    from radon.host import host_summary
 
     recipe = QUICK_RECIPE if quick else RECIPE
     print(f"radon demo{' --quick' if quick else ''}: outputs in {out}")
+    print(f"host: {host_summary()}")  # figures depend on the CPU's kernels (radon/host.py)
     data_dir, smoke = resolve_data(data, out, print)
     ctx = DemoContext(out=out, quick=quick, recipe=recipe, data_dir=data_dir, smoke=smoke, force=force)
     run_demo(ctx)

@@ -11,6 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from radon.cli import main
+from radon.host import host_summary
 from radon.integrity import hash_files
 from radon.runtime.manifest import read_manifest, write_manifest
 
@@ -46,6 +47,7 @@ def test_parity_passes_on_correct_export(hf, artifacts, tmp_path, capsys, arch):
     assert "PASSED" in out and "synthetic ids" in out  # these checkpoints have no tokenizer: said so
     text = report.read_text()
     assert "| top-1 agreement |" in text and "![histogram" in text
+    assert f"- host: {host_summary()}\n" in text  # the CPU whose kernels both sides ran on
     png = tmp_path / "parity_hist.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -75,6 +77,7 @@ def test_parity_json_fields(hf, artifacts, capsys):
     assert result["metrics"]["max_abs_logit"] <= 1e-4
     assert result["thresholds"]["reason"]
     assert any(g["prompt_tokens"] > 8 for g in result["greedy"])  # a prompt longer than the window
+    assert result["host"] == host_summary()
 
 
 def test_export_runs_parity_by_default(hf, tmp_path, capsys):
@@ -89,6 +92,7 @@ def test_export_runs_parity_by_default(hf, tmp_path, capsys):
     manifest = read_manifest(out)
     assert manifest.parity["passed"] is True
     assert manifest.parity["metrics"]["max_abs_logit"] <= 1e-4
+    assert manifest.parity["host"] == host_summary()  # recorded with the figures it explains
     assert (out / "parity.md").is_file() and (out / "parity_hist.png").is_file()
 
 
