@@ -129,15 +129,16 @@ def decoder_config(manifest: Manifest, kind: str, *, max_batch: int, instances: 
     return config
 
 
-def tokenizer_config(*, max_batch: int, add_bos: bool = True) -> dict[str, Any]:
-    """``radon_tokenizer``: text_input (BYTES [1]) -> input_ids (INT64 [-1], right-padded), input_lengths."""
+def tokenizer_config(*, max_batch: int, add_special_tokens: bool = True) -> dict[str, Any]:
+    """``radon_tokenizer``: text_input (BYTES [1]) -> input_ids (INT64 [-1], right-padded), input_lengths.
+    ``add_special_tokens``: the tokenizer's own special tokens for a prompt (``Tokenizer.encode_prompt``)."""
     return {
         "name": TOKENIZER, "backend": "python", "max_batch_size": max_batch,
         "input": [_tensor("text_input", Enum("TYPE_STRING"), [1])],
         "output": [_tensor("input_ids", Enum("TYPE_INT64"), [-1]), _tensor("input_lengths", Enum("TYPE_INT32"), [1])],
         "dynamic_batching": {},
         "instance_group": _instances(1, "KIND_CPU"),
-        "parameters": parameters({"add_bos": "true" if add_bos else "false"}),
+        "parameters": parameters({"add_special_tokens": "true" if add_special_tokens else "false"}),
     }  # fmt: skip
 
 

@@ -332,7 +332,7 @@ def step_generate(ctx: DemoContext) -> str:
     lines = ["# Demo model: greedy continuations (repetition penalty 1.3)", ""]
     samples = {}
     for lang, prompt in PROMPTS.items():
-        ids = torch.tensor([tok.encode(prompt, add_bos=True)])
+        ids = torch.tensor([tok.encode_prompt(prompt)])
         out = model.generate(ids, max_new_tokens=ctx.recipe.new_tokens, do_sample=False,
                              repetition_penalty=1.3, ignore_eos=True)  # fmt: skip
         text = tok.decode(out[0, ids.shape[1] :].tolist())
@@ -340,7 +340,7 @@ def step_generate(ctx: DemoContext) -> str:
         ctx.say(f"      [{lang}] {(prompt + text)!r}")
         lines += [f"## {lang}", "", "```", prompt + text, "```", ""]
     # the KV cache (rolling past the window) must give what a full recompute gives
-    ids = torch.tensor([tok.encode(PROMPTS["code"], add_bos=True)])
+    ids = torch.tensor([tok.encode_prompt(PROMPTS["code"])])
     cached = model.generate(ids, max_new_tokens=ctx.recipe.new_tokens, ignore_eos=True)
     full = model.generate(ids, max_new_tokens=ctx.recipe.new_tokens, ignore_eos=True, use_cache=False)
     same = bool(torch.equal(cached, full))

@@ -243,7 +243,7 @@ class Generator:
 
     def _recompute(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``use_cache=False``: the whole text through the graph with an empty past; last logits (B, V)."""
-        return self.session.step(ids, mask, positions_from_mask(mask), logits_to_keep=1).logits[:, -1]
+        return self.session.step(ids, mask, positions_from_mask(mask)).logits[:, -1]
 
     # ---- ids in, ids out --------------------------------------------------------------------
     def generate(self, input_ids: Any, max_new_tokens: int | None = None, *, attention_mask: Any = None,
@@ -260,13 +260,19 @@ class Generator:
             raise ConfigError(f"{self.session.artifact}: this artifact has no tokenizer/; pass token ids")
         return self.tokenizer
 
-    def encode(self, prompts: str | Sequence[str], add_bos: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Left-padded ``(input_ids, attention_mask)`` int64 (B, T) for one or more prompt strings."""
+    def encode(self, prompts: str | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Left-padded ``(input_ids, attention_mask)`` int64 (B, T) for one or more prompt strings, with
+        the tokenizer's own special tokens (``Tokenizer.encode_prompt``: transformers' ``tokenizer(text)``)."""
         tok = self._need_tokenizer()
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts or any(not p for p in prompts):
             raise ConfigError("prompt: the prompt is empty")
-        return tok.encode_batch(prompts, add_bos=add_bos)
+        return tok.encode_batch(prompts, add_special_tokens=True)
+
+    def encode_chat(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        """Prompt ids of a conversation through the model's chat template (``Tokenizer.apply_chat_template``
+        with the generation prompt); a ChatError names a malformed message or the missing template."""
+        return self._need_tokenizer().apply_chat_template(messages, add_generation_prompt=True)
 
     def complete(
         self,
@@ -382,7 +388,10 @@ def load(
         from radon.runtime.memory import compact_heap as _compact
 
         _compact()
-    session = DecoderSession(artifact, manifest=manifest, threads=threads, spinning=spinning, providers=names)
+    # the generator samples from the last position only: the LM head runs there alone (DecoderSession)
+    session = DecoderSession(
+        artifact, manifest=manifest, threads=threads, spinning=spinning, providers=names, logits_to_keep=1
+    )
     if huge_pages and names[0] == "CPUExecutionProvider":
         from radon.runtime.memory import huge_pages as _huge
 

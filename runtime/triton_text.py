@@ -35,9 +35,15 @@ def as_bytes_column(texts: list[str]) -> np.ndarray:
     return np.array([[t.encode("utf-8")] for t in texts], dtype=object).reshape(len(texts), 1)
 
 
-def encode_texts(tokenizer: Any, texts: list[str], add_bos: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``(input_ids (B, T) int64 right-padded with the pad id, input_lengths (B, 1) int32)``."""
-    ids = [tokenizer.encode(t, add_bos=add_bos) for t in texts]
+def encode_texts(
+    tokenizer: Any, texts: list[str], add_special_tokens: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_ids (B, T) int64 right-padded with the pad id, input_lengths (B, 1) int32)``.
+
+    ``add_special_tokens``: the tokenizer's own convention for a prompt (``Tokenizer.encode_prompt``, as
+    the runtime and transformers' ``tokenizer(text)``); False encodes the bare text."""
+    encode = tokenizer.encode_prompt if add_special_tokens else tokenizer.encode
+    ids = [encode(t) for t in texts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     width = max((len(i) for i in ids), default=0)
     out = np.full((len(ids), max(width, 1)), pad, np.int64)

@@ -2,7 +2,9 @@
 
 A python-backend model in the shape of Triton's python_backend examples (``examples/add_sub``); the
 work is ``radon.runtime.triton_text.encode_texts`` over the artifact's tokenizer, copied to
-``1/tokenizer/``. The ``add_bos`` parameter (true by default) prepends the bos id, as the runtime does.
+``1/tokenizer/``. The ``add_special_tokens`` parameter (true by default) adds the tokenizer's own special
+tokens, as the runtime and transformers' ``tokenizer(text)`` do (bos for RADON's types; what an ``hf``
+tokenizer's post-processor adds).
 """
 
 import json
@@ -19,14 +21,15 @@ class TritonPythonModel:
         folder = Path(args["model_repository"]) / args["model_version"]
         self.tokenizer = load_tokenizer(folder / "tokenizer")
         params = json.loads(args["model_config"]).get("parameters", {})
-        self.add_bos = params.get("add_bos", {}).get("string_value", "true").lower() == "true"
+        flag = params.get("add_special_tokens", {}).get("string_value", "true")
+        self.add_special_tokens = flag.lower() == "true"
 
     def execute(self, requests: list) -> list:
         responses = []
         for request in requests:
             try:
                 texts = as_texts(pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy())
-                ids, lengths = encode_texts(self.tokenizer, texts, add_bos=self.add_bos)
+                ids, lengths = encode_texts(self.tokenizer, texts, self.add_special_tokens)
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as an error
                 error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
                 responses.append(pb_utils.InferenceResponse(error=error))

@@ -28,15 +28,18 @@ def run_artifact(
     *,
     providers: str | None = None,
     threads: int | None = None,
+    messages: list[dict[str, str]] | None = None,
 ) -> int:
     """Generate from ``artifact`` and print the text (or JSON); returns the exit status."""
     from radon.errors import RadonError
     from radon.runtime import load
 
     gen = load(artifact, providers=providers, threads=threads)
-    if prompt is not None:
-        if gen.tokenizer is None:
-            raise RadonError(f"{artifact}: this artifact has no tokenizer/; use --prompt-ids")
+    if (prompt is not None or messages is not None) and gen.tokenizer is None:
+        raise RadonError(f"{artifact}: this artifact has no tokenizer/; use --prompt-ids")
+    if messages is not None:
+        ids = gen.encode_chat(messages)
+    elif prompt is not None:
         ids, _ = gen.encode(prompt)
         ids = ids[0].tolist()
     else:

@@ -1,6 +1,9 @@
 """``radon generate``: text from a checkpoint (PyTorch reference) or an ONNX artifact (edge runtime).
 
 Both paths take the same flags. Sampling is on when ``--temperature`` is above 0; the default is greedy.
+``--prompt`` gets the tokenizer's own special tokens (``Tokenizer.encode_prompt``: transformers'
+``tokenizer(text)``); ``--chat`` renders a conversation through the model's chat template
+(``Tokenizer.apply_chat_template``, ``radon.tokenizer.chat``) and prints only the reply.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ def generate(
     *,
     prompt: str | None = None,
     prompt_ids: Annotated[str | None, Opt(metavar="'ID ID ...'")] = None,
+    chat: Annotated[str | None, Opt(metavar="MESSAGE")] = None,
+    system: Annotated[str | None, Opt(metavar="MESSAGE")] = None,
     max_new_tokens: int = 64,
     temperature: float = 0.0,
     top_k: int = 0,
@@ -41,8 +46,10 @@ def generate(
 
     Args:
         model: an ONNX artifact folder or a checkpoint folder.
-        prompt: the prompt text (needs the model's tokenizer).
+        prompt: the prompt text (needs the model's tokenizer), with the tokenizer's own special tokens.
         prompt_ids: the prompt as space-separated token ids, for models without a tokenizer.
+        chat: a user message, turned into the prompt by the model's chat template; prints the reply.
+        system: a system message before --chat's user message.
         max_new_tokens: tokens to generate at most.
         temperature: 0 for greedy decoding; above 0 samples from softmax(logits / temperature).
         top_k: keep the k most likely tokens (0 = off).
@@ -60,10 +67,15 @@ def generate(
     """
     from radon.errors import RadonError
 
-    if (prompt is None) == (prompt_ids is None):
-        raise RadonError("give exactly one of --prompt TEXT or --prompt-ids 'ID ID ...'")
+    if sum(x is not None for x in (prompt, prompt_ids, chat)) != 1:
+        raise RadonError("give exactly one of --prompt TEXT, --prompt-ids 'ID ID ...' or --chat MESSAGE")
     if prompt is not None and not prompt.strip():
         raise RadonError("--prompt: the prompt is empty")
+    if system is not None and chat is None:
+        raise RadonError("--system: goes with --chat MESSAGE")
+    if chat is not None and not chat.strip():
+        raise RadonError("--chat: the message is empty")
+    messages = chat_messages(chat, system) if chat is not None else None
     params: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
@@ -77,7 +89,8 @@ def generate(
         from radon.cli._generate_artifact import run_artifact
 
         return run_artifact(model, prompt, prompt_ids, params, stop or [], sliding_window_size,
-                            use_flash_attention, stream, json, providers=providers, threads=threads)  # fmt: skip
+                            use_flash_attention, stream, json, providers=providers, threads=threads,
+                            messages=messages)  # fmt: skip
     if providers is not None:
         from radon.errors import RadonError
 
@@ -89,7 +102,13 @@ def generate(
 
         torch.set_num_threads(threads)
     return _run_checkpoint(model, prompt, prompt_ids, params, stop or [], sliding_window_size,
-                           use_flash_attention, stream, json)  # fmt: skip
+                           use_flash_attention, stream, json, messages)  # fmt: skip
+
+
+def chat_messages(chat: str, system: str | None) -> list[dict[str, str]]:
+    """The conversation of ``--chat`` (and ``--system``) in OpenAI's and transformers' shape."""
+    head = [{"role": "system", "content": system}] if system is not None else []
+    return [*head, {"role": "user", "content": chat}]
 
 
 def parse_ids(text: str) -> list[int]:
@@ -114,6 +133,7 @@ def _run_checkpoint(
     flash: bool,
     stream: bool,
     as_json: bool,
+    messages: list[dict[str, str]] | None = None,
 ) -> int:
     import torch
 
@@ -126,10 +146,12 @@ def _run_checkpoint(
         from radon.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(ckpt / "tokenizer")
-    if prompt is not None:
-        if tokenizer is None:
-            raise RadonError(f"{ckpt}: this checkpoint has no tokenizer/; use --prompt-ids")
-        ids = tokenizer.encode(prompt, add_bos=True)
+    if (prompt is not None or messages is not None) and tokenizer is None:
+        raise RadonError(f"{ckpt}: this checkpoint has no tokenizer/; use --prompt-ids")
+    if messages is not None:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    elif prompt is not None:
+        ids = tokenizer.encode_prompt(prompt)
     else:
         ids = parse_ids(prompt_ids or "")
     vocab = model.config.vocab_size

@@ -44,7 +44,7 @@ def _encode(gen: Generator, prompt: str | list[int], param: str = "prompt") -> l
             raise RequestError(f"{param}: the prompt is empty", param)
         if gen.tokenizer is None:
             raise RequestError(f"{param}: this artifact has no tokenizer; send token ids", param)
-        return gen.tokenizer.encode(prompt, add_bos=True)
+        return gen.tokenizer.encode_prompt(prompt)
     if not prompt:
         raise RequestError(f"{param}: the prompt is empty", param)
     if any(not 0 <= int(i) < gen.vocab_size for i in prompt):
