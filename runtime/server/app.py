@@ -4,13 +4,16 @@ Routes:
 
 - ``POST /api/v1/generate``: the seed's request (MIGRATION_GUIDE.md); text, token counts, timings;
   ``"stream": true`` answers with server-sent events (one ``token`` event per token, then ``done``);
-- ``POST /v1/completions`` and ``GET /v1/models``: OpenAI's completions API (vLLM's and
-  text-generation-inference's compatible servers are the model), ``stream`` included, so the
-  ``openai`` package and other existing clients work;
+- ``POST /v1/completions``, ``POST /v1/chat/completions`` and ``GET /v1/models``: OpenAI's API (vLLM's
+  and text-generation-inference's compatible servers are the model), ``stream`` included, so the
+  ``openai`` package and other existing clients work; chat renders the model's own chat template
+  (``radon.tokenizer.chat``) and streams ``chat.completion.chunk`` deltas (role, content, finish);
 - ``GET /health`` and ``GET /metrics`` (Prometheus text format).
 
-Errors are 4xx with a message naming the field: OpenAI's ``{"error": {...}}`` shape under ``/v1``,
-``{"detail": ..., "param": ...}`` elsewhere. A client that disconnects stops its generation.
+Errors are 4xx with a message naming the field: OpenAI's ``{"error": {"message", "type", "param",
+"code"}}`` shape under ``/v1`` and for unknown routes and methods anywhere (a client with a wrong base
+URL still reads an OpenAI error), ``{"detail": ..., "param": ...}`` for the seed's route. A client that
+disconnects stops its generation.
 """
 
 from __future__ import annotations
@@ -26,16 +29,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radon import __version__
 from radon.runtime.generator import Generator
 from radon.runtime.server.metrics import CONTENT_TYPE, Metrics
 from radon.runtime.server.scheduler import Job, Scheduler
-from radon.runtime.server.schemas import CompletionRequest, GenerateRequest
-from radon.runtime.server.validate import Plan, RequestError, plan_completions, plan_generate
+from radon.runtime.server.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from radon.runtime.server.validate import Plan, RequestError, plan_chat, plan_completions, plan_generate
 
 DEFAULT_MAX_TOKENS_LIMIT = 1024
-ROUTES = ("/api/v1/generate", "/v1/completions", "/v1/models", "/health", "/metrics")
+ROUTES = ("/api/v1/generate", "/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -43,8 +47,10 @@ def _sse(data: Any) -> bytes:
     return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def _error(request: Request, status: int, message: str, param: str | None) -> JSONResponse:
-    if request.url.path.startswith("/v1/"):
+def _error(
+    request: Request, status: int, message: str, param: str | None, *, openai: bool = False
+) -> JSONResponse:
+    if openai or request.url.path.startswith("/v1/"):
         kind = "not_found_error" if status == 404 else "invalid_request_error"
         body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
     else:
@@ -171,6 +177,20 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
         return _error(request, exc.status, exc.message, exc.param)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown routes (404) and methods (405), in OpenAI's shape wherever they are asked."""
+        path = request.url.path
+        if exc.status_code == 404 and path not in ROUTES:
+            message = f"{request.method} {path}: no such route (routes: {', '.join(ROUTES)})"
+        elif exc.status_code == 405:
+            message = f"{request.method} {path}: method not allowed"
+        else:
+            message = str(exc.detail)
+        response = _error(request, exc.status_code, message, None, openai=path != "/api/v1/generate")
+        response.headers.update(exc.headers or {})
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
@@ -231,7 +251,53 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
         return head | {"choices": choices, "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                                                       "total_tokens": prompt + completion}}  # fmt: skip
 
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
+        job = srv.job(plan_chat(req, generator, srv.limit, {srv.model_name}))
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": cid, "created": created, "model": srv.model_name}
+        if req.stream:
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(_stream_chat(srv, job, head, usage), media_type="text/event-stream",
+                                     headers=SSE_HEADERS)  # fmt: skip
+        text, info = await srv.collect(job, request)
+        if info is None:
+            return JSONResponse({"error": {"message": "cancelled", "type": "cancelled"}}, status_code=499)
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                  "finish_reason": info["finish_reason"]}  # fmt: skip
+        return head | {"object": "chat.completion", "choices": [choice], "usage": _usage(job, info)}
+
     return app
+
+
+def _usage(job: Job, info: dict[str, Any]) -> dict[str, int]:
+    prompt, completion = len(job.prompt_ids), info["completion_tokens"]
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def _stream_chat(srv: Server, job: Job, head: dict[str, Any], usage: bool) -> AsyncIterator[bytes]:
+    """OpenAI's chat stream: a ``chat.completion.chunk`` with the role, one per piece of content, one with
+    the finish reason (and an empty delta), the usage when asked, then ``[DONE]``."""
+    head = head | {"object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+        return _sse(
+            head | {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        )
+
+    yield chunk({"role": "assistant", "content": ""})
+    async for item in srv.results(job):
+        if item[0] == "token":
+            if item[2]:
+                yield chunk({"content": item[2]})
+        elif item[0] == "error":
+            yield _sse({"error": {"message": item[1], "type": "server_error", "param": None, "code": None}})
+            return
+        elif item[1] is not None:
+            yield chunk({}, item[1]["finish_reason"])
+            if usage:
+                yield _sse(head | {"choices": [], "usage": _usage(job, item[1])})
+    yield _sse("[DONE]")
 
 
 async def _stream_generate(srv: Server, job: Job) -> AsyncIterator[bytes]:

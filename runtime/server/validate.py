@@ -3,8 +3,10 @@
 Checked here, before anything is queued: an empty prompt, a prompt that fills the context, max tokens
 <= 0 or over the server's limit, a prompt plus max tokens beyond ``max_position_embeddings``,
 temperature < 0, top_p outside (0, 1], and the parameters the artifact cannot honour (the runtime's
-own checks: window, flash attention, top_k/min_p/repetition_penalty ranges). The checks are plain
-functions of the body and the generator, tested without HTTP.
+own checks: window, flash attention, top_k/min_p/repetition_penalty ranges); for chat, a malformed
+conversation (``radon.tokenizer.chat.check_messages``, naming ``messages[i].role`` and so on) and a
+tokenizer without a chat template. The checks are plain functions of the body and the generator,
+tested without HTTP.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from radon.errors import RadonError
 from radon.runtime.generator import Generator
 from radon.runtime.params import DEFAULT_MAX_NEW_TOKENS, make_params
-from radon.runtime.server.schemas import CompletionRequest, GenerateRequest
+from radon.runtime.server.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from radon.tokenizer.chat import ChatError, check_messages
 
 MAX_STOP_STRINGS = 4  # OpenAI's limit
 
@@ -112,15 +115,21 @@ UNSUPPORTED = {  # OpenAI fields RADON cannot honour, with the value that means 
     "n": 1, "best_of": 1, "echo": False, "logprobs": None, "suffix": None,
     "presence_penalty": 0.0, "frequency_penalty": 0.0,
 }  # fmt: skip
+CHAT_UNSUPPORTED = {
+    "n": 1, "logprobs": False, "top_logprobs": None, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+    "tools": None, "tool_choice": None, "parallel_tool_calls": None,
+}  # fmt: skip
 
 
-def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: set[str]) -> list[Plan]:
-    """``POST /v1/completions``: one plan per prompt (a list of strings is several prompts)."""
+def _openai_common(req: CompletionRequest | ChatCompletionRequest, gen: Generator, names: set[str],
+                   unsupported: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """What both OpenAI routes check: the model, the fields RADON refuses, stop strings and the sampling
+    parameters (OpenAI's defaults: temperature 1, top_p 1). Returns (params, stop strings)."""
     if req.model not in names:
         raise RequestError(
             f"model: {req.model!r} is not served here (served: {', '.join(sorted(names))})", "model", 404
         )
-    for name, off in UNSUPPORTED.items():
+    for name, off in unsupported.items():
         value = getattr(req, name)
         if value is not None and value != off:
             raise RequestError(f"{name}: RADON's server does not support {name}={value!r}", name)
@@ -131,13 +140,6 @@ def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: 
     stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stops) > MAX_STOP_STRINGS or any(not s for s in stops):
         raise RequestError(f"stop: up to {MAX_STOP_STRINGS} non-empty strings", "stop")
-    prompts: list[str | list[int]]
-    if isinstance(req.prompt, str) or (req.prompt and isinstance(req.prompt[0], int)):
-        prompts = [req.prompt]  # type: ignore[list-item]
-    else:
-        prompts = list(req.prompt)  # type: ignore[arg-type]
-    if not prompts:
-        raise RequestError("prompt: the prompt is empty", "prompt")
     params = {
         "temperature": 1.0 if req.temperature is None else req.temperature,
         "top_p": 1.0 if req.top_p is None else req.top_p, "top_k": req.top_k or 0, "min_p": req.min_p or 0.0,
@@ -145,6 +147,19 @@ def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: 
         "seed": req.seed, "ignore_eos": bool(req.ignore_eos),
     }  # fmt: skip
     _check_params(gen, params)
+    return params, stops
+
+
+def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: set[str]) -> list[Plan]:
+    """``POST /v1/completions``: one plan per prompt (a list of strings is several prompts)."""
+    params, stops = _openai_common(req, gen, names, UNSUPPORTED)
+    prompts: list[str | list[int]]
+    if isinstance(req.prompt, str) or (req.prompt and isinstance(req.prompt[0], int)):
+        prompts = [req.prompt]  # type: ignore[list-item]
+    else:
+        prompts = list(req.prompt)  # type: ignore[arg-type]
+    if not prompts:
+        raise RequestError("prompt: the prompt is empty", "prompt")
     new = 16 if req.max_tokens is None else req.max_tokens
     plans = []
     for prompt in prompts:
@@ -152,3 +167,29 @@ def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: 
         _check_budget(gen, len(ids), new, limit, "max_tokens")
         plans.append(Plan(ids, new, params, stops))
     return plans
+
+
+def plan_chat(req: ChatCompletionRequest, gen: Generator, limit: int, names: set[str]) -> Plan:
+    """``POST /v1/chat/completions``: the conversation through the model's chat template
+    (``Generator.encode_chat``); without ``max_completion_tokens`` / ``max_tokens`` the reply may fill
+    what the server's limit and the context leave."""
+    params, stops = _openai_common(req, gen, names, CHAT_UNSUPPORTED)
+    if req.response_format not in (None, {"type": "text"}):
+        raise RequestError(f"response_format: only {{'type': 'text'}} is supported, got {req.response_format!r}",
+                           "response_format")  # fmt: skip
+    try:
+        messages = check_messages(req.messages)
+        if gen.tokenizer is None:
+            raise RequestError("messages: this artifact has no tokenizer/ and so no chat template; send token "
+                               "ids to /v1/completions", "messages")  # fmt: skip
+        ids = gen.encode_chat(messages)
+    except ChatError as exc:
+        raise RequestError(str(exc), exc.param) from None
+    if req.max_completion_tokens is not None:
+        new, param = req.max_completion_tokens, "max_completion_tokens"
+    elif req.max_tokens is not None:
+        new, param = req.max_tokens, "max_tokens"
+    else:
+        new, param = max(1, min(limit, gen.max_positions - len(ids))), "max_completion_tokens"
+    _check_budget(gen, len(ids), new, limit, param)
+    return Plan(ids, new, params, stops)
