@@ -15,6 +15,11 @@ every weight except the embedding table (a row per token) plus the KV cache, so
 ``limit = bandwidth / bytes per token``; bandwidth is measured in the same run with numpy copies
 (STREAM's copy: 2 x bytes per pass, best of 5, with as many threads as the engines get).
 The load average is recorded before, during and after, since the machine may be shared.
+
+An engine whose worker dies (a segfault in a peer's native code, a signal, a non-zero exit, an
+exception) is reported as crashed, with how, where and the end of its stderr (``bench_crash``), and
+the run goes on with the others. The report's header names the host's CPU and instruction sets
+(``radon.host``): the figures depend on them.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from radon.errors import RadonError
+from radon.host import detect
+from radon.runtime.bench_crash import Crash, WorkerCrashed
 from radon.runtime.bench_peers import FAMILIES, Peer, prepare_peers
 from radon.runtime.manifest import Manifest, read_manifest
 
@@ -99,40 +106,60 @@ def bytes_per_token(artifact: Path, manifest: Manifest, context: float) -> float
 
 
 class Worker:
-    """A ``bench_worker`` process: one engine, JSON lines over pipes."""
+    """A ``bench_worker`` process: one engine, JSON lines over pipes. If it dies, the call that was
+    waiting on it raises ``WorkerCrashed``, naming the request and the ``phase`` (load, warm-up, round)."""
 
     def __init__(self, peer: Peer, args: list[str], log_dir: Path) -> None:
-        self.peer = peer
+        self.peer, self.phase = peer, "load"
         self.stderr = (log_dir / f"{peer.name}.log").open("w")
         cmd = [peer.python or sys.executable, "-m", "radon.runtime.bench_worker", peer.engine, str(peer.model),
                *args, *peer.args]  # fmt: skip
         env = dict(os.environ)
         if "--spinning" not in args:  # OpenMP's threads (torch) must not spin either: on a shared machine
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning made transformers' forward 10x slower
+        env["PYTHONFAULTHANDLER"] = "1"  # a fatal signal dumps the Python stack to stderr: where it died
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                      text=True, env=env)  # fmt: skip
-        self.ready = self._read()
+        self.ready = self._read("load")
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self, request: str) -> dict[str, Any]:
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
-            self.proc.wait(timeout=30)
-            tail = Path(self.stderr.name).read_text(errors="replace").strip().splitlines()[-3:]
-            raise RuntimeError(f"{self.peer.name} worker exited ({self.proc.returncode}): {' / '.join(tail)}")
+            raise self._crashed(request)
         return jsonlib.loads(line)
 
+    def _crashed(self, request: str) -> WorkerCrashed:
+        """The process ended (or closed its output): how, from its exit and its stderr."""
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # it closed stdout but lives on: end it, and say so
+            self.proc.kill()
+            self.proc.wait()
+        during = request if request == "load" else f"{request} ({self.phase})"
+        self.stderr.close()
+        stderr = Path(self.stderr.name).read_text(errors="replace")
+        return WorkerCrashed(Crash.from_exit(self.proc.returncode, stderr, during, self.stderr.name))
+
     def ask(self, **request: Any) -> dict[str, Any]:
+        """One request; ``{"op": "tg", "n": 8, ...}`` is named ``tg8`` if the worker dies on it."""
+        name = f"{request['op']}{request.get('n', '')}"
         assert self.proc.stdin is not None
-        self.proc.stdin.write(jsonlib.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
+        try:
+            self.proc.stdin.write(jsonlib.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # BrokenPipeError: it is gone already
+            raise self._crashed(name) from None
+        return self._read(name)
 
     def close(self) -> int:
-        try:
-            peak = int(self.ask(op="quit").get("peak_rss_kib", 0))
-        except (RuntimeError, BrokenPipeError, OSError):
-            peak = 0
-        self.proc.wait(timeout=60)
+        """Ask a live worker to quit; its peak RSS in KiB (0 if it had died)."""
+        peak = 0
+        if self.proc.poll() is None:
+            try:
+                peak = int(self.ask(op="quit").get("peak_rss_kib", 0))
+            except WorkerCrashed:
+                pass
+            self.proc.wait(timeout=60)
         self.stderr.close()
         return peak
 
@@ -253,23 +280,34 @@ def run(
         try:
             w = Worker(peer, args, log_dir)
             entry.update(load_s=w.ready["load_s"], version=w.ready.get("version"))
+            w.phase = "warm-up"
             w.ask(op="pp", n=prompt_tokens)  # warm-up, as llama-bench does
             w.ask(op="tg", prompt=prompt_tokens, n=4)
             workers.append(w)
+        except WorkerCrashed as exc:
+            entry.update(crashed=exc.crash.summary, crash=exc.crash.to_dict())
+            log.warning("bench: %s crashed: %s", peer.name, exc.crash.summary)
         except (RuntimeError, OSError) as exc:
             entry["skipped"] = f"failed: {exc}"
     samples: dict[str, dict[str, list[float]]] = {w.peer.name: {} for w in workers}
     load["rounds"] = []
     gen_peak: dict[str, int] = {}
+    live = list(workers)
     for r in range(runs):
-        for w in workers[r % max(1, len(workers)) :] + workers[: r % max(1, len(workers))]:
+        for w in live[r % max(1, len(live)) :] + live[: r % max(1, len(live))]:
             s = samples[w.peer.name]
+            w.phase = f"round {r + 1}"
             try:  # tg first: the peak RSS after it is the peak of the prompt + generation setting
                 answer = w.ask(op="tg", prompt=prompt_tokens, n=new_tokens)
                 gen_peak.setdefault(w.peer.name, int(answer.get("peak_rss_kib", 0)))
                 times = answer["token_times"]
                 for n in pps:
                     s.setdefault(f"pp{n}", []).append(n * batch / w.ask(op="pp", n=n)["seconds"])
+            except WorkerCrashed as exc:  # the others go on; its earlier rounds stay in the JSON
+                results[w.peer.name].update(crashed=exc.crash.summary, crash=exc.crash.to_dict())
+                log.warning("bench: %s crashed: %s", w.peer.name, exc.crash.summary)
+                live.remove(w)
+                continue
             except (RuntimeError, OSError) as exc:
                 results[w.peer.name]["skipped"] = f"failed in round {r + 1}: {exc}"
                 continue
@@ -283,11 +321,12 @@ def run(
     load["after"] = os.getloadavg()[0]
     context = prompt_tokens + new_tokens / 2
     bpt = bytes_per_token(artifact, manifest, context)
-    family_bpt: dict[str, float] = {}  # the bytes a step reads, per precision family (peers use their family's)
+    family_bpt: dict[str, float] = {}  # the bytes a step reads, per precision family (peers: their family's)
     for path, m in zip(artifacts, manifests):
         family_bpt.setdefault(FAMILIES.get(m.precision, "fp32"), bytes_per_token(path, m, context))
+    radon_families = {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)}
     for p in peers:
-        fam = peer_family(p, {str(a): FAMILIES.get(m.precision, "fp32") for a, m in zip(artifacts, manifests)})
+        fam = peer_family(p, radon_families)
         results[p.name]["family"] = fam
         results[p.name]["bytes_per_decode_token"] = family_bpt.get(fam)
     report = {
@@ -317,8 +356,9 @@ def peer_family(peer: Peer, radon_families: dict[str, str]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores and memory of this machine, from /proc (Linux)."""
-    info: dict[str, Any] = {"cpus": os.cpu_count()}
+    """CPU model, cores, instruction sets (``host``: radon.host's line) and memory, from /proc (Linux)."""
+    host = detect()
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "host": host.summary(), "cpu_features": host.features}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

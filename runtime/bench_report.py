@@ -3,7 +3,8 @@
 Targets (issue 7, the fp32 artifact): median decode tok/s >= onnxruntime-genai fp32 (so >= 1.3 x
 optimum); prefill no slower than any peer; peak RSS <= 1.15 x the artifact's size + 100 MB. Targets
 (issue 8, quantized artifacts): int4 decode >= onnxruntime-genai int4; int8 decode >= llama.cpp Q8_0.
-A target whose peer did not run says so instead of passing.
+A target whose peer did not run (or crashed) says so instead of passing. An engine that crashed gets
+a row that says so and why, and a note with the end of its stderr.
 
 Each decode target also gives the ratio paired by round: the median over rounds of (ours / theirs) in
 the same round, and in how many rounds ours was ahead. Rounds interleave the engines, so a round's two
@@ -28,7 +29,16 @@ def _fmt(stats: dict[str, float] | None, digits: int = 1) -> str:
 def _median(report: dict[str, Any], engine: str, test: str) -> float | None:
     e = report["engines"].get(engine, {})
     s = e.get("tests", {}).get(test)
-    return None if not s or e.get("skipped") else s["median"]
+    return None if not s or e.get("skipped") or e.get("crashed") else s["median"]
+
+
+def _absent(report: dict[str, Any], engine: str, label: str) -> str:
+    """Why a target could not be checked: ``LABEL crashed`` or ``LABEL did not run``."""
+    return f"{label} {'crashed' if report['engines'].get(engine, {}).get('crashed') else 'did not run'}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
 
 
 def _radon_of(report: dict[str, Any], family: str) -> str | None:
@@ -53,7 +63,10 @@ def paired(report: dict[str, Any], ours: str, theirs: str, test: str) -> str:
 def quantized_targets(report: dict[str, Any]) -> list[str]:
     tg = f"tg{report['new_tokens']}"
     lines = []
-    for family, peer, label in (("int4", "genai-int4", "onnxruntime-genai int4"), ("int8", "llamacpp-q8_0", "llama.cpp Q8_0")):
+    for family, peer, label in (
+        ("int4", "genai-int4", "onnxruntime-genai int4"),
+        ("int8", "llamacpp-q8_0", "llama.cpp Q8_0"),
+    ):
         name = _radon_of(report, family)
         if name is None:
             continue
@@ -62,7 +75,8 @@ def quantized_targets(report: dict[str, Any]) -> list[str]:
             lines.append(f"- {family} decode >= {label}: {ours:.1f} vs {theirs:.1f} tok/s = {ours / theirs:.2f}x "
                          f"({'met' if ours >= theirs else 'MISSED'}){paired(report, name, peer, tg)}")  # fmt: skip
         else:
-            lines.append(f"- {family} decode >= {label}: not checked ({label} did not run)")
+            who = _absent(report, peer, label) if ours else _absent(report, name, "RADON")
+            lines.append(f"- {family} decode >= {label}: not checked ({who})")
     return lines
 
 
@@ -78,7 +92,8 @@ def targets(report: dict[str, Any]) -> list[str]:
         lines.append(f"- decode >= onnxruntime-genai fp32: {ours:.1f} vs {genai:.1f} tok/s = {ours / genai:.2f}x "
                      f"({'met' if ours >= genai else 'MISSED'}){paired(report, 'radon', 'genai', tg)}")  # fmt: skip
     else:
-        lines.append("- decode >= onnxruntime-genai fp32: not checked (genai did not run)")
+        who = _absent(report, "genai", "genai") if ours else _absent(report, "radon", "RADON")
+        lines.append(f"- decode >= onnxruntime-genai fp32: not checked ({who})")
     optimum = _median(report, "optimum", tg)
     if ours and optimum:
         lines.append(
@@ -110,6 +125,7 @@ def markdown(report: dict[str, Any]) -> str:
     m, load, bw = report["machine"], report["load_average"], report["bandwidth"]
     tg = f"tg{report['new_tokens']}"
     rounds = ", ".join(f"{x:.2f}" for x in load.get("rounds", []))
+    host = m.get("host") or f"{m.get('cpu', '?')}, {m.get('cpus')} CPUs"  # reports from before radon.host
     out = [
         f"## radon bench: {report['artifact']} ({report['lowering']}, {report['precision']}, "
         f"{report['artifact_bytes'] / MB:.0f} MB)",
@@ -117,8 +133,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"batch {report['batch']}, threads {report['threads'] or 'default'}, spinning "
         f"{'on' if report['spinning'] else 'off'}, huge pages {report.get('huge_pages', 'on')}, prompt {report['prompt_tokens']} + {report['new_tokens']} new "
         f"tokens, {report['runs']} interleaved rounds (median, min–max)",
-        f"machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, {m.get('memory_gib', '?')} GiB; load average "
-        f"{load['before']:.2f} before, {rounds} after each round, {load['after']:.2f} after",
+        f"host: {host}; {m.get('memory_gib', '?')} GiB memory",
+        f"load average {load['before']:.2f} before, {rounds} after each round, {load['after']:.2f} after",
         f"memory bandwidth (numpy copy): {bw['gb_per_s']:.1f} GB/s; a decode step reads "
         f"{report['bytes_per_decode_token'] / MB:.0f} MB, so the limit is {report['decode_limit_tok_s']:.1f} tok/s",
         "",
@@ -128,12 +144,27 @@ def markdown(report: dict[str, Any]) -> str:
     ]  # fmt: skip
     notes = []
     for e in report["engines"].values():
+        if e.get("crashed"):  # a row that says so; its figures from earlier rounds stay in the JSON
+            cells = [e["label"], e.get("version") or "", f"{e['size_bytes'] / MB:.0f}"]
+            cells += [f"**crashed**: {_cell(e['crashed'])}"] + ["–"] * (4 + len(report["pp_sizes"]))
+            out.append("| " + " | ".join(cells) + " |")
+            crash = e.get("crash", {})
+            stderr = " / ".join(f"`{_cell(line)}`" for line in crash.get("stderr", []))
+            notes.append(f"- {e['label']}: crashed: {e['crashed']}" + (f"; stderr: {stderr}" if stderr else "")
+                         + (f" (log: {crash['log']})" if crash.get("log") else ""))  # fmt: skip
+            continue
         if e.get("skipped") and not e.get("tests"):
             notes.append(f"- {e['label']}: not run: {e['skipped']}")
             continue
         t = e.get("tests", {})
-        bpt = e.get("bytes_per_decode_token") or (report["bytes_per_decode_token"] if "family" not in e else None)
-        share = t.get(tg, {}).get("median", 0) * bpt / (report["bandwidth"]["gb_per_s"] * 1e9) if t.get(tg) and bpt else None
+        bpt = e.get("bytes_per_decode_token") or (
+            report["bytes_per_decode_token"] if "family" not in e else None
+        )
+        share = (
+            t.get(tg, {}).get("median", 0) * bpt / (report["bandwidth"]["gb_per_s"] * 1e9)
+            if t.get(tg) and bpt
+            else None
+        )
         cells = [e["label"], e.get("version") or "", f"{e['size_bytes'] / MB:.0f}"]
         cells += [_fmt(t.get(f"pp{p}"), 0) for p in report["pp_sizes"]]
         cells += [_fmt(t.get(tg)), f"{share:.2f}" if share else "–", _fmt(t.get("ttft_ms"), 0),
