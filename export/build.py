@@ -115,7 +115,9 @@ def build_graph(
     if lowering == "ort":
         io = build(g, rotary=rotary)
         options["rotary"] = rotary if spec.arch != "gpt2" else "none"
-        options["logits_to_keep"] = True  # the optional input of lowering_common.keep_last_positions
+        # lowering_common.keep_last_positions: an initializer a session may replace, not a graph input
+        # (artifacts before it say True: an optional input, which onnxruntime warns about on every load)
+        options["logits_to_keep"] = "initializer"
     else:
         io = build(g)
     doc = f"RADON {spec.arch} decoder, {lowering} attention, {precision} (radon {__version__})"

@@ -17,7 +17,7 @@ import numpy as np
 from radon.errors import RadonError
 from radon.export.decoder_spec import DecoderSpec, io_table
 from radon.export.graph_builder import GraphBuilder
-from radon.runtime.session import LOGITS_TO_KEEP  # the name the runtime feeds (transformers' name too)
+from radon.runtime.session import LOGITS_TO_KEEP  # the initializer the runtime replaces (transformers' name)
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16"}
 GELU_TANH_C = math.sqrt(2.0 / math.pi)  # transformers' NewGELUActivation / torch gelu(approximate="tanh")
@@ -25,6 +25,9 @@ GELU_TANH_C = math.sqrt(2.0 / math.pi)  # transformers' NewGELUActivation / torc
 # (its output is unused, but a NaN there would reach real rows through 0 * NaN in later layers). float16
 # leaves headroom below its lowest value (-65504) so that bias + score cannot round to -inf.
 MASK_VALUE = {"float32": float(np.finfo(np.float32).min), "float16": -30000.0}
+# ``logits_to_keep``'s value in the graph: more positions than any sequence, so every position's logits
+# (T - KEEP_ALL cannot overflow for T >= 0)
+KEEP_ALL = int(np.iinfo(np.int64).max)
 
 
 @dataclass
@@ -123,29 +126,33 @@ def mlp(g: DecoderGraph, x: str, i: int, *, out_bias: bool = True) -> str:
 
 
 def keep_last_positions(g: DecoderGraph, x: str) -> str:
-    """``x`` (B, T, hidden) cut to its last ``logits_to_keep`` positions; all of them when it is 0.
+    """``x`` (B, T, hidden) cut to its last ``logits_to_keep`` positions (all of them when that is >= T).
 
-    ``logits_to_keep`` is an optional graph input: an int64 [1] whose initializer (0, all positions)
-    is used when a caller does not feed it, so contract 4's callers (parity, optimum, onnxruntime-genai)
-    see the full ``logits`` (B, T, vocab). A prefill that samples from the last position feeds 1 and
-    skips the LM head on the others: about a fifth of a 100M model's prefill, and (B, T, vocab) floats.
+    ``logits_to_keep`` is an int64 [1] initializer, not a graph input: an initializer that is also a
+    graph input (an "overridable initializer") makes onnxruntime print a warning on every load, in every
+    tool. It holds ``KEEP_ALL``, so whoever opens the graph as it is (parity, calibration, optimum,
+    onnxruntime-genai, the Triton decoder) gets contract 4's full ``logits`` (B, T, vocab). The runtime
+    builds its session with 1 in its place (``SessionOptions.add_initializer``;
+    ``runtime.session.DecoderSession(logits_to_keep=1)``), so its prefill runs the LM head on the last
+    position only: about a fifth of a 100M model's prefill, and (B, T, vocab) floats never exist.
+
+    onnxruntime's graph optimizations read the *model's* value of a replaced initializer, so the value
+    and the nodes are chosen so that none applies: ``Max(T - k, 0)`` reads the dynamic T (no constant
+    folding), and ``T - k`` is not ``T - 0`` (with 0 as the default, ``NoopElimination`` removed the
+    ``Sub`` at load and the session's value was never read).
     """
     b = g.b
-    b.add_input(LOGITS_TO_KEEP, "int64", [1])
-    b.weight(LOGITS_TO_KEEP, np.zeros(1, np.int64))
+    b.weight(LOGITS_TO_KEEP, np.array([KEEP_ALL], np.int64))
     t = b.dim(x, 1, name="logits_to_keep.seq_len")
-    k = LOGITS_TO_KEEP
-    zero = b.const([0])
-    start = b.op("Where", [b.op("Greater", [k, zero], name="logits_to_keep.Greater"),
-                           b.op("Max", [b.op("Sub", [t, k], name="logits_to_keep.Sub"), zero], name="logits_to_keep.Max"),
-                           zero], name="logits_to_keep.start")  # fmt: skip
+    rest = b.op("Sub", [t, LOGITS_TO_KEEP], name="logits_to_keep.Sub")  # T - k: negative when k > T
+    start = b.op("Max", [rest, b.const([0])], name="logits_to_keep.start")
     return b.op("Slice", [x, start, t, b.const([1])], name="logits_to_keep.Slice")
 
 
-def lm_head(g: DecoderGraph, x: str, *, keep_input: bool = False) -> None:
-    """Logits (B, T, vocab) in float32, written to the graph output ``logits``; ``keep_input`` adds the
-    optional ``logits_to_keep`` input (``keep_last_positions``)."""
-    if keep_input:
+def lm_head(g: DecoderGraph, x: str, *, logits_to_keep: bool = False) -> None:
+    """Logits (B, T, vocab) in float32, written to the graph output ``logits``; ``logits_to_keep`` adds
+    the initializer that lets a session run the LM head on the last positions only (``keep_last_positions``)."""
+    if logits_to_keep:
         x = keep_last_positions(g, x)
     y = g.b.op("MatMul", [x, g.param("lm_head.weight")], name="lm_head.MatMul")
     if g.fdt == "float32":

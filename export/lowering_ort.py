@@ -11,8 +11,9 @@ Modelled on onnxruntime-genai's builder, with the window kept and the positions 
   (``rotary="outside"``, the default) or inside GroupQueryAttention (``rotary="inside"``, given the same
   ``position_ids``). docs/export.md records why outside is the default.
 
-The LM head reads only the last ``logits_to_keep`` positions when that optional input is fed
-(``lowering_common.keep_last_positions``; the runtime's prefill feeds 1).
+The LM head reads only the last ``logits_to_keep`` positions when a session puts N in place of that
+initializer, which holds "every position" (``lowering_common.keep_last_positions``; the runtime's
+generator holds 1).
 
 GroupQueryAttention's own padding model is right padding (``seqlens_k`` = real tokens - 1). RADON's
 runtime left-pads, and the contract-3 rolling buffer holds slots, not token counts, so ``seqlens_k`` is
@@ -187,5 +188,5 @@ def build(g: DecoderGraph, rotary: str = "outside") -> dict[str, list[dict]]:
         last = i + 1 == spec.num_layers
         nxt = "norm" if last else f"layers.{i + 1}.attn_norm"
         h, residual = _skip_norm(g, m, residual, nxt, f"layers.{i}.mlp.fc_out.bias" if gpt2 else None, last)
-    lm_head(g, h, keep_input=True)
+    lm_head(g, h, logits_to_keep=True)
     return table

@@ -102,12 +102,6 @@ class BoundEngine:
             self._absorb(presents, mask)
             return logits
         self.ring = None
-        if self.session.keeps_logits:
-            # the LM head on the last position only; IO binding cannot feed an optional (initializer-backed)
-            # input, so the one prefill step goes through session.run; decode steps keep the binding
-            out = self.session.step(input_ids, attention_mask, position_ids, logits_to_keep=1)
-            self._absorb([t for kv in out.presents for t in kv], np.asarray(attention_mask, np.int64))
-            return out.logits[:, -1].copy()
         batch = input_ids.shape[0]
         self._io.clear_binding_inputs()
         self._bind_small(input_ids, attention_mask, position_ids)
@@ -118,6 +112,7 @@ class BoundEngine:
         self._bind_grow_outputs()
         self._run("prefill")
         outs = self._io.get_outputs()
+        # (B, 1, V) from a session built with logits_to_keep=1 on an ort graph, (B, T, V) otherwise
         logits = outs[0].numpy()[:, -1].copy()
         self._absorb(list(outs)[1:], np.asarray(attention_mask, np.int64))
         return logits
@@ -249,7 +244,7 @@ class CopyEngine:
                                                        self.prefill_chunk or 0)  # fmt: skip
             self._keep([(presents[2 * i], presents[2 * i + 1]) for i in range(len(presents) // 2)], mask)
             return logits
-        out = self.session.step(input_ids, attention_mask, position_ids, logits_to_keep=1)
+        out = self.session.step(input_ids, attention_mask, position_ids)
         self._keep(out.presents, np.asarray(attention_mask, np.int64))
         return out.logits[:, -1]
 
@@ -287,7 +282,7 @@ def prefill_in_chunks(session: DecoderSession, ids: np.ndarray, mask: np.ndarray
     for start in range(0, ids.shape[1], chunk):
         part = slice(start, min(start + chunk, ids.shape[1]))
         step_mask = np.concatenate([held, mask[:, part]], axis=1)
-        out = session.step(ids[:, part], step_mask, positions[:, part], past, logits_to_keep=1)
+        out = session.step(ids[:, part], step_mask, positions[:, part], past)
         logits = out.logits[:, -1].copy()
         past = DecoderSession.trim(out.presents, session.keep)
         held = step_mask[:, step_mask.shape[1] - past[0][0].shape[2] :]

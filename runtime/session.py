@@ -23,7 +23,7 @@ from radon.errors import RadonError
 from radon.runtime.manifest import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
-LOGITS_TO_KEEP = "logits_to_keep"  # radon.export.lowering_common's optional input (manifest options)
+LOGITS_TO_KEEP = "logits_to_keep"  # radon.export.lowering_common's initializer, replaced per session
 NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
 Past = list[tuple[np.ndarray, np.ndarray]]  # per layer: key, value (B, kv heads, positions, head_dim)
 
@@ -48,7 +48,16 @@ class DecoderSession:
     idle intra-op threads spin-wait (onnxruntime's default). It is off here: on a 2-core machine shared
     with other work, spinning threads compete for the cores and a decode step took twice as long
     (docs/export.md). ``providers`` defaults to the CPU. ``verify`` checks every file's sha256.
+
+    ``logits_to_keep`` N > 0: ``step`` returns the logits of the last N positions only, (B, min(T, N),
+    vocab), all a generator samples from. Where the manifest says the graph has the ``logits_to_keep``
+    initializer (``options.logits_to_keep``: the ``ort`` lowering), onnxruntime builds the session with
+    N in its place (``SessionOptions.add_initializer``), so the LM head runs on those positions only;
+    otherwise the logits are cut on the host. 0, the default: every position, as contract 4 says
+    (parity, calibration, the Triton decoder).
     """
+
+    logits_to_keep: int = 0
 
     def __init__(
         self,
@@ -59,6 +68,7 @@ class DecoderSession:
         spinning: bool = False,
         providers: list[str] | None = None,
         verify: bool = True,
+        logits_to_keep: int = 0,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -73,6 +83,16 @@ class DecoderSession:
         if not spinning:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = int(os.environ.get("RADON_ORT_LOG_LEVEL", "3"))
+        if logits_to_keep < 0:
+            raise RadonError(f"logits_to_keep: expected 0 (every position) or more, got {logits_to_keep}")
+        self.logits_to_keep = logits_to_keep
+        if logits_to_keep and self.manifest.options.get(LOGITS_TO_KEEP):
+            # "initializer", or True in artifacts whose graph took it as an optional input (an initializer
+            # that is also a graph input): add_initializer replaces the value in both. onnxruntime reads
+            # the buffer for the session's lifetime, so the array and its OrtValue live as long as self.
+            self._keep = np.array([logits_to_keep], np.int64)
+            self._keep_value = ort.OrtValue.ortvalue_from_numpy(self._keep)
+            opts.add_initializer(LOGITS_TO_KEEP, self._keep_value)
         path = self.artifact / self.manifest.model_file
         try:
             self.session = ort.InferenceSession(
@@ -93,8 +113,6 @@ class DecoderSession:
         self.kv_dtype = NP_DTYPES[kv.dtype]
         self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
         self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
-        # the ort lowering's optional input: the LM head reads only the last N positions when it is fed
-        self.keeps_logits = bool(self.manifest.options.get("logits_to_keep"))
 
     # ---- cache ------------------------------------------------------------------------------
     @property
@@ -124,15 +142,13 @@ class DecoderSession:
         attention_mask: np.ndarray | None = None,
         position_ids: np.ndarray | None = None,
         past: Past | None = None,
-        logits_to_keep: int = 0,
     ) -> StepOutput:
         """One forward pass on ``input_ids`` (B, T) int64.
 
         ``attention_mask`` (B, past + T) covers the past's slots plus the new tokens (default: all ones);
         ``position_ids`` (B, T) are absolute and required once there is a past, whose buffer may have
-        rolled. ``past`` defaults to length 0. ``logits_to_keep`` N > 0 returns logits for the last N
-        positions only, (B, N, vocab): computed only there when the graph takes the optional input,
-        cut on the host otherwise.
+        rolled. ``past`` defaults to length 0. The logits are (B, T, vocab), or the last N positions'
+        for a session built with ``logits_to_keep`` N.
         """
         ids = np.asarray(input_ids, dtype=np.int64)
         if ids.ndim != 2:
@@ -165,8 +181,6 @@ class DecoderSession:
             "attention_mask": mask,
             "position_ids": np.asarray(position_ids, dtype=np.int64),
         }
-        if logits_to_keep > 0 and self.keeps_logits:
-            feeds[LOGITS_TO_KEEP] = np.array([logits_to_keep], np.int64)
         for i, (k, v) in enumerate(past):
             feeds[self._past_names[2 * i]] = np.ascontiguousarray(k, dtype=self.kv_dtype)
             feeds[self._past_names[2 * i + 1]] = np.ascontiguousarray(v, dtype=self.kv_dtype)
@@ -177,7 +191,10 @@ class DecoderSession:
                 f"{self.artifact}: onnxruntime failed on input_ids {ids.shape}, past {held} positions: {exc}"
             ) from None
         presents = [(outs[1 + 2 * i], outs[2 + 2 * i]) for i in range(self.num_layers)]
-        logits = outs[0][:, -logits_to_keep:] if logits_to_keep > 0 else outs[0]
+        logits = outs[0]
+        keep = self.logits_to_keep
+        if keep and logits.shape[1] > keep:  # a graph without the initializer (portable), or one not replaced
+            logits = logits[:, -keep:]
         return StepOutput(logits=logits, presents=presents)
 
     # ---- greedy -----------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class RemoteDecoderSession(DecoderSession):
         self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
         self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
         self.session = _ForwardRunner(_float32_logits(forward), provider)  # type: ignore[assignment]
-        self.keeps_logits = False  # the decoder model's Triton inputs are contract 4's only
+        self.logits_to_keep = 0  # the decoder model returns contract 4's logits (B, T, vocab)
 
 
 def _float32_logits(forward: Forward) -> Forward:

@@ -34,7 +34,7 @@ def test_manifest_records_the_contract(hf, artifacts):
     assert m.source["checkpoint_sha256"] == checkpoint_digest(ckpt)
     assert {"radon", "onnx", "onnxruntime", "torch"} <= set(m.tools)
     assert m.weights["mistral.layers.0.attn.qkv.weight"] == ["layers.0.attn.qkv.weight"]
-    assert m.options == {"rotary": "outside", "logits_to_keep": True}
+    assert m.options == {"rotary": "outside", "logits_to_keep": "initializer"}
     assert m.validation["passed"] and "decode_rolled_past" in m.validation["checks"]
 
 
@@ -42,8 +42,7 @@ def test_graph_io_matches_the_manifest(artifacts):
     for path in artifacts.values():
         m = read_manifest(path)
         graph = onnx.load(str(path / "model.onnx"), load_external_data=False).graph
-        optional = ["logits_to_keep"] if m.options.get("logits_to_keep") else []
-        assert [i.name for i in graph.input] == m.input_names + optional
+        assert [i.name for i in graph.input] == m.input_names  # contract 4's, nothing more
         assert [o.name for o in graph.output] == m.output_names
         dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
         assert dims == ["batch_size", "sequence_length"]
@@ -168,26 +167,51 @@ def test_session_refuses_what_the_graph_cannot_do(artifacts, padded):
         session.step(ids[:, :1], position_ids=np.full((2, 1), 10_000))
 
 
-def test_logits_to_keep_is_optional_and_cuts_the_lm_head(artifacts):
-    """The ort graph's optional input: absent from onnxruntime's required inputs (contract-4 callers such as
-    optimum and genai never see it), full logits when not fed, the last N positions' logits when fed."""
+@pytest.mark.parametrize("arch", ["mistral", "gpt2"])
+def test_a_plain_onnxruntime_session_loads_the_ort_graph_silently(artifacts, arch):
+    """onnxruntime's C++ logger writes to file descriptor 2, so the load runs in a child whose stderr is
+    captured: default options, as optimum, onnxruntime-genai and a user's own session open it. An
+    initializer that is also a graph input (the optional ``logits_to_keep`` of earlier artifacts) made it
+    warn on every load."""
+    code = (
+        "import sys, onnxruntime as ort\n"
+        "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+        "assert 'logits_to_keep' not in [i.name for i in s.get_inputs() + s.get_overridable_initializers()]\n"
+    )
+    path = artifacts[(arch, "ort")] / "model.onnx"
+    child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert child.returncode == 0 and child.stderr == ""
+
+
+@pytest.mark.parametrize("level", ["ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_ALL"])
+def test_logits_to_keep_is_an_initializer_a_session_replaces(artifacts, level):
+    """The ort graph's ``logits_to_keep``: full logits as the graph is; the last N positions' logits, and
+    the LM head on those alone, in a session built with N in its place, at every optimization level
+    (onnxruntime's optimizers read the model's value: lowering_common.keep_last_positions)."""
     import numpy as np
     import onnxruntime as ort
 
     path = artifacts[("mistral", "ort")]
     m = read_manifest(path)
-    s = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert "logits_to_keep" not in [i.name for i in s.get_inputs()]
-    assert "logits_to_keep" in [i.name for i in s.get_overridable_initializers()]
     ids = np.array([[5, 9, 11, 40, 41, 42, 7]], np.int64)
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(7)[None]}
     a = m.architecture
     for i in range(a.num_layers):
         for kind in ("key", "value"):
             feeds[f"past_key_values.{i}.{kind}"] = np.zeros((1, a.num_kv_heads, 0, a.head_dim), np.float32)
-    full = s.run(["logits"], feeds)[0]
+
+    def session(keep: int | None) -> ort.InferenceSession:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        if keep is not None:  # onnxruntime holds a pointer to the OrtValue: it must outlive the session
+            opts.add_initializer("logits_to_keep", kept[keep][1])
+        return ort.InferenceSession(str(path / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+
+    arrays = {n: np.array([n], np.int64) for n in (1, 3, 7, 50)}
+    kept = {n: (a, ort.OrtValue.ortvalue_from_numpy(a)) for n, a in arrays.items()}
+    full = session(None).run(["logits"], feeds)[0]
     assert full.shape == (1, 7, a.vocab_size)
-    for keep, rows in ((1, 1), (3, 3), (0, 7), (50, 7)):
-        cut = s.run(["logits"], {**feeds, "logits_to_keep": np.array([keep], np.int64)})[0]
+    for keep, rows in ((1, 1), (3, 3), (7, 7), (50, 7)):
+        cut = session(keep).run(["logits"], feeds)[0]
         assert cut.shape == (1, rows, a.vocab_size)
         np.testing.assert_allclose(cut, full[:, 7 - rows :], rtol=0, atol=1e-5)
