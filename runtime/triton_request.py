@@ -4,7 +4,9 @@ The inputs are the names that TensorRT-LLM's Triton ensemble made common
 (``triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt`` in TensorRT-LLM), so existing
 clients work: ``text_input`` (BYTES), ``max_tokens`` (INT32), ``stream`` (BOOL), ``temperature``,
 ``top_p``, ``repetition_penalty`` (FP32), ``top_k`` (INT32), ``stop_words`` (BYTES, a list) and
-``seed`` (UINT64; TensorRT-LLM calls it ``random_seed``), giving ``text_output`` (BYTES) and RADON's
+``seed`` (UINT64; TensorRT-LLM calls it ``random_seed``), plus RADON's ``messages`` (BYTES: a chat as
+a JSON list of ``{"role", "content"}``, sent instead of ``text_input`` and rendered by the model's chat
+template, ``radon.tokenizer.chat``), giving ``text_output`` (BYTES) and RADON's
 ``generated_tokens`` (INT32: how many tokens the request had when its response left, so a client can
 tell a stream from a buffered answer without a clock). Triton's generate extension
 (``/v2/models/<m>/generate``) maps a JSON body's keys onto these inputs; a key that is not an input
@@ -33,6 +35,7 @@ import numpy as np
 from radon.errors import RadonError
 from radon.runtime.manifest import Manifest
 from radon.runtime.params import make_params
+from radon.tokenizer.chat import ChatError, check_messages
 
 RESERVED_PREFIX = "triton_"  # request parameters Triton itself sets (e.g. triton_enable_empty_final_response)
 
@@ -49,7 +52,7 @@ class FieldSpec:
 
 
 GENERATE_INPUTS: tuple[FieldSpec, ...] = (
-    FieldSpec("text_input", "TYPE_STRING", (1,), False, "the prompt, UTF-8"),
+    FieldSpec("text_input", "TYPE_STRING", (1,), True, "the prompt, UTF-8 (required unless messages is sent)"),
     FieldSpec("max_tokens", "TYPE_INT32", (1,), False, "new tokens to generate, >= 1"),
     FieldSpec("stream", "TYPE_BOOL", (1,), True, "one response per token (default false: one response)"),
     FieldSpec("temperature", "TYPE_FP32", (1,), True, "0 = greedy (the default); > 0 samples"),
@@ -58,7 +61,9 @@ GENERATE_INPUTS: tuple[FieldSpec, ...] = (
     FieldSpec("repetition_penalty", "TYPE_FP32", (1,), True, "> 0; 1 = off"),
     FieldSpec("stop_words", "TYPE_STRING", (-1,), True, "strings that end the text (cut before them)"),
     FieldSpec("seed", "TYPE_UINT64", (1,), True, "seed of the sampler (a request with a seed runs alone)"),
-)
+    FieldSpec("messages", "TYPE_STRING", (1,), True,
+              'a chat instead of text_input: JSON [{"role": ..., "content": ...}], through the chat template'),
+)  # fmt: skip
 GENERATE_OUTPUT = FieldSpec("text_output", "TYPE_STRING", (1,), False, "the text (one piece per response)")
 GENERATED_TOKENS = FieldSpec("generated_tokens", "TYPE_INT32", (1,), False,
                              "tokens the decode loop had generated for this request when the response was sent")  # fmt: skip
@@ -89,6 +94,12 @@ class GenerateFields:
     repetition_penalty: float = 1.0
     stop_words: list[str] = field(default_factory=list)
     seed: int | None = None
+    messages: list[dict[str, str]] | None = None  # a chat (checked); text is "" then
+
+    @property
+    def prompt_input(self) -> str:
+        """The input that carries the prompt: refusals about its length name it."""
+        return "messages" if self.messages is not None else "text_input"
 
     def params(self) -> dict[str, Any]:
         """The runtime's generation parameters (``radon.runtime.params`` names)."""
@@ -157,8 +168,9 @@ def read_fields(inputs: Mapping[str, np.ndarray | None],
     """Check one request's inputs (name -> numpy array, None when absent) and parameters.
 
     Refused, naming the input: a missing required input, a value of the wrong kind, more than one
-    value per scalar input, an empty ``text_input``, ``max_tokens`` <= 0, ``temperature`` < 0,
-    ``top_k`` < 0, ``top_p`` outside (0, 1], ``repetition_penalty`` <= 0, more than
+    value per scalar input, neither or both of ``text_input`` and ``messages``, an empty ``text_input``,
+    ``messages`` that are not JSON or not a valid chat (``check_messages``), ``max_tokens`` <= 0,
+    ``temperature`` < 0, ``top_k`` < 0, ``top_p`` outside (0, 1], ``repetition_penalty`` <= 0, more than
     ``MAX_STOP_WORDS`` or empty stop words, and any request parameter that is not an input.
     """
     unknown = sorted(k for k in parse_parameters(parameters) if not k.startswith(RESERVED_PREFIX))
@@ -182,15 +194,24 @@ def read_fields(inputs: Mapping[str, np.ndarray | None],
             values["stop_words"] = [_text("stop_words", v) for v in arr.reshape(-1)]
         else:
             values[spec.name] = _one(spec.name, value, spec)
-    text = _text("text_input", values.pop("text_input"))
-    if not text.strip():
-        raise RequestError("text_input: the prompt is empty", "text_input")
+    messages = None
+    if ("text_input" in values) == ("messages" in values):
+        raise RequestError(
+            "text_input: send exactly one of text_input (a prompt) and messages (a chat)", "text_input"
+        )
+    if "messages" in values:
+        messages = _messages(_text("messages", values.pop("messages")))
+        text = ""
+    else:
+        text = _text("text_input", values.pop("text_input"))
+        if not text.strip():
+            raise RequestError("text_input: the prompt is empty", "text_input")
     fields = GenerateFields(
         text=text, max_tokens=int(values.pop("max_tokens")), stream=bool(values.pop("stream", False)),
         temperature=float(values.pop("temperature", 0.0)), top_k=int(values.pop("top_k", 0)),
         top_p=float(values.pop("top_p", 1.0)), repetition_penalty=float(values.pop("repetition_penalty", 1.0)),
         stop_words=values.pop("stop_words", []),
-        seed=None if "seed" not in values else int(values.pop("seed")),
+        seed=None if "seed" not in values else int(values.pop("seed")), messages=messages,
     )  # fmt: skip
     if fields.max_tokens <= 0:
         raise RequestError(f"max_tokens: must be > 0, got {fields.max_tokens}", "max_tokens")
@@ -206,24 +227,36 @@ def read_fields(inputs: Mapping[str, np.ndarray | None],
     return fields
 
 
+def _messages(raw: str) -> list[dict[str, str]]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"messages: not JSON ({exc})", "messages") from None
+    try:
+        return check_messages(value)
+    except ChatError as exc:
+        raise RequestError(str(exc), "messages") from None
+
+
 def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest: Manifest,
                  max_tokens_limit: int, max_prompt_tokens: int | None = None) -> GeneratePlan:  # fmt: skip
     """The plan for one request once its prompt is tokenized: the budget against the context
     (``max_position_embeddings``), the server's ``max_tokens_limit`` and, for engines whose prefill
     profile is bounded, ``max_prompt_tokens``."""
     ids = [int(i) for i in prompt_ids]
+    name = fields.prompt_input
     context = manifest.architecture.max_position_embeddings
     if not ids:
-        raise RequestError("text_input: the prompt is empty", "text_input")
+        raise RequestError(f"{name}: the prompt is empty", name)
     if max_prompt_tokens is not None and len(ids) > max_prompt_tokens:
         raise RequestError(
-            f"text_input: {len(ids)} tokens is over this decoder's longest prompt ({max_prompt_tokens} "
-            "tokens, its prefill profile)", "text_input",
+            f"{name}: {len(ids)} tokens is over this decoder's longest prompt ({max_prompt_tokens} "
+            "tokens, its prefill profile)", name,
         )  # fmt: skip
     if len(ids) >= context:
         raise RequestError(
-            f"text_input: {len(ids)} tokens leave no room in the model's context of {context} tokens",
-            "text_input",
+            f"{name}: {len(ids)} tokens leave no room in the model's context of {context} tokens",
+            name,
         )
     if fields.max_tokens > max_tokens_limit:
         raise RequestError(
@@ -245,18 +278,21 @@ def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest:
 def plan_all(
     inputs: Sequence[tuple[Mapping[str, np.ndarray | None], Mapping[str, Any] | str | None]],
     tokenize: Callable[[list[str]], list[list[int]]],
+    *,
+    tokenize_chat: Callable[[list[dict[str, str]]], list[int]] | None = None,
     **limits: Any,
 ) -> list[GeneratePlan | RequestError]:
     """Plans for a list of requests (inputs, parameters), tokenizing every valid prompt in one
-    ``tokenize`` call; each entry is a plan or the RequestError that refuses that request alone.
-    ``limits`` are ``plan_request``'s keywords."""
+    ``tokenize`` call and every chat with ``tokenize_chat`` (``Generator.encode_chat``: the model's chat
+    template, no special tokens added); each entry is a plan or the RequestError that refuses that
+    request alone. ``limits`` are ``plan_request``'s keywords."""
     fields: list[GenerateFields | RequestError] = []
     for request_inputs, parameters in inputs:
         try:
             fields.append(read_fields(request_inputs, parameters))
         except RequestError as exc:
             fields.append(exc)
-    texts = [f.text for f in fields if isinstance(f, GenerateFields)]
+    texts = [f.text for f in fields if isinstance(f, GenerateFields) and f.messages is None]
     ids = iter(tokenize(texts) if texts else [])
     out: list[GeneratePlan | RequestError] = []
     for f in fields:
@@ -264,10 +300,22 @@ def plan_all(
             out.append(f)
             continue
         try:
-            out.append(plan_request(f, next(ids), **limits))
+            prompt = _chat_ids(f, tokenize_chat) if f.messages is not None else next(ids)
+            out.append(plan_request(f, prompt, **limits))
         except RequestError as exc:
             out.append(exc)
     return out
+
+
+def _chat_ids(
+    fields: GenerateFields, tokenize_chat: Callable[[list[dict[str, str]]], list[int]] | None
+) -> list[int]:
+    if tokenize_chat is None:
+        raise RequestError("messages: this generate model takes prompts only (no chat template)", "messages")
+    try:
+        return tokenize_chat(fields.messages or [])
+    except ChatError as exc:
+        raise RequestError(str(exc), "messages") from None
 
 
 def response_outputs(text: str, generated: int) -> dict[str, np.ndarray]:

@@ -2,8 +2,10 @@
 
 In the shape of python_backend's ``examples/decoupled`` (``get_response_sender()``, the last response
 flagged final) and ``examples/bls`` (``InferenceRequest(...).exec()``). Per ``execute``: one BLS call to
-``radon_tokenizer``, each request checked (``radon.runtime.triton_request``), then batches generated
-(``triton_batches``) by the ``decode_loop``'s generator (``triton_decoder``). docs/triton.md.
+``radon_tokenizer`` for the prompts (a chat in ``messages`` goes through the chat template of the same
+tokenizer here, ``Generator.encode_chat``), each request checked (``radon.runtime.triton_request``), then
+batches generated (``triton_batches``) by the ``decode_loop``'s generator (``triton_decoder``).
+docs/triton.md.
 """
 
 import json
@@ -79,8 +81,8 @@ class TritonPythonModel:
             tensors = {name: pb_utils.get_input_tensor_by_name(r, name) for name in INPUT_NAMES}
             inputs.append(({k: t.as_numpy() for k, t in tensors.items() if t is not None}, r.parameters()))
         try:
-            results = plan_all(inputs, self._tokenize, manifest=self.gen.manifest,
-                               max_tokens_limit=self.settings.max_tokens_limit,
+            results = plan_all(inputs, self._tokenize, tokenize_chat=self.gen.encode_chat,
+                               manifest=self.gen.manifest, max_tokens_limit=self.settings.max_tokens_limit,
                                max_prompt_tokens=self.settings.max_prompt_tokens or None)  # fmt: skip
         except RadonError as exc:  # the tokenizer model failed: every request of this call
             for sink in sinks:

@@ -41,10 +41,10 @@ def refused(param: str, request: dict, parameters=None) -> str:
 def test_names_are_tensorrt_llm_ensemble_names():
     assert [f.name for f in GENERATE_INPUTS] == [
         "text_input", "max_tokens", "stream", "temperature", "top_k", "top_p", "repetition_penalty",
-        "stop_words", "seed",
+        "stop_words", "seed", "messages",
     ]  # fmt: skip
     required = [f.name for f in GENERATE_INPUTS if not f.optional]
-    assert required == ["text_input", "max_tokens"]
+    assert required == ["max_tokens"]  # and exactly one of text_input and messages
 
 
 def test_reads_every_field():
@@ -146,3 +146,54 @@ def test_plan_all_tokenizes_once_and_keeps_refusals_apart(text_gen):
     assert plan_all([(inputs(max_tokens=None), None)], tokenize, manifest=text_gen.manifest,
                     max_tokens_limit=64)[0].param == "max_tokens"  # fmt: skip
     assert len(calls) == 1  # nothing valid: the tokenizer is not called
+
+
+CHAT = '[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Привет"}]'
+
+
+def test_messages_instead_of_a_prompt():
+    f = read_fields(inputs(text_input=None, messages=col(CHAT)))
+    assert f.text == "" and f.prompt_input == "messages"
+    assert f.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Привет"}]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"messages": col(CHAT)}, "^text_input: send exactly one of text_input"),
+    ({"text_input": None}, "^text_input: send exactly one of text_input"),
+    ({"text_input": None, "messages": col("[{oops")}, "^messages: not JSON"),
+    ({"text_input": None, "messages": col('{"role": "user"}')}, "^messages: expected a list"),
+    ({"text_input": None, "messages": col('[{"role": "bot", "content": "x"}]')}, r"^messages\[0\]\.role: 'bot'"),
+    ({"text_input": None, "messages": col('[{"role": "user"}]')}, r"^messages\[0\]\.content: required"),
+])  # fmt: skip
+def test_bad_messages_name_the_field(overrides, message):
+    with pytest.raises(RequestError, match=message):
+        read_fields(inputs(**overrides))
+
+
+def test_plan_all_renders_chats_apart_from_prompts(text_gen):
+    calls, chats = [], []
+
+    def tokenize(texts):
+        calls.append(list(texts))
+        return [text_gen.tokenizer.encode_prompt(t) for t in texts]
+
+    def tokenize_chat(messages):
+        chats.append(messages)
+        return [5, 6, 7]
+
+    requests = [(inputs(), None), (inputs(text_input=None, messages=col(CHAT)), None)]
+    out = plan_all(
+        requests, tokenize, tokenize_chat=tokenize_chat, manifest=text_gen.manifest, max_tokens_limit=64
+    )
+    assert calls == [["Привет"]] and len(chats) == 1 and out[1].prompt_ids == [5, 6, 7]
+    assert out[0].prompt_ids == text_gen.tokenizer.encode_prompt("Привет")
+    with pytest.raises(RequestError, match="^messages: .* leave no room"):
+        plan_request(read_fields(inputs(text_input=None, messages=col(CHAT))), [1] * 4096, manifest=text_gen.manifest,
+                     max_tokens_limit=64)  # fmt: skip
+    # no chat function, or a tokenizer without a template: that request alone is refused, naming messages
+    for chat in (None, text_gen.encode_chat):
+        out = plan_all(
+            requests, tokenize, tokenize_chat=chat, manifest=text_gen.manifest, max_tokens_limit=64
+        )
+        assert type(out[0]).__name__ == "GeneratePlan" and out[1].param == "messages"
+    assert "no chat template" in str(out[1])
