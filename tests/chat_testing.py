@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +74,29 @@ def chat_artifact(root: Path, template: str | None = CHATML, seed: int = 7) -> t
     ckpt = save_checkpoint(model, root / "chat_ckpt", tokenizer=tok)
     artifact = export_onnx(ckpt, root / "chat_ort", attention="ort", parity=False, threads=1).path
     return ckpt, artifact
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under a real uvicorn in a thread of this process, on a free loopback port; yields its URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 30  # hang guard only: no test asserts how long anything takes
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
 
 
 # --- SmolLM2-135M-Instruct (the realmodel marker) ------------------------------------------------

@@ -4,27 +4,24 @@
 The model is a decisive tiny Mistral whose tokenizer is an ``hf`` one carrying SmolLM2's ChatML template
 (``chat_testing``); the expected replies come from the runtime's generator on the template's ids, so the
 tests check the surfaces, not the model. SmolLM2 itself against transformers is
-``test_runtime_realmodel.py``.
+``test_runtime_realmodel_text.py``.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
-from chat_testing import chat_artifact
+from chat_testing import chat_artifact, serving
 
 import radon.runtime
 from radon.cli import main
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 MODEL = "radon-chat"
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello, мир!"}]
@@ -41,32 +38,15 @@ def chat_gen(chat_paths):
     return radon.runtime.load(chat_paths[1], threads=1)
 
 
-def _serve(artifact: Path):
+@pytest.fixture(scope="module")
+def server(chat_paths):
     from radon.runtime.server import create_app
 
     app = create_app(
-        radon.runtime.load(artifact, threads=1), max_tokens_limit=64, max_batch=4, model_name=MODEL
+        radon.runtime.load(chat_paths[1], threads=1), max_tokens_limit=64, max_batch=4, model_name=MODEL
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30  # hang guard only: no test asserts how long anything takes
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    return srv, thread, sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@pytest.fixture(scope="module")
-def server(chat_paths):
-    srv, thread, sock, url = _serve(chat_paths[1])
-    yield SimpleNamespace(url=url)
-    srv.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serving(app) as url:
+        yield SimpleNamespace(url=url)
 
 
 def expected(gen, messages, n: int = N, **kw):
