@@ -27,7 +27,12 @@ BATCH, SEQ, TOTAL, PAST = "batch_size", "sequence_length", "total_sequence_lengt
 
 @dataclass(frozen=True)
 class DecoderSpec:
-    """Architecture numbers of the one stack a graph runs (GPT-2 or Mistral)."""
+    """Architecture numbers of the one stack a graph runs (GPT-2 or the rotary stack).
+
+    ``arch`` is the stack (llama and qwen2 run the rotary one, "mistral"); ``model_type`` is the family
+    the checkpoint came from. Biases need no switch here: ``extract_weights`` exports every bias the
+    checkpoint has, and each Linear adds the one it finds.
+    """
 
     arch: str  # "gpt2" | "mistral"
     num_layers: int
@@ -46,6 +51,11 @@ class DecoderSpec:
     bos_token_id: int | None
     eos_token_id: int | None
     pad_token_id: int | None
+    model_type: str = ""  # "gpt2" | "mistral" | "llama" | "qwen2"; empty: the same as arch
+    rope_scaling: dict | None = None  # ModelConfig.rope_scaling (llama3): only the inverse frequencies change
+    attention_bias: bool = False  # recorded in the manifest; the graph follows the weights it is given
+    attention_out_bias: bool = False
+    mlp_bias: bool = False
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> DecoderSpec:
@@ -54,7 +64,8 @@ class DecoderSpec:
                 "export: a hybrid checkpoint holds two stacks; an ONNX decoder runs one. "
                 "Save a gpt2 or mistral checkpoint of the stack you want and export that"
             )
-        arch = cfg.model_type
+        arch = cfg.architectures[0]
+        qkv_bias, out_bias, mlp_bias = cfg.biases_for(arch)
         return cls(
             arch=arch,
             num_layers=cfg.num_layers,
@@ -73,6 +84,11 @@ class DecoderSpec:
             bos_token_id=cfg.bos_token_id,
             eos_token_id=cfg.eos_token_id,
             pad_token_id=cfg.pad_token_id,
+            model_type=cfg.model_type,
+            rope_scaling=cfg.rope_scaling,
+            attention_bias=qkv_bias,
+            attention_out_bias=out_bias,
+            mlp_bias=mlp_bias,
         )
 
     @property
@@ -153,13 +169,14 @@ def extract_weights(model: Any, spec: DecoderSpec) -> tuple[dict[str, np.ndarray
 def rotary_tables(spec: DecoderSpec) -> tuple[np.ndarray, np.ndarray]:
     """cos, sin of shape (max_positions, head_dim / 2), float32, from ``radon.model.rotary_cos_sin``.
 
-    The reference's own function computes them, so rotary angles agree bit for bit at large positions.
+    The reference's own function computes them, so rotary angles agree bit for bit at large positions;
+    with ``rope_scaling`` they come from the scaled inverse frequencies, as in the reference.
     """
     import torch
 
     from radon.model import rotary_cos_sin
 
     positions = torch.arange(spec.max_positions)[None]
-    cos, sin = rotary_cos_sin(positions, spec.head_dim, spec.rope_theta, torch.float32)
+    cos, sin = rotary_cos_sin(positions, spec.head_dim, spec.rope_theta, torch.float32, spec.rope_scaling)
     half = spec.head_dim // 2
     return cos[0, :, :half].numpy().copy(), sin[0, :, :half].numpy().copy()

@@ -24,7 +24,9 @@ def _config_from(manifest: Manifest) -> Any:
         num_attention_heads=a.num_attention_heads, num_kv_heads=a.num_kv_heads, head_dim=a.head_dim,
         intermediate_size=a.intermediate_size, max_position_embeddings=a.max_position_embeddings,
         sliding_window=a.sliding_window, rope_theta=a.rope_theta or 10000.0, tie_word_embeddings=a.tie_word_embeddings,
-        pad_token_id=None, bos_token_id=None, eos_token_id=None,
+        pad_token_id=None, bos_token_id=None, eos_token_id=None, rope_scaling=a.rope_scaling,
+        **({} if a.model_type == "gpt2" else {"attention_bias": a.attention_bias,
+                                             "attention_out_bias": a.attention_out_bias, "mlp_bias": a.mlp_bias}),
     )  # fmt: skip
 
 

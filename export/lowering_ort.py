@@ -5,8 +5,10 @@ Modelled on onnxruntime-genai's builder, with the window kept and the positions 
 - attention is one ``com.microsoft.GroupQueryAttention`` per layer (``num_heads``, ``kv_num_heads``,
   ``local_window_size = W``: it attends to W keys, i - W < j <= i, as transformers' Mistral does);
 - norms and residual adds are fused: ``SkipSimplifiedLayerNormalization`` (Mistral) and
-  ``SkipLayerNormalization`` (GPT-2, whose output biases ride in the Skip op's ``bias`` input) after
-  every attention and MLP; GPT-2's GELU is ``FastGelu`` with the fc_in bias fused;
+  ``SkipLayerNormalization`` (GPT-2) after every attention and MLP, with the output projections' biases
+  (GPT-2's, or Llama's with ``attention_bias`` / ``mlp_bias``) in the Skip op's ``bias`` input; GPT-2's
+  GELU is ``FastGelu`` with the fc_in bias fused; q/k/v biases (Qwen2, Llama) are an Add after the
+  packed QKV MatMul;
 - rotary is applied by ``com.microsoft.RotaryEmbedding`` on q and k from the absolute ``position_ids``
   (``rotary="outside"``, the default) or inside GroupQueryAttention (``rotary="inside"``, given the same
   ``position_ids``). docs/export.md records why outside is the default.
@@ -150,8 +152,13 @@ def _attention(
     return b.ms("GroupQueryAttention", ins, outputs=outs, name=f"{p}.GQA", **attrs)[0]
 
 
+def _bias(g: DecoderGraph, base: str) -> str | None:
+    """A projection's bias, which the next Skip norm adds (GPT-2's; Llama's with attention/mlp bias)."""
+    return f"{base}.bias" if g.has(f"{base}.bias") else None
+
+
 def _mlp_ort(g: DecoderGraph, x: str, i: int) -> str:
-    """The MLP up to fc_out's MatMul; GPT-2's fc_out bias is left to the next Skip norm."""
+    """The MLP up to fc_out's MatMul; fc_out's bias, if any, is left to the next Skip norm."""
     b = g.b
     if g.spec.arch == "gpt2" and g.spec.activation in ("gelu_new", "gelu_pytorch_tanh"):
         h = b.op("MatMul", [x, g.param(f"layers.{i}.mlp.fc_in.weight")], name=f"layers.{i}.mlp.fc_in.MatMul")
@@ -181,12 +188,10 @@ def build(g: DecoderGraph, rotary: str = "outside") -> dict[str, list[dict]]:
     for i in range(spec.num_layers):
         a = _attention(g, h, i, common, rotary, tables)
         a = b.op("MatMul", [a, g.param(f"layers.{i}.attn.out.weight")], name=f"layers.{i}.attn.out.MatMul")
-        h, residual = _skip_norm(
-            g, a, residual, f"layers.{i}.mlp_norm", f"layers.{i}.attn.out.bias" if gpt2 else None
-        )
+        h, residual = _skip_norm(g, a, residual, f"layers.{i}.mlp_norm", _bias(g, f"layers.{i}.attn.out"))
         m = _mlp_ort(g, h, i)
         last = i + 1 == spec.num_layers
         nxt = "norm" if last else f"layers.{i + 1}.attn_norm"
-        h, residual = _skip_norm(g, m, residual, nxt, f"layers.{i}.mlp.fc_out.bias" if gpt2 else None, last)
+        h, residual = _skip_norm(g, m, residual, nxt, _bias(g, f"layers.{i}.mlp.fc_out"), last)
     lm_head(g, h, logits_to_keep=True)
     return table

@@ -23,7 +23,7 @@ GENAI_CONFIG = "genai_config.json"
 GENERATION_CONFIG = "generation_config.json"
 # genai's model "type" picks how it binds IO, not the architecture (that is in the graph). Its "gpt2" type
 # expects GPT-2's legacy combined past_%d tensors; its generic decoder types bind contract 4's names.
-GENAI_TYPE = {"mistral": "mistral", "gpt2": "llama"}
+GENAI_TYPE = {"mistral": "mistral", "gpt2": "llama", "llama": "llama", "qwen2": "qwen2"}
 
 
 def optimum_config(cfg: ModelConfig) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
             "pad_token_id": spec.pad_token_id
             if spec.pad_token_id is not None
             else (eos if eos is not None else 0),
-            "type": GENAI_TYPE[spec.arch],
+            "type": GENAI_TYPE[spec.model_type or spec.arch],
             "vocab_size": spec.vocab_size,
         },
         "search": {

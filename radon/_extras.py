@@ -26,6 +26,7 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "polygraphy": "trt",
     "triton": "kernels",
     "transformers": "dev",
+    "gguf": "gguf",
 }
 
 

@@ -19,7 +19,15 @@ from typing import Any
 
 from radon.errors import ConfigError
 
-ARCHITECTURES = ("gpt2", "mistral", "hybrid")
+ARCHITECTURES = ("gpt2", "mistral", "hybrid", "llama", "qwen2")
+# Families that run the rotary stack (RoPE, RMSNorm, SwiGLU, GQA), named "mistral" in tensor names; llama
+# and qwen2 differ from mistral only by switches (biases, rope_scaling), for checkpoints imported from them.
+ROTARY_FAMILIES = ("mistral", "llama", "qwen2")
+# rope_scaling: transformers' rope_type "llama3" (Llama 3.1+), the only scaling RADON implements
+ROPE_SCALING_KEYS: dict[str, type] = {
+    "rope_type": str, "factor": float, "low_freq_factor": float, "high_freq_factor": float,
+    "original_max_position_embeddings": int,
+}  # fmt: skip
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "silu", "relu")
 DTYPES = ("float32", "float16", "bfloat16")
 # Keys the seed's configs use; the rest are RADON's extensions (documented in docs/model.md).
@@ -30,13 +38,16 @@ SEED_KEYS = (
     "use_cache", "torch_dtype", "pad_token_id", "bos_token_id", "eos_token_id", "output_attentions",
     "output_hidden_states",
 )  # fmt: skip
-DERIVED = ("num_kv_heads", "intermediate_size", "activation_function", "head_dim", "tie_word_embeddings")
+DERIVED = (
+    "num_kv_heads", "intermediate_size", "activation_function", "head_dim", "tie_word_embeddings",
+    "attention_bias", "attention_out_bias", "mlp_bias",
+)  # fmt: skip
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass
 class ModelConfig:
-    """A GPT-2, Mistral or hybrid decoder. ``None`` fields are derived from the others."""
+    """A GPT-2, Mistral (or Llama / Qwen2) or hybrid decoder. ``None`` fields are derived from the others."""
 
     model_type: str = "mistral"
     vocab_size: int = 32000
@@ -64,6 +75,10 @@ class ModelConfig:
     # RADON's extensions
     head_dim: int | None = None  # default: hidden_size // num_attention_heads
     tie_word_embeddings: bool | None = None  # default: True for GPT-2, False otherwise
+    attention_bias: bool | None = None  # q/k/v biases; default: True for GPT-2 and qwen2
+    attention_out_bias: bool | None = None  # default: True for GPT-2, False for qwen2, else attention_bias
+    mlp_bias: bool | None = None  # MLP biases; default: True for GPT-2, False otherwise
+    rope_scaling: dict | None = None  # Llama 3's {"rope_type": "llama3", "factor", ...}; None: plain RoPE
     gradient_checkpointing: bool = False
     use_flash_attention: bool = False  # FlexAttention with a sliding-window block mask
     name: str | None = field(default=None)
@@ -147,6 +162,7 @@ class ModelConfig:
             )
         if self.tie_word_embeddings is None:
             self.tie_word_embeddings = self.model_type == "gpt2"
+        self._validate_family()
         for key in ("dropout", "attention_dropout"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:
@@ -161,11 +177,71 @@ class ModelConfig:
             if value is not None and not 0 <= value < self.vocab_size:
                 raise ConfigError(f"{key}: {value} is outside the vocabulary [0, {self.vocab_size})")
 
+    def _validate_family(self) -> None:
+        """Biases and rope scaling: derive the family's defaults, refuse what the family cannot hold."""
+        gpt2, qwen2 = self.model_type == "gpt2", self.model_type == "qwen2"
+        if self.attention_bias is None:
+            self.attention_bias = gpt2 or qwen2
+        if self.attention_out_bias is None:
+            self.attention_out_bias = gpt2 or (self.attention_bias and not qwen2)
+        if self.mlp_bias is None:
+            self.mlp_bias = gpt2
+        if gpt2:
+            for key in ("attention_bias", "attention_out_bias", "mlp_bias"):
+                if not getattr(self, key):
+                    raise ConfigError(f"{key}: GPT-2's layers always have biases; it must be true or null")
+        if self.model_type in ("llama", "qwen2") and self.sliding_window is not None:
+            raise ConfigError(
+                f"sliding_window: RADON's {self.model_type} models attend to the whole context "
+                "(as transformers' do here); use model_type mistral for a sliding window"
+            )
+        if self.rope_scaling is None:
+            return
+        if gpt2:
+            raise ConfigError("rope_scaling: GPT-2 has learned positions, not RoPE; set it to null")
+        given, known = set(self.rope_scaling), list(ROPE_SCALING_KEYS)
+        unknown, missing = sorted(given - set(known)), [k for k in known if k not in given]
+        if unknown:
+            raise ConfigError(
+                f"rope_scaling.{unknown[0]}: unknown key (llama3 scaling takes {', '.join(known)})"
+            )
+        if self.rope_scaling.get("rope_type") != "llama3":
+            raise ConfigError(
+                f"rope_scaling.rope_type: only 'llama3' is supported, got {self.rope_scaling.get('rope_type')!r}"
+            )
+        if missing:
+            raise ConfigError(f"rope_scaling.{missing[0]}: missing (llama3 scaling needs {', '.join(known)})")
+        scaling: dict[str, Any] = {}
+        for key, kind in ROPE_SCALING_KEYS.items():
+            value = self.rope_scaling[key]
+            if kind is str:
+                scaling[key] = value
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or (kind is int and not isinstance(value, int)) or not value > 0:
+                raise ConfigError(f"rope_scaling.{key}: must be a positive {kind.__name__}, got {value!r}")
+            scaling[key] = kind(value)
+        if not scaling["high_freq_factor"] > scaling["low_freq_factor"]:
+            raise ConfigError(
+                f"rope_scaling.high_freq_factor: must exceed low_freq_factor ({scaling['low_freq_factor']}), "
+                f"got {scaling['high_freq_factor']}"
+            )
+        self.rope_scaling = scaling
+
     # ---- derived quantities -----------------------------------------------------------------
     @property
     def architectures(self) -> tuple[str, ...]:
-        """The stacks this config holds: one, or both for ``hybrid``."""
-        return ("gpt2", "mistral") if self.model_type == "hybrid" else (self.model_type,)
+        """The stacks this config holds: one, or both for ``hybrid``. llama and qwen2 run the rotary
+        stack, named ``mistral``."""
+        if self.model_type == "hybrid":
+            return ("gpt2", "mistral")
+        return ("gpt2",) if self.model_type == "gpt2" else ("mistral",)
+
+    def biases_for(self, arch: str) -> tuple[bool, bool, bool]:
+        """(q/k/v, output projection, MLP) biases of one stack; GPT-2's stack always has all three."""
+        if arch == "gpt2":
+            return True, True, True
+        return bool(self.attention_bias), bool(self.attention_out_bias), bool(self.mlp_bias)
 
     @property
     def q_size(self) -> int:
@@ -281,6 +357,8 @@ def _check_types(cfg: ModelConfig) -> None:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             if ok:
                 setattr(cfg, f.name, float(value))
+        elif dict in allowed:
+            ok = isinstance(value, dict)
         else:
             ok = isinstance(value, str)
         if not ok:

@@ -1,150 +1,37 @@
-"""Hugging Face GPT-2 / Mistral folders in and out (``radon convert``).
+"""Hugging Face GPT-2 / Mistral / Llama / Qwen2 folders in and out, and GGUF files in (``radon convert``).
 
 Like nanoGPT's ``from_pretrained``, the converter asserts that every tensor is accounted for and has
 the shape the config implies. It reads config.json in both transformers 4.x form (``rope_theta`` at the
-top level) and 5.x form (``rope_parameters``), single or sharded safetensors, tied embeddings, an
-explicit ``head_dim`` and a null ``sliding_window``. Pickled ``pytorch_model.bin`` files are refused.
+top level) and 5.x form (``rope_parameters``; ``radon.hf_config``), single or sharded safetensors, tied
+embeddings, an explicit ``head_dim``, biases and Llama 3's rope scaling. Pickled ``pytorch_model.bin``
+files are refused. A GGUF file is dequantized by the ``gguf`` package into the same Hugging Face names
+(``radon.gguf_import``) and then takes the same path.
 
-Weight layout: RADON fuses Mistral's q/k/v into ``attn.qkv`` and gate/up into ``mlp.fc_in``; GPT-2's
-``Conv1D`` weights are stored transposed (in, out) by transformers and are transposed here.
+Weight layout: RADON fuses q/k/v into ``attn.qkv`` (weights and biases) and gate/up into ``mlp.fc_in``;
+GPT-2's ``Conv1D`` weights are stored transposed (in, out) by transformers and are transposed here.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from radon.checkpoint import build_from_state_dict, load_model, save_checkpoint, state_dict_for_save
 from radon.config import ModelConfig
-from radon.errors import ConfigError, IntegrityError, RadonError
+from radon.errors import IntegrityError, RadonError
+from radon.hf_config import HF_ARCHITECTURES, config_from_hf, config_to_hf  # noqa: F401 (re-exported)
 from radon.integrity import atomic_directory, read_json, write_json
 from radon.model import HybridTransformerModel
 
-SUPPORTED = ("gpt2", "mistral")
-HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-# ---- config ---------------------------------------------------------------------------------------
-def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> ModelConfig:
-    """A RADON ModelConfig from a transformers config dict (GPT2Config or MistralConfig, 4.x or 5.x)."""
-    kind = hf.get("model_type")
-    if kind not in SUPPORTED:
-        raise ConfigError(f"model_type: {source} is {kind!r}; RADON converts {' and '.join(SUPPORTED)}")
-    dtype = hf.get("torch_dtype") or hf.get("dtype") or "float32"
-    if kind == "gpt2":
-        for flag, bad in (
-            ("scale_attn_by_inverse_layer_idx", True),
-            ("scale_attn_weights", False),
-            ("add_cross_attention", True),
-        ):
-            if hf.get(flag, not bad) == bad:
-                raise ConfigError(f"{flag}: {bad} is not supported by RADON's GPT-2 (in {source})")
-        return ModelConfig(
-            model_type="gpt2",
-            vocab_size=hf["vocab_size"],
-            hidden_size=hf["n_embd"],
-            num_layers=hf["n_layer"],
-            num_attention_heads=hf["n_head"],
-            intermediate_size=hf.get("n_inner") or 4 * hf["n_embd"],
-            max_position_embeddings=hf["n_positions"],
-            activation_function=hf.get("activation_function", "gelu_new"),
-            layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-            dropout=hf.get("resid_pdrop", 0.0),
-            attention_dropout=hf.get("attn_pdrop", 0.0),
-            initializer_range=hf.get("initializer_range", 0.02),
-            tie_word_embeddings=hf.get("tie_word_embeddings", True),
-            bos_token_id=hf.get("bos_token_id"),
-            eos_token_id=hf.get("eos_token_id"),
-            pad_token_id=hf.get("pad_token_id"),
-            torch_dtype=dtype,
-        )
-    rope = hf.get("rope_parameters") or {}
-    rope_type = rope.get("rope_type", "default")
-    if hf.get("rope_scaling") or rope_type != "default":
-        raise ConfigError(f"rope_scaling: only default RoPE is supported (in {source})")
-    layer_types = hf.get("layer_types")
-    if layer_types and len(set(layer_types)) > 1:
-        raise ConfigError(
-            f"layer_types: mixed attention layers {sorted(set(layer_types))} are not supported (in {source})"
-        )
-    return ModelConfig(
-        model_type="mistral",
-        vocab_size=hf["vocab_size"],
-        hidden_size=hf["hidden_size"],
-        num_layers=hf["num_hidden_layers"],
-        num_attention_heads=hf["num_attention_heads"],
-        num_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],
-        head_dim=hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"],
-        intermediate_size=hf["intermediate_size"],
-        max_position_embeddings=hf["max_position_embeddings"],
-        sliding_window=hf.get("sliding_window"),
-        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
-        rms_norm_eps=hf.get("rms_norm_eps", 1e-6),
-        activation_function=hf.get("hidden_act", "silu"),
-        attention_dropout=hf.get("attention_dropout", 0.0),
-        initializer_range=hf.get("initializer_range", 0.02),
-        tie_word_embeddings=hf.get("tie_word_embeddings", False),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        pad_token_id=hf.get("pad_token_id"),
-        torch_dtype=dtype,
-    )
-
-
-def config_to_hf(cfg: ModelConfig) -> dict[str, Any]:
-    """A transformers config dict that both 4.x and 5.x read."""
-    common = {
-        "vocab_size": cfg.vocab_size,
-        "initializer_range": cfg.initializer_range,
-        "tie_word_embeddings": cfg.tie_word_embeddings,
-        "bos_token_id": cfg.bos_token_id,
-        "eos_token_id": cfg.eos_token_id,
-        "pad_token_id": cfg.pad_token_id,
-        "torch_dtype": cfg.torch_dtype,
-        "use_cache": True,
-    }
-    if cfg.model_type == "gpt2":
-        return {
-            "architectures": ["GPT2LMHeadModel"],
-            "model_type": "gpt2",
-            "n_embd": cfg.hidden_size,
-            "n_layer": cfg.num_layers,
-            "n_head": cfg.num_attention_heads,
-            "n_inner": cfg.intermediate_size,
-            "n_positions": cfg.max_position_embeddings,
-            "n_ctx": cfg.max_position_embeddings,
-            "activation_function": cfg.activation_function,
-            "layer_norm_epsilon": cfg.layer_norm_eps,
-            "resid_pdrop": cfg.dropout,
-            "embd_pdrop": cfg.dropout,
-            "attn_pdrop": cfg.attention_dropout,
-            **common,
-        }
-    if cfg.model_type != "mistral":
-        raise RadonError(
-            "convert --to-hf: a hybrid checkpoint holds two stacks; transformers has no such model. "
-            "Train or save a gpt2 or mistral checkpoint instead"
-        )
-    return {
-        "architectures": ["MistralForCausalLM"],
-        "model_type": "mistral",
-        "hidden_size": cfg.hidden_size,
-        "intermediate_size": cfg.intermediate_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_attention_heads,
-        "num_key_value_heads": cfg.num_kv_heads,
-        "head_dim": cfg.head_dim,
-        "hidden_act": cfg.activation_function,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "rms_norm_eps": cfg.rms_norm_eps,
-        "rope_theta": cfg.rope_theta,
-        "sliding_window": cfg.sliding_window,
-        "attention_dropout": cfg.attention_dropout,
-        **common,
-    }
+SUPPORTED = tuple(HF_ARCHITECTURES)
+HF_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
 
 
 # ---- weights --------------------------------------------------------------------------------------
@@ -160,19 +47,19 @@ def _hf_names(cfg: ModelConfig, i: int) -> dict[str, list[str]]:
             names[p + ours + ".bias"] = [h + theirs + ".bias"]
         return names
     h = f"model.layers.{i}."
-    p = f"mistral.layers.{i}."
-    return {
-        p + "attn_norm.weight": [h + "input_layernorm.weight"],
-        p + "attn.qkv.weight": [
-            h + "self_attn.q_proj.weight",
-            h + "self_attn.k_proj.weight",
-            h + "self_attn.v_proj.weight",
-        ],
-        p + "attn.out.weight": [h + "self_attn.o_proj.weight"],
-        p + "mlp_norm.weight": [h + "post_attention_layernorm.weight"],
-        p + "mlp.fc_in.weight": [h + "mlp.gate_proj.weight", h + "mlp.up_proj.weight"],
-        p + "mlp.fc_out.weight": [h + "mlp.down_proj.weight"],
-    }
+    p = f"mistral.layers.{i}."  # llama and qwen2 run the same rotary stack
+    qkv_bias, out_bias, mlp_bias = cfg.biases_for("mistral")
+    names = {p + "attn_norm.weight": [h + "input_layernorm.weight"],
+             p + "mlp_norm.weight": [h + "post_attention_layernorm.weight"]}  # fmt: skip
+    for ours, theirs, bias in (
+        ("attn.qkv", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], qkv_bias),
+        ("attn.out", ["self_attn.o_proj"], out_bias),
+        ("mlp.fc_in", ["mlp.gate_proj", "mlp.up_proj"], mlp_bias),
+        ("mlp.fc_out", ["mlp.down_proj"], mlp_bias),
+    ):
+        for kind in ("weight", "bias") if bias else ("weight",):
+            names[f"{p}{ours}.{kind}"] = [f"{h}{t}.{kind}" for t in theirs]
+    return names
 
 
 def weight_map(cfg: ModelConfig) -> dict[str, list[str]]:
@@ -232,9 +119,9 @@ def state_dict_to_hf(cfg: ModelConfig, sd: dict[str, torch.Tensor]) -> dict[str,
         t = sd[ours]
         if len(theirs) == 1:
             pieces = [t]
-        elif ours.endswith("attn.qkv.weight"):
+        elif ".attn.qkv." in ours:
             pieces = list(t.split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=0))
-        else:  # mlp.fc_in: [gate | up]
+        else:  # mlp.fc_in (weight and bias): [gate | up]
             pieces = list(t.chunk(2, dim=0))
         for name, piece in zip(theirs, pieces):
             out[name] = (piece.t() if _is_conv1d(cfg, name) else piece).contiguous()
@@ -267,7 +154,7 @@ def read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
 
 # ---- the two directions ---------------------------------------------------------------------------
 def from_hf(hf_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Convert a transformers GPT2LMHeadModel / MistralForCausalLM folder to a RADON checkpoint."""
+    """Convert a transformers GPT2LMHeadModel / Mistral / Llama / Qwen2 ForCausalLM folder to a RADON checkpoint."""
     hf_dir = Path(hf_dir)
     if not hf_dir.is_dir():
         raise RadonError(f"{hf_dir}: no such folder")
@@ -288,6 +175,44 @@ def from_hf(hf_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     if (hf_dir / "generation_config.json").is_file():
         gen.update(read_json(hf_dir / "generation_config.json", "the generation config"))
     return save_checkpoint(model, out, tokenizer=tokenizer, generation_config=gen, overwrite=overwrite)
+
+
+SOURCE_FILE = "source.json"  # in a checkpoint converted from GGUF: what it was dequantized from
+
+
+def from_gguf(gguf_path: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Convert a llama / qwen2 GGUF file to a float32 RADON checkpoint (``radon.gguf_import``).
+
+    The weights are dequantized by the ``gguf`` package, the tokenizer and chat template come from the
+    file's metadata (when it has a tokenizer), and ``source.json`` records the file's name, sha256 and
+    quantization types.
+    """
+    import tempfile
+
+    from radon import gguf_import
+    from radon.tokenizer import HFTokenizer
+
+    src = gguf_import.open_gguf(gguf_path)
+    where = str(src.path)
+    hf_cfg = gguf_import.hf_config(src)
+    cfg = config_from_hf(hf_cfg, where)
+    weights = {k: torch.from_numpy(v) for k, v in gguf_import.hf_state_dict(src, hf_cfg).items()}
+    model = build_from_state_dict(cfg, state_dict_from_hf(cfg, weights, where), where)
+    del weights
+    tokenizer = None
+    if gguf_import.has_tokenizer(src):
+        with tempfile.TemporaryDirectory(prefix="radon-gguf-tok-") as tmp:
+            tokenizer = HFTokenizer.from_hf_dir(gguf_import.write_tokenizer_folder(src, Path(tmp), hf_cfg))
+    gen = {
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+    }
+    source = gguf_import.provenance(src)
+    return save_checkpoint(
+        model, out, tokenizer=tokenizer, generation_config=gen, overwrite=overwrite,
+        write_extra=lambda tmp: write_json(tmp / SOURCE_FILE, source),
+    )  # fmt: skip
 
 
 def to_hf(ckpt: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:

@@ -1,5 +1,8 @@
 """Parameter counts and memory figures from a config alone (no torch), for ``radon info``.
 
+A Hugging Face folder or a GGUF file is described from its config (or metadata) through the converter's
+own reading (``radon.hf_config``, ``radon.gguf_import``), with the command that converts it.
+
 The count is exact: tests check it against the model instantiated on the meta device. Weight bytes
 at int8 and int4 include their scales (per output channel for int8, one fp16 scale per block of 32 for
 int4), so the figures are what a quantized artifact actually stores, not a nominal bits x params.
@@ -7,10 +10,13 @@ int4), so the figures are what a quantized artifact actually stores, not a nomin
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from radon.config import ModelConfig
+from radon.integrity import read_json
 
 BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 INT4_BLOCK = 32
@@ -39,7 +45,8 @@ def _stack(cfg: ModelConfig, arch: str) -> tuple[int, int, int, int, int]:
     fc_in = i if gpt2 else 2 * i
     weights = h * (q + 2 * kv) + q * h + h * fc_in + i * h
     rows = (q + 2 * kv) + h + fc_in + h
-    biases = rows if gpt2 else 0
+    qkv_bias, out_bias, mlp_bias = cfg.biases_for(arch)
+    biases = qkv_bias * (q + 2 * kv) + out_bias * h + mlp_bias * (fc_in + h)
     per_layer = 2 * norm + weights + biases
     positions = cfg.max_position_embeddings * h if gpt2 else 0
     return positions, cfg.num_layers * per_layer, norm, cfg.num_layers * weights, cfg.num_layers * rows
@@ -157,3 +164,67 @@ def format_report(info: dict[str, Any], source: str) -> str:
         lines.append(f"note: {kv['context']:,} tokens is past max_position_embeddings "
                      f"({a['max_position_embeddings']:,}); the model cannot run that context")  # fmt: skip
     return "\n".join(lines)
+
+
+# ---- models RADON does not hold yet: a Hugging Face folder, a GGUF file --------------------------
+def foreign_source(target: str | Path) -> str | None:
+    """``"hf"`` for a transformers folder (or its config.json), ``"gguf"`` for a GGUF file, else None."""
+    from radon.gguf_import import is_gguf
+    from radon.hf_config import is_hf_config
+
+    path = Path(target)
+    if is_gguf(path):
+        return "gguf"
+    config = path / "config.json" if path.is_dir() else path
+    if (
+        config.name != "config.json"
+        or not config.is_file()
+        or (config.parent / "radon_checkpoint.json").is_file()
+    ):
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "hf" if is_hf_config(data) else None
+
+
+def describe_foreign(target: str | Path, kind: str, context: int) -> dict[str, Any]:
+    """``describe`` for a Hugging Face folder or a GGUF file, with how to convert it and, for GGUF,
+    the file's quantization types. ``"text"`` holds the printable report."""
+    from radon.hf_config import HF_ARCHITECTURES, config_from_hf
+
+    path = Path(target)
+    if kind == "gguf":
+        from radon import gguf_import
+
+        src = gguf_import.open_gguf(path)
+        hf = gguf_import.hf_config(src)
+        extra: dict[str, Any] = {"gguf": gguf_import.summary(src)}
+        command = f"radon convert --from-gguf {path} --out CKPT"
+    else:
+        folder = path if path.is_dir() else path.parent
+        hf = read_json(folder / "config.json", "the Hugging Face config")
+        extra = {}
+        command = f"radon convert --from-hf {folder} --out CKPT"
+    cfg = config_from_hf(hf, str(path))
+    report = describe(cfg, context)
+    architecture = HF_ARCHITECTURES[cfg.model_type]
+    report |= {
+        "source": str(path),
+        "format": kind,
+        "hf_architecture": architecture,
+        "convert": command,
+        **extra,
+    }
+    head = f"{path}: a {'GGUF file' if kind == 'gguf' else 'Hugging Face folder'} ({architecture})"
+    lines = [head]
+    if kind == "gguf":
+        g = extra["gguf"]
+        types = ", ".join(f"{t} x{n}" for t, n in g["quantization"].items())
+        lines.append(
+            f"{human_bytes(g['bytes'])} on disk, tensors {types}; dequantized to float32 on conversion"
+        )
+    lines += [f"convert it: {command}", "", format_report(report, str(path))]
+    report["text"] = "\n".join(lines)
+    return report

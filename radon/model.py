@@ -8,6 +8,10 @@ LayerNorm, GELU (tanh), fused QKV with biases, tied embeddings. Mistral follows 
     GPT-2:   qkv = Linear(h, 3h, bias)       mlp = fc_out(gelu(fc_in(x)))
     Mistral: qkv = Linear(h, q+2kv, no bias) mlp = fc_out(silu(gate) * up), [gate|up] = fc_in(x)
 
+Llama and Qwen2 checkpoints run the Mistral stack with switches: q/k/v, output and MLP biases
+(``attention_bias``, ``attention_out_bias``, ``mlp_bias``; Qwen2 biases q/k/v only), Llama 3's
+``rope_scaling`` (which only changes RoPE's inverse frequencies) and tied embeddings.
+
 A ``hybrid`` config holds both stacks over one shared token embedding and LM head; ``switch_to_gpt2()``
 and ``switch_to_mistral()`` choose which stack runs (docs/model.md). Attention runs through
 ``scaled_dot_product_attention`` with an explicit band mask, or FlexAttention with a sliding-window
@@ -83,11 +87,34 @@ def make_norm(cfg: ModelConfig, arch: str) -> nn.Module:
     return RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
 
+def rope_inv_freq(
+    head_dim: int, theta: float, scaling: dict | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """RoPE's inverse frequencies (head_dim / 2,) in float32, optionally with Llama 3's scaling.
+
+    ``scaling`` is a config's ``rope_scaling`` (rope_type "llama3"); it follows transformers'
+    ``_compute_llama3_parameters`` op for op: wavelengths longer than ``original / low_freq_factor`` are
+    divided by ``factor``, shorter than ``original / high_freq_factor`` kept, and those between smoothed.
+    """
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
+    if scaling is None:
+        return inv_freq
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_context = scaling["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old_context / low, old_context / high
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_context / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
 def rotary_cos_sin(
-    positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
+    positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype, scaling: dict | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin of shape (B, T, head_dim) for absolute ``positions`` (B, T): the rotate-half layout."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
+    inv_freq = rope_inv_freq(head_dim, theta, scaling, positions.device)
     freqs = positions[..., None].float() * inv_freq  # (B, T, hd/2)
     emb = torch.cat([freqs, freqs], dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -104,9 +131,9 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, arch: str) -> None:
         super().__init__()
         self.nh, self.nkv, self.hd = cfg.num_attention_heads, cfg.kv_heads_for(arch), cfg.head_dim
-        bias = arch == "gpt2"
-        self.qkv = nn.Linear(cfg.hidden_size, (self.nh + 2 * self.nkv) * self.hd, bias=bias)
-        self.out = nn.Linear(cfg.q_size, cfg.hidden_size, bias=bias)
+        qkv_bias, out_bias, _ = cfg.biases_for(arch)
+        self.qkv = nn.Linear(cfg.hidden_size, (self.nh + 2 * self.nkv) * self.hd, bias=qkv_bias)
+        self.out = nn.Linear(cfg.q_size, cfg.hidden_size, bias=out_bias)
         self.attn_dropout = cfg.attention_dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
@@ -152,7 +179,7 @@ class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig, arch: str) -> None:
         super().__init__()
         self.gated = arch != "gpt2"  # SwiGLU: fc_in holds [gate | up]
-        bias = arch == "gpt2"
+        bias = cfg.biases_for(arch)[2]
         inner = cfg.intermediate_size
         self.fc_in = nn.Linear(cfg.hidden_size, inner * (2 if self.gated else 1), bias=bias)
         self.fc_out = nn.Linear(inner, cfg.hidden_size, bias=bias)
@@ -317,7 +344,7 @@ class HybridTransformerModel(nn.Module):
                 )
             x = x + stack.wpe(position_ids)
         else:
-            rope = rotary_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, x.dtype)
+            rope = rotary_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, x.dtype, cfg.rope_scaling)
         x = self.drop(x)
         hidden: list[torch.Tensor] = [x] if want_hidden else []
         weights: list[torch.Tensor] = []

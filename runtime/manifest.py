@@ -53,7 +53,7 @@ class TensorSpec:
 class Architecture:
     """The numbers a runtime needs without loading the model."""
 
-    model_type: str  # "gpt2" | "mistral"
+    model_type: str  # "gpt2" | "mistral" | "llama" | "qwen2" (the last two run the rotary stack)
     num_layers: int
     hidden_size: int
     num_attention_heads: int
@@ -66,6 +66,11 @@ class Architecture:
     rope_theta: float | None  # None for GPT-2 (learned positions)
     norm_eps: float
     tie_word_embeddings: bool
+    # switches of imported families; the defaults are what older manifests (gpt2, mistral) meant
+    attention_bias: bool = False  # q/k/v biases (GPT-2, Qwen2, Llama with attention_bias)
+    attention_out_bias: bool = False
+    mlp_bias: bool = False
+    rope_scaling: dict[str, Any] | None = None  # llama3 scaling; the cos/sin caches already hold it
 
 
 @dataclass(frozen=True)

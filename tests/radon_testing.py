@@ -74,3 +74,51 @@ def hf_greedy(model: Any, ids: torch.Tensor, new_tokens: int) -> torch.Tensor:
         ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False,
         eos_token_id=None, pad_token_id=0,
     )  # fmt: skip
+
+
+# Llama and Qwen2 with every switch the converter reads (tests/convert). transformers initialises biases
+# to zero, which would hide a converter that drops them: they are drawn N(0, BIAS_STD), a sixth of a q/k/v
+# projection's output at the decisive init (larger v biases push every position the same way, and greedy
+# continuations collapse onto one token). Llama 3's scaling with an original context of 32 positions
+# rescales most of head_dim 16's frequencies, so leaving it out moves the logits.
+BIAS_STD = 0.1
+LLAMA_HF = dict(
+    vocab_size=320, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+)  # fmt: skip
+LLAMA3_SCALING = dict(
+    rope_type="llama3",
+    factor=8.0,
+    low_freq_factor=1.0,
+    high_freq_factor=4.0,
+    original_max_position_embeddings=32,
+)
+
+
+@torch.no_grad()
+def random_biases_(model: torch.nn.Module, std: float = BIAS_STD, seed: int = 1) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if name.endswith(".bias"):
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def hf_family(family: str, **overrides: Any) -> Any:
+    """A decisive Qwen2ForCausalLM (q/k/v biases), or LlamaForCausalLM with q/k/v/o and MLP biases and
+    llama3 rope scaling, every bias non-zero."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    if family == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(**{**LLAMA_HF, **overrides}))
+    elif family == "llama":
+        settings = {
+            "attention_bias": True,
+            "mlp_bias": True,
+            "rope_scaling": dict(LLAMA3_SCALING),
+            **overrides,
+        }
+        model = LlamaForCausalLM(LlamaConfig(**LLAMA_HF, **settings))
+    else:
+        raise ValueError(family)
+    return random_biases_(decisive_(model)).eval()

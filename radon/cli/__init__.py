@@ -30,7 +30,10 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("radon.cli.eval:evaluate", "perplexity and bits per byte per file and language, with baselines"),
     "generate": ("radon.cli.generate:generate", "generate text from a checkpoint or an ONNX artifact"),
-    "convert": ("radon.cli.convert:convert", "convert Hugging Face GPT-2/Mistral folders in and out"),
+    "convert": (
+        "radon.cli.convert:convert",
+        "Hugging Face GPT-2/Mistral/Llama/Qwen2 folders in and out, GGUF in",
+    ),
     "export onnx": ("radon.cli.export:onnx", "export a checkpoint to ONNX (portable or ort attention)"),
     "export trt": ("radon.cli.export_trt:trt", "build a TensorRT engine from an fp16 or Q/DQ ONNX artifact"),
     "calibrate": ("radon.cli.quantize:calibrate", "collect activation ranges on real text for static INT8"),

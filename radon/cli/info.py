@@ -10,7 +10,7 @@ from radon.cli._app import Opt
 
 
 def info(
-    target: Annotated[str, Opt(metavar="CONFIG|CHECKPOINT|ARTIFACT")],
+    target: Annotated[str, Opt(metavar="CONFIG|CHECKPOINT|ARTIFACT|HF_DIR|GGUF")],
     *,
     context: int = 4096,
     json: bool = False,
@@ -21,7 +21,8 @@ def info(
     growing at the window.
 
     Args:
-        target: a config JSON, a preset name (radon info mistral_7b), a checkpoint folder or an artifact folder.
+        target: a config JSON, a preset name (radon info mistral_7b), a checkpoint folder, an artifact folder,
+            a Hugging Face model folder or a .gguf file (both with the command that converts them).
         context: tokens of context for the KV-cache figure.
         json: print JSON instead of a table.
     """
@@ -36,6 +37,13 @@ def info(
         from radon.export.info import describe_artifact  # the export issue adds artifacts
 
         report = describe_artifact(path, context)
+        print(jsonlib.dumps(report, indent=2) if json else report["text"])
+        return 0
+    from radon.info import describe_foreign, foreign_source
+
+    kind = foreign_source(target)
+    if kind is not None:  # a Hugging Face folder or a GGUF file: describe it and say how to convert it
+        report = describe_foreign(target, kind, context)
         print(jsonlib.dumps(report, indent=2) if json else report["text"])
         return 0
     cfg = ModelConfig.from_json(target)
