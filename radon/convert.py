@@ -31,6 +31,7 @@ HF_TOKENIZER_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
+    "chat_template.json",  # the legacy place of a template (radon.tokenizer.chat reads it last)
 )
 
 
