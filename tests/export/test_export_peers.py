@@ -1,6 +1,7 @@
 """Peers load RADON's artifacts and generate RADON's greedy tokens (marked ``peers``).
 
-optimum's ORTModelForCausalLM loads the portable export; onnxruntime-genai loads both lowerings through
+optimum's ORTModelForCausalLM loads both lowerings (the ``ort`` graph's ``logits_to_keep`` is an
+initializer, not an input it would have to feed); onnxruntime-genai loads both through
 ``genai_config.json``. Both grow the past without bound, so this also checks that RADON's graphs stay
 right past the window with a growing past. optimum-onnx needs transformers < 4.58, so the peers live in
 the venv that scripts/make_bench_venv.sh creates; in the main venv these tests skip with the reason.
@@ -23,12 +24,13 @@ NOT_HERE = (
 NEW_TOKENS = 24  # 3 x the window of 8 past a 6-token prompt: optimum's growing past, RADON's rolling one
 
 
-def test_optimum_generates_radon_greedy_tokens(artifacts):
+@pytest.mark.parametrize("lowering", ["ort", "portable"])
+def test_optimum_generates_radon_greedy_tokens(artifacts, lowering):
     ort_optimum = pytest.importorskip(
         "optimum.onnxruntime", reason=f"optimum-onnx (needs transformers < 4.58) {NOT_HERE}"
     )
     for arch in ("mistral", "gpt2"):
-        art = artifacts[(arch, "portable")]
+        art = artifacts[(arch, lowering)]
         model = ort_optimum.ORTModelForCausalLM.from_pretrained(art, use_cache=True, use_io_binding=False)
         ids = np.arange(10, 16, dtype=np.int64)[None]
         theirs = model.generate(torch.from_numpy(ids), attention_mask=torch.ones(1, 6, dtype=torch.long),
