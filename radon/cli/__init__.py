@@ -43,7 +43,7 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "serve": (
         "radon.cli.serve:serve",
-        "serve an ONNX artifact over HTTP (seed API, OpenAI completions, SSE)",
+        "serve an ONNX artifact over HTTP (seed API, OpenAI completions and chat, SSE)",
     ),
     "parity": ("radon.cli.parity:parity", "compare an artifact with the PyTorch reference on held-out text"),
     "triton build": (

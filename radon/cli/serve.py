@@ -24,7 +24,8 @@ def serve(
     """Serve an ONNX artifact over HTTP until interrupted.
 
     Endpoints: POST /api/v1/generate (the seed's API; "stream": true for server-sent events),
-    POST /v1/completions and GET /v1/models (OpenAI-compatible, streaming too), GET /health,
+    POST /v1/completions, POST /v1/chat/completions (the model's own chat template) and
+    GET /v1/models (OpenAI-compatible, streaming too), GET /health,
     GET /metrics (Prometheus). Requests are queued and compatible ones batched; a client that
     disconnects stops its generation. docs/runtime.md has curl and openai examples.
 

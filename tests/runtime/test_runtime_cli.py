@@ -43,7 +43,8 @@ def test_generate_refuses_what_the_artifact_cannot_honour(text_artifact, capsys)
 
 def test_serve_help_lists_the_endpoints():
     text = build_parser(serve, "radon serve").format_help()
-    for word in ("/api/v1/generate", "/v1/completions", "/health", "/metrics", "--port", "--providers"):
+    words = ("/api/v1/generate", "/v1/completions", "/v1/chat/completions", "/health", "/metrics", "--port")
+    for word in (*words, "--providers"):
         assert word in text
 
 
