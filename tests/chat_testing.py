@@ -9,7 +9,6 @@ with ``RealModelUnavailable``'s message when the package registry cannot be reac
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
@@ -111,18 +110,7 @@ def smollm2_hf_dir() -> Path:
 
 
 def smollm2_checkpoint(hf_dir: Path, out: Path) -> Path:
-    """``radon convert --from-hf`` of SmolLM2; until the Llama converter reads it directly, the folder is
-    relabelled as a Mistral without a window (the same computation: no biases, tied embeddings)."""
+    """``radon convert --from-hf`` of SmolLM2 (a Llama: the production converter reads it directly)."""
     from radon.convert import from_hf
-    from radon.errors import RadonError
 
-    try:
-        return from_hf(hf_dir, out)
-    except RadonError:
-        relabel = out.parent / (out.name + "_hf_as_mistral")
-        shutil.copytree(hf_dir, relabel)
-        config = json.loads((relabel / "config.json").read_text())
-        config.update(model_type="mistral", sliding_window=None, architectures=["MistralForCausalLM"])
-        (relabel / "config.json").write_text(json.dumps(config))
-        shutil.rmtree(out, ignore_errors=True)
-        return from_hf(relabel, out)
+    return from_hf(hf_dir, out)
