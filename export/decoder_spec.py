@@ -131,7 +131,7 @@ def extract_weights(model: Any, spec: DecoderSpec) -> tuple[dict[str, np.ndarray
     """float32 numpy weights keyed by ONNX initializer name, and checkpoint name -> initializer names.
 
     Linear weights are stored transposed, (in, out), so each Linear is ``MatMul(x, W)``. A tied LM head
-    gets its own transposed copy (``lm_head.weight``) beside the embedding table the Gather reads.
+    has no initializer of its own: the graph reads the embedding table the Gather reads.
     """
     prefix = f"{spec.arch}."
     sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
@@ -161,8 +161,8 @@ def extract_weights(model: Any, spec: DecoderSpec) -> tuple[dict[str, np.ndarray
     put(f"{prefix}norm.weight", "norm.weight", sd[f"{prefix}norm.weight"])
     if f"{prefix}norm.bias" in sd:
         put(f"{prefix}norm.bias", "norm.bias", sd[f"{prefix}norm.bias"])
-    head_src = "embed_tokens.weight" if spec.tied_embeddings else "lm_head.weight"
-    put(head_src, "lm_head.weight", sd["lm_head.weight"].T)
+    if not spec.tied_embeddings:  # a tied head reads embed_tokens.weight itself (lowering_common.tied_head)
+        put("lm_head.weight", "lm_head.weight", sd["lm_head.weight"].T)
     return weights, names
 
 

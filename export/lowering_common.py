@@ -25,6 +25,15 @@ GELU_TANH_C = math.sqrt(2.0 / math.pi)  # transformers' NewGELUActivation / torc
 # (its output is unused, but a NaN there would reach real rows through 0 * NaN in later layers). float16
 # leaves headroom below its lowest value (-65504) so that bias + score cannot round to -inf.
 MASK_VALUE = {"float32": float(np.finfo(np.float32).min), "float16": -30000.0}
+# The tied LM head's nodes, in graph order (``tied_head``): flatten, Gemm(transB=1) on the embedding,
+# the (B, T) shape, the (B, T, vocab) target, unflatten.
+TIED_HEAD_NODES = (
+    "lm_head.flatten",
+    "lm_head.Gemm",
+    "lm_head.Shape",
+    "lm_head.shape.Concat",
+    "lm_head.unflatten",
+)
 # ``logits_to_keep``'s value in the graph: more positions than any sequence, so every position's logits
 # (T - KEEP_ALL cannot overflow for T >= 0)
 KEEP_ALL = int(np.iinfo(np.int64).max)
@@ -151,14 +160,34 @@ def keep_last_positions(g: DecoderGraph, x: str) -> str:
 
 def lm_head(g: DecoderGraph, x: str, *, logits_to_keep: bool = False) -> None:
     """Logits (B, T, vocab) in float32, written to the graph output ``logits``; ``logits_to_keep`` adds
-    the initializer that lets a session run the LM head on the last positions only (``keep_last_positions``)."""
+    the initializer that lets a session run the LM head on the last positions only (``keep_last_positions``).
+    A head tied to the embedding reads the embedding table itself (``tied_head``)."""
     if logits_to_keep:
         x = keep_last_positions(g, x)
-    y = g.b.op("MatMul", [x, g.param("lm_head.weight")], name="lm_head.MatMul")
+    if g.spec.tied_embeddings:
+        y = tied_head(g, x)
+    else:
+        y = g.b.op("MatMul", [x, g.param("lm_head.weight")], name="lm_head.MatMul")
     if g.fdt == "float32":
         g.b.op("Identity", [y], outputs=["logits"], name="logits.Identity")
     else:
         g.b.op("Cast", [y], outputs=["logits"], to=1, name="logits.Cast")
+
+
+def tied_head(g: DecoderGraph, x: str) -> str:
+    """``x @ E^T`` on the embedding table ``E`` itself (vocab, hidden): a tied model stores one table.
+
+    ``Gemm(transB=1)`` reads E as it is, so (B, T, hidden) is flattened to 2-D around it
+    (``TIED_HEAD_NODES``; the quantizers rewrite this back to a MatMul on a copy, ``untie_lm_head``).
+    A ``MatMul`` on ``Transpose(E)`` would be constant-folded by onnxruntime into a second table at load.
+    """
+    b = g.b
+    n_flat, n_gemm, n_shape, n_concat, n_unflat = TIED_HEAD_NODES
+    flat = b.reshape(x, [-1, g.spec.hidden_size], name=n_flat)
+    y = b.op("Gemm", [flat, g.param("embed_tokens.weight")], transB=1, name=n_gemm)
+    bt = b.op("Shape", [x], end=2, name=n_shape)  # (B, T)
+    shape = b.op("Concat", [bt, b.const([g.spec.vocab_size])], axis=0, name=n_concat)
+    return b.reshape(y, shape, name=n_unflat)
 
 
 def past_length(g: DecoderGraph) -> tuple[str, str, str]:

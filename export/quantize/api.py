@@ -33,6 +33,7 @@ def calibrate_artifact(
     """Calibrate the fp32 artifact ``artifact`` on training text; ``out`` gets the table, the TensorRT
     cache and the metadata (``calibrate.py``). ``radon quantize --calibration out`` reuses the table."""
     from radon.export.parity_data import load_tokenizer
+    from radon.export.quantize.graph import untie_lm_head
     from radon.export.quantize.pipeline import _quiet_ort_logging, check_source
     from radon.runtime.manifest import read_manifest
     from radon.runtime.session import DecoderSession
@@ -44,6 +45,7 @@ def calibrate_artifact(
     manifest = read_manifest(artifact)
     model = onnx.load(str(artifact / manifest.model_file))
     check_source(artifact, manifest, model)
+    untie_lm_head(model)  # as radon quantize sees it, so the head's input is calibrated as a MatMul's
     tok = artifact / "tokenizer"
     cal_set = load_calibration_set(calibration_data, load_tokenizer(tok if tok.is_dir() else None), samples=samples,
                                    seq_len=seq_len, vocab_size=manifest.architecture.vocab_size)  # fmt: skip

@@ -2,7 +2,8 @@
 
 Every Linear layer of a RADON graph is one ``MatMul`` named ``<base>.MatMul`` on the initializer
 ``<base>.weight`` stored ``(in, out)``, and the embedding is ``embed_tokens.Gather`` on
-``embed_tokens.weight`` (docs/export.md, "How the graphs are built"). A *unit* is one of those weights,
+``embed_tokens.weight`` (docs/export.md, "How the graphs are built"); a tied LM head reads the embedding
+table itself and is given back its own weight first (``untie_lm_head``). A *unit* is one of those weights,
 named by its base (``layers.3.mlp.fc_in``, ``lm_head``, ``embed_tokens``): the granularity of
 ``--keep``, of the per-layer sensitivity report and of mixed precision.
 
@@ -17,8 +18,9 @@ import logging
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from radon.errors import RadonError
 
@@ -74,6 +76,44 @@ def units_of(model: onnx.ModelProto) -> list[Unit]:
             w = inits[node.input[0]]
             out.append(Unit(EMBED_UNIT, node.name, w.name, "Gather", tuple(w.dims)))
     return out
+
+
+def untie_lm_head(model: onnx.ModelProto) -> bool:
+    """Give a tied LM head its own weight, as the quantizers expect every Linear; True if it was tied.
+
+    A tied fp32 graph stores the embedding once: its head is ``Gemm(transB=1)`` on ``embed_tokens.weight``
+    between two Reshapes (``lowering_common.tied_head``). Quantization treats the head as the Linear unit
+    ``lm_head``: this rewrites it, in place, to ``lm_head.MatMul`` on a (hidden, vocab) copy named
+    ``lm_head.weight``, so the head and the embedding's Gather are quantized independently, each at its
+    own precision, and a quantized artifact stores both tables.
+    """
+    from radon.export.lowering_common import TIED_HEAD_NODES
+
+    flat_name, gemm_name, *_, unflat_name = TIED_HEAD_NODES
+    by_name = {n.name: n for n in model.graph.node}
+    if gemm_name not in by_name:
+        return False
+    gemm = by_name[gemm_name]
+    inits = {t.name: t for t in model.graph.initializer}
+    table = numpy_helper.to_array(inits[gemm.input[1]])  # (vocab, hidden)
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.ascontiguousarray(table.T), f"{LM_HEAD_UNIT}.weight")
+    )
+    matmul = helper.make_node(
+        "MatMul", [by_name[flat_name].input[0], f"{LM_HEAD_UNIT}.weight"], [by_name[unflat_name].output[0]],
+        name=f"{LM_HEAD_UNIT}.MatMul",
+    )  # fmt: skip
+    removed = [by_name[n] for n in TIED_HEAD_NODES]
+    others = set(TIED_HEAD_NODES) - {gemm_name}
+    nodes = [matmul if n.name == gemm_name else n for n in model.graph.node if n.name not in others]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    still_used = {i for n in nodes for i in n.input}
+    dropped = {i for n in removed for i in n.input} - still_used  # the Reshapes' shape constants
+    kept_inits = [t for t in model.graph.initializer if t.name not in dropped]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept_inits)
+    return True
 
 
 def quantized_ops(model: onnx.ModelProto) -> list[str]:

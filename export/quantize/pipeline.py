@@ -26,7 +26,15 @@ from radon.export.quantize import calibrate as cal
 from radon.export.quantize import gptq
 from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
-from radon.export.quantize.graph import EMBED_UNIT, Unit, quantized_ops, resolve_keep, units_of, weight_bytes
+from radon.export.quantize.graph import (
+    EMBED_UNIT,
+    Unit,
+    quantized_ops,
+    resolve_keep,
+    units_of,
+    untie_lm_head,
+    weight_bytes,
+)
 from radon.export.quantize.int4 import (
     DEFAULT_BLOCK_SIZE,
     Int4Options,
@@ -169,6 +177,7 @@ def quantize_artifact(
     manifest = read_manifest(artifact)  # verifies every file's sha256
     model = onnx.load(str(artifact / manifest.model_file))
     check_source(artifact, manifest, model)
+    tied = untie_lm_head(model)  # the head gets its own weight: it quantizes apart from the embedding
     units = units_of(model)
     if not units:
         raise RadonError(f"{artifact}: no Linear MatMul on a named weight found; not a RADON decoder graph")
@@ -266,6 +275,8 @@ def quantize_artifact(
                             "manifest_sha256": sha256_file(artifact / MANIFEST_FILE), "lowering": manifest.lowering}  # fmt: skip
         recipe["seconds"] = round(time.perf_counter() - start, 2)
         qm = Manifest.from_dict(manifest.to_dict())
+        if tied:  # the quantized graph holds the head's own copy of the embedding table
+            qm.weights.setdefault("embed_tokens.weight", []).append("lm_head.weight")
         qm.precision = precision
         qm.quantization = recipe
         qm.opset = _opsets(onnx.load(str(tmp / manifest.model_file), load_external_data=False))
