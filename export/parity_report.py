@@ -27,7 +27,8 @@ def _limit(metric: str, t: dict) -> str:
     limit = {
         "max_abs_logit": ("≤", t["max_abs_logit"]),
         "mean_abs_logit": ("≤", t["mean_abs_logit"]),
-        "top1_agreement": ("≥", t["min_top1"]),
+        "top1_agreement": ("≥", None),
+        "top1_decisive": ("≥", t["min_top1"]),
         "kl_mean": ("≤", t["max_kl"]),
         "ppl_change": ("\\|·\\| ≤", t["max_ppl_change"]),
         "greedy_agreement": ("≥", t["min_greedy"]),
@@ -88,12 +89,15 @@ def markdown(result: ParityResult, image: str | None) -> str:
     lines += ["", "| metric | value | threshold |", "|---|---|---|"]
     for key, label in (
         ("max_abs_logit", "max \\|Δ logit\\|"), ("mean_abs_logit", "mean \\|Δ logit\\|"),
-        ("top1_agreement", "top-1 agreement"), ("kl_mean", "mean KL(ref ‖ cand), nats/token"),
+        ("top1_agreement", "top-1 agreement, every position"),
+        ("top1_decisive", f"top-1 agreement where the reference leads by ≥ {t.get('decisive_margin', 1.0):g}"),
+        ("decisive_fraction", "share of positions where it leads so"), ("kl_mean", "mean KL(ref ‖ cand), nats/token"),
         ("ppl_reference", "perplexity, reference"), ("ppl_candidate", "perplexity, candidate"),
         ("ppl_change", "perplexity change (relative)"), ("greedy_agreement", "greedy agreement (tie-aware)"),
         ("greedy_exact", "greedy continuations identical"), ("tokens", "positions compared"),
     ):  # fmt: skip
-        lines.append(f"| {label} | {_fmt(m[key])} | {_limit(key, t)} |")
+        if key in m:  # results recorded before a metric existed lack it
+            lines.append(f"| {label} | {_fmt(m[key])} | {_limit(key, t)} |")
     lines += ["", "## Per text", "", "| text | tokens | max \\|Δ\\| | mean \\|Δ\\| | top-1 | KL | ppl ref | ppl cand |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in result.per_text:

@@ -21,7 +21,7 @@ def _model_bytes(folder: Path) -> int:
 def parity_table(out: Path, facts: dict[str, Any]) -> list[str]:
     """Markdown rows for the artifacts present in ``facts``."""
     rows = [
-        "| artifact | precision | size | max \\|Δlogit\\| | top-1 | mean KL | ppl (reference → artifact) | greedy | report |",
+        "| artifact | precision | size | max \\|Δlogit\\| | top-1 (decisive) | mean KL | ppl (reference → artifact) | greedy | report |",
         "|---|---|---:|---:|---:|---:|---|---:|---|",
     ]
     fp32_bytes = _model_bytes(out / "onnx") if (out / "onnx").is_dir() else 0
@@ -34,7 +34,7 @@ def parity_table(out: Path, facts: dict[str, Any]) -> list[str]:
         ratio = f" ({size / fp32_bytes:.2f}x)" if fp32_bytes and folder != "onnx" else ""
         rows.append(
             f"| `{folder}/` | {fact['precision']} | {size / 2**20:.1f} MiB{ratio} | {m['max_abs_logit']:.2e} | "
-            f"{m['top1_agreement']:.4f} | {m['kl_mean']:.2e} | {m['ppl_reference']:.3f} → {m['ppl_candidate']:.3f} "
+            f"{m['top1_agreement']:.4f} ({m.get('top1_decisive', float('nan')):.4f}) | {m['kl_mean']:.2e} | {m['ppl_reference']:.3f} → {m['ppl_candidate']:.3f} "
             f"({m['ppl_change']:+.2%}) | {m.get('greedy_agreement', float('nan')):.3f} | [{folder}/parity.md]({folder}/parity.md) |"
         )
     return rows

@@ -46,7 +46,7 @@ def quantize_step(precision: str, folder: str) -> Callable[[Any], str]:
         wider = f"; kept at 8 bits: {', '.join(kept) or 'none'}" if precision == "int4" else ""
         return (
             f"{precision} -> {r.path}: {r.sizes['ratio']:.2f}x the fp32 size, KL {m['kl_mean']:.4f}, top-1 "
-            f"{m['top1_agreement']:.3f}, ppl change {m['ppl_change']:+.2%}{wider}"
+            f"{m['top1_agreement']:.3f} (decisive {m['top1_decisive']:.3f}), ppl change {m['ppl_change']:+.2%}{wider}"
         )
 
     return step

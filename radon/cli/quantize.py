@@ -157,7 +157,7 @@ def quantize(
             if res is None:
                 continue
             p = res.metrics
-            print(f"parity vs {label}: passed; top-1 {p['top1_agreement']:.4f}, KL {p['kl_mean']:.2e}, "
+            print(f"parity vs {label}: passed; top-1 {p['top1_agreement']:.4f} (decisive {p['top1_decisive']:.4f}), KL {p['kl_mean']:.2e}, "
                   f"ppl change {p['ppl_change']:+.3%}, greedy {p['greedy_agreement']:.3f}")  # fmt: skip
         print(f"report: {r.path / 'parity.md'}")
     else:

@@ -46,7 +46,11 @@ def test_parity_passes_on_correct_export(hf, artifacts, tmp_path, capsys, arch):
     assert code == 0, out
     assert "PASSED" in out and "synthetic ids" in out  # these checkpoints have no tokenizer: said so
     text = report.read_text()
-    assert "| top-1 agreement |" in text and "![histogram" in text
+    assert (
+        "| top-1 agreement, every position |" in text
+        and "| top-1 agreement where the reference leads by" in text
+    )
+    assert "![histogram" in text
     assert f"- host: {host_summary()}\n" in text  # the CPU whose kernels both sides ran on
     png = tmp_path / "parity_hist.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
