@@ -12,11 +12,11 @@ and ``ml_dtypes`` without declaring them):
   ``gptq`` (the same symmetric blocks, rounded by GPTQ on calibration text: ``gptq.py``), ``hqq``
   (``HQQWeightOnlyQuantConfig``: half-quadratic optimisation of scales and zero points, no data).
   The embedding becomes ``com.microsoft.GatherBlockQuantized`` (4-bit blocks along the hidden axis);
-  the LM head is a Linear like any other. Kept units (mixed precision) are dynamic INT8 (onnxruntime's
-  ``quantize_dynamic``: int8 weights per output channel, 7-bit range as ``int8.REDUCE_RANGE`` says,
-  fused to ``DynamicQuantizeMatMul`` at load; the embedding: 8-bit ``GatherBlockQuantized``) or stay
-  float32. Dynamic INT8 rather than 8-bit ``MatMulNBits``: for the LM head it decodes at nearly the
-  4-bit speed, where 8-bit ``MatMulNBits`` cost about 10% of a decode step (docs/quantization.md).
+  the LM head is a Linear like any other. Kept units (mixed precision) are int8-dynamic's recipe
+  (``int8.quantize_dynamic_int8``: 8-bit ``MatMulNBits`` in blocks of 32 with int8 activations per
+  block; the embedding: 8-bit ``GatherBlockQuantized``) or stay float32. Blocks rather than
+  onnxruntime's per-tensor dynamic INT8: a real model's outlier activations break per-tensor scales
+  (docs/quantization.md, "INT8 on real models").
 - ``qdq`` format, for TensorRT: ``DequantizeLinear`` with the opset-21 ``block_size`` attribute on int4
   weights with an explicit zero zero-point (symmetric; TensorRT's weight-only INT4 takes no other),
   feeding the float ``MatMul``: the symmetric ``MatMulNBits`` graph rewritten (``block_dq.py``), so both
@@ -108,7 +108,7 @@ def auto_block_size(units: list[Unit]) -> int:
 
 
 def _blocked_dim(u: Unit) -> str:
-    """"layers.3.mlp.fc_out's input dimension 176": the dimension blocks run along, for messages."""
+    """ "layers.3.mlp.fc_out's input dimension 176": the dimension blocks run along, for messages."""
     return f"{u.name}'s {'input dimension' if u.op_type == 'MatMul' else 'hidden size'} {u.block_dim}"
 
 
@@ -253,11 +253,8 @@ def embedding_int8(model: onnx.ModelProto, unit: Unit, opts: Int4Options) -> Non
 
 
 def dynamic_int8(model: onnx.ModelProto, units: list[Unit]) -> onnx.ModelProto:
-    """``model`` with the MatMuls of ``units`` in dynamic INT8 (``int8.quantize_dynamic_int8``'s recipe).
-
-    onnxruntime's ``quantize_dynamic`` reads and writes files and needs the activations typed, so the
-    model goes through a temporary folder; the dtype annotations are dropped again afterwards.
-    """
+    """``model`` with the MatMuls of ``units`` in dynamic INT8 (``int8.quantize_dynamic_int8``'s recipe),
+    through a temporary folder (the quantizer writes files); the dtype annotations are dropped again."""
     from radon.export.quantize.calibrate import save_typed_model
     from radon.export.quantize.int8 import quantize_dynamic_int8
 

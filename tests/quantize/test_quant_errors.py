@@ -56,7 +56,7 @@ def test_already_quantized_graph_is_refused_even_if_the_manifest_says_fp32(quant
     m.precision, m.quantization = "fp32", None
     m.files["model.onnx"] = sha256_file(fake / "model.onnx")
     write_manifest(fake, m)
-    with pytest.raises(RadonError, match="already quantized .*MatMulInteger"):
+    with pytest.raises(RadonError, match="already quantized .*MatMulNBits"):
         quantize_artifact(fake, tmp_path / "q", precision="int8-dynamic")
 
 

@@ -45,10 +45,23 @@ def test_int8_artifact_passes_its_gate_and_runs(quantized, fp32: dict[str, Path]
         cal = m.quantization["calibration"]
         assert cal["paths"]["prefill"] == cal["paths"]["decode"] == 16
         assert cal["data"]["files"] and len(cal["data"]["sha256"]) == 64
-    else:
-        assert "QuantizeLinear" not in ops and ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+    else:  # llama.cpp Q8_0's scheme: int8 blocks of 32 along the input, int8 activations per block
+        from quant_testing import attrs, dequantize
+
+        assert "QuantizeLinear" not in ops and "MatMulInteger" not in ops
         assert "GatherBlockQuantized" in ops and "bits=8" in m.quantization["int8"]["embedding"]
         assert m.quantization["calibration"] is None
+        nodes = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+        assert nodes and len(nodes) == len(m.quantization["int8"]["quantized"])
+        assert all(attrs(n)["bits"] == 8 and attrs(n)["block_size"] == 32 and attrs(n)["accuracy_level"] == 4
+                   for n in nodes)  # fmt: skip
+        reference = {t.name: t for t in onnx.load(str(fp32["ort"] / "model.onnx")).graph.initializer}
+        for node in nodes:  # every weight within half a step of its float value (a step where
+            # the block's largest magnitude is positive: scale = max / -128, and +128 clips to 127)
+            w = onnx.numpy_helper.to_array(reference[node.input[1].removesuffix("_Q8")])
+            dq, scale = dequantize(model, node)
+            assert dq.shape == w.shape and np.all(np.abs(dq - w) <= scale + 1e-6)
+            assert np.mean(np.abs(dq - w) <= scale * 0.5 + 1e-6) > 0.99  # a step only where a block clips
 
 
 def test_int8_reuses_a_calibration_folder(quantized, fp32: dict[str, Path], qroot: Path) -> None:

@@ -56,28 +56,32 @@ def test_keep_names_units_and_layers(quantized) -> None:
     assert layers["layers.0.mlp.fc_in"] == "int4"
 
 
-def test_kept_units_are_dynamic_int8_of_the_float_weights(quantized, fp32: dict) -> None:
-    """A unit kept at int8 is onnxruntime's dynamic INT8 (MatMulInteger, int8 per output channel in a
-    7-bit range), not an 8-bit MatMulNBits, and its weights dequantize to the float ones within half a step."""
+def test_kept_units_are_8bit_blocks_of_the_float_weights(quantized, fp32: dict) -> None:
+    """A unit kept at int8 is int8-dynamic's recipe (8-bit MatMulNBits, blocks of 32, int8 activations per
+    block), and its weights dequantize to the float ones within half a step."""
     import numpy as np
     from onnx import numpy_helper
 
+    from quant_testing import attrs, dequantize
+
     r = quantized("int4_keep", precision="int4", keep=["layers.1", "lm_head"], auto_mixed_budget=None)
     model = onnx.load(str(r.path / "model.onnx"))
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
-    assert all(a.i == 4 for n in nbits for a in n.attribute if a.name == "bits")
-    assert not any(n.name.startswith(("lm_head", "layers.1.")) for n in nbits)
-    reference = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(fp32["ort"] / "model.onnx")).graph.initializer}
-    integer = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
-    assert len(integer) == 5  # layers.1's four Linears and the LM head
-    for node in integer:
-        w = next(reference[k] for k in reference if node.input[1].startswith(k.removesuffix(".weight") + "."))
-        q = inits[node.input[1]]
-        assert q.dtype == np.int8 and q.shape == w.shape and np.abs(q).max() <= 64  # 7-bit range
-        scale = inits[node.input[1].replace("_quantized", "_scale")]
-        assert scale.shape == (w.shape[1],)  # one scale per output channel
-        assert np.abs(q * scale - w).max() <= scale.max() * 0.5 + 1e-6
+    four = [n for n in nbits if attrs(n)["bits"] == 4]
+    eight = [n for n in nbits if attrs(n)["bits"] == 8]
+    assert not any(n.name.startswith(("lm_head", "layers.1.")) for n in four)
+    assert sorted(n.name.split(".MatMul")[0] for n in eight) == sorted(
+        ["layers.1.attn.qkv", "layers.1.attn.out", "layers.1.mlp.fc_in", "layers.1.mlp.fc_out", "lm_head"]
+    )  # layers.1's four Linears and the LM head
+    reference = {
+        t.name: numpy_helper.to_array(t) for t in onnx.load(str(fp32["ort"] / "model.onnx")).graph.initializer
+    }
+    for node in eight:
+        assert attrs(node)["block_size"] == 32 and attrs(node)["accuracy_level"] == 4
+        w = reference[node.input[1].removesuffix("_Q8")]
+        dq, scale = dequantize(model, node)
+        assert dq.shape == w.shape and np.all(np.abs(dq - w) <= scale + 1e-6)
+        assert np.mean(np.abs(dq - w) <= scale * 0.5 + 1e-6) > 0.99  # a step only where a block clips
 
 
 def test_resolve_keep_refuses_an_unknown_layer(fp32: dict[str, Path]) -> None:
