@@ -141,3 +141,15 @@ def test_fp32_export_stores_the_tied_table_once_and_passes_parity(
         for f in [result.manifest.model_file, *result.manifest.external_data]
     )
     assert size <= SIZE_RATIO * param_bytes, f"{size:,} bytes for {param_bytes:,} bytes of parameters"
+
+
+def test_radon_info_on_the_gguf_and_the_folder(real: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    """Both describe SmolLM2 as a LlamaForCausalLM of 134,515,008 parameters and say how to convert it."""
+    for target, flag in ((real.gguf, "--from-gguf"), (real.hf_dir, "--from-hf")):
+        assert cli(["info", str(target), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (
+            report["hf_architecture"] == "LlamaForCausalLM" and report["parameters"]["total"] == 134_515_008
+        )
+        assert report["convert"] == f"radon convert {flag} {target} --out CKPT"
+    assert report["architecture"]["tied_embeddings"] and report["architecture"]["kv_heads"] == 3
