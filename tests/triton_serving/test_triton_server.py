@@ -172,7 +172,8 @@ def test_tokenizer_detokenizer_and_decoder_models(server, text_gen):
     length.set_data_from_numpy(lengths.reshape(2, 1).astype(np.int32))
     texts_back = client.infer("radon_detokenizer", [tokens, length]).as_numpy("text_output").reshape(-1)
     assert [t.decode() for t in texts_back] == [PROMPTS[0], PROMPTS[2]]
-    # raw logits for clients that want them: the decoder model against the runtime's session
+    # raw logits for clients that want them: every position, as the artifact's graph gives them to any
+    # caller (the generator's own session computes the last one only: logits_to_keep=1)
     prompt = np.array([text_gen.tokenizer.encode(PROMPTS[1], add_bos=True)], np.int64)
     a = text_gen.manifest.architecture
     feeds = {
@@ -190,8 +191,14 @@ def test_tokenizer_detokenizer_and_decoder_models(server, text_gen):
     logits = client.infer(
         "radon_decoder", tensors, outputs=[grpcclient.InferRequestedOutput("logits")]
     ).as_numpy("logits")
-    expected = text_gen.session.step(prompt).logits
+    from radon.runtime.session import DecoderSession
+
+    expected = (
+        DecoderSession(text_gen.session.artifact, manifest=text_gen.manifest, threads=1).step(prompt).logits
+    )
+    assert logits.shape == expected.shape == (1, prompt.shape[1], a.vocab_size)
     np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(logits[:, -1:], text_gen.session.step(prompt).logits, rtol=0, atol=1e-5)
     client.close()
 
 
