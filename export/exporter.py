@@ -148,7 +148,7 @@ def export_onnx(
     progress: bool = False,
     parity_options: dict[str, Any] | None = None,
 ) -> ExportResult:
-    """Export a GPT-2 or Mistral checkpoint to an ONNX artifact folder ``out``.
+    """Export a GPT-2, Mistral, Llama or Qwen2 checkpoint to an ONNX artifact folder ``out``.
 
     ``attention``: ``ort`` (GroupQueryAttention, fast on onnxruntime) or ``portable`` (standard ops).
     ``dtype``: ``fp32`` or ``fp16``. ``parity_options`` go to ``radon.export.parity.compare``

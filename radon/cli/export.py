@@ -21,7 +21,7 @@ def onnx(
     threads: int | None = None,
     quiet: bool = False,
 ) -> int:
-    """Export a GPT-2 or Mistral checkpoint to ONNX, validate it on fresh shapes, and run parity.
+    """Export a GPT-2, Mistral, Llama or Qwen2 checkpoint to ONNX, validate it on fresh shapes, and run parity.
 
     Stages: build the graph from the weights, optimize (precision checks, save, onnx checker), validate
     against the PyTorch reference (batch 2, left padding, a prompt past the window, decode with the full
@@ -30,7 +30,7 @@ def onnx(
     parity.md and the checkpoint's tokenizer/. Nothing is written unless every stage passes.
 
     Args:
-        checkpoint: a RADON checkpoint folder (gpt2 or mistral).
+        checkpoint: a RADON checkpoint folder (gpt2, mistral, llama or qwen2).
         out: the artifact folder to create.
         attention: ort = onnxruntime's GroupQueryAttention (fast on onnxruntime); portable = standard ONNX ops
             with an explicit banded mask (any runtime, TensorRT); trt-plugin = RADON's sliding-window
