@@ -101,11 +101,22 @@ def open_gguf(path: str | Path) -> GGUFFile:
         raise IntegrityError(f"{path}: not a readable GGUF file: {exc}") from None
     meta: dict[str, Any] = {}
     for key, field in reader.fields.items():
-        if key in ARRAY_KEYS_SKIPPED:
-            meta[key] = len(field.data)
-        else:
-            meta[key] = field.contents()
+        meta[key] = len(field.data) if key in ARRAY_KEYS_SKIPPED else field_value(field)
     return GGUFFile(path, reader, meta)
+
+
+def field_value(field: Any) -> Any:
+    """A metadata field as a Python value: ``ReaderField.contents()``, or the same decoding by hand on
+    gguf releases that predate it (strings are UTF-8 byte arrays, scalars one-element arrays)."""
+    if hasattr(field, "contents"):
+        return field.contents()
+    from gguf import GGUFValueType
+
+    string = field.types[-1] == GGUFValueType.STRING
+    values = [
+        bytes(field.parts[i]).decode("utf-8") if string else field.parts[i].tolist()[0] for i in field.data
+    ]
+    return values if field.types[0] == GGUFValueType.ARRAY else values[0]
 
 
 def hf_config(src: GGUFFile) -> dict[str, Any]:

@@ -66,6 +66,8 @@ def write_gguf(model: Any, family: str, path: Path) -> Any:
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_vocab_size(cfg.vocab_size)
+    w.add_name("tiny")
+    w.add_languages(["en", "ru"])  # a string array, for field_value's test
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
     sd = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
@@ -120,6 +122,18 @@ def test_control_the_llama_permutation_matters(tmp_path: Path, monkeypatch: pyte
     x = torch.randint(4, 320, (2, 40), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert (load_model(tmp_path / "ckpt")(x).logits - model(x).logits).abs().max().item() > 1e-2
+
+
+def test_metadata_reads_the_same_without_contents(tmp_path: Path) -> None:
+    """``field_value``'s fallback for gguf releases without ``ReaderField.contents`` decodes every field alike."""
+    from types import SimpleNamespace
+
+    from radon.gguf_import import field_value
+
+    write_gguf(hf_family("qwen2"), "qwen2", tmp_path / "m.gguf")
+    for key, field in gguf.GGUFReader(str(tmp_path / "m.gguf")).fields.items():
+        bare = SimpleNamespace(types=field.types, parts=field.parts, data=field.data)  # no contents()
+        assert field_value(bare) == field.contents(), key
 
 
 def test_gguf_refusals_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
