@@ -3,22 +3,23 @@
 DESIGN.md: a demo's serving step starts the server, sends one request and stops it. The repository is
 ``radon triton build DIR/onnx --out DIR/triton`` (the python-backend decoder, which every tritonserver
 has); the server is a real tritonserver on free loopback ports (``TritonServer``: PATH first, else
-nvidia-pytriton in ``.triton-venv``); the request is ``POST /v2/models/radon/generate``. Without a server
-environment the step says so, naming ``scripts/make_triton_env.sh``, and the demo goes on: the server
-environment is an install of its own (numpy<2), not part of ``pip install radon``. ``radon.demo`` joins
-it with ``register_demo_step(register, Step)``, after the ``serve`` step.
+nvidia-pytriton in ``.triton-venv``); the request is ``POST /v2/models/radon/generate`` with the serve
+step's prompt and budget (``PROMPTS["en"]``, ``recipe.serve_tokens``). Without a server environment the
+step says so, naming ``scripts/make_triton_env.sh``, and the demo goes on: the server environment is an
+install of its own (numpy<2), not part of ``pip install radon``. ``radon.demo.PIPELINE`` runs it after
+``serve``.
 """
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radon.errors import RadonError
 
-DEMO_PROMPT = "It was a dark and stormy night"
-DEMO_NEW_TOKENS = {False: 48, True: 16}  # full demo, --quick
+if TYPE_CHECKING:
+    from radon.demo import DemoContext
 
 
 def _port() -> int:
@@ -46,21 +47,18 @@ def triton_once(artifact: str | Path, repository: str | Path, prompt: str, max_t
             "server": install.describe(), "repository": str(build.repository)}  # fmt: skip
 
 
-def step_triton(ctx: Any) -> str:
+def step_triton(ctx: DemoContext) -> str:
     """Serve ``ctx.outputs["onnx"]`` with Triton and record the answer in ``ctx.facts["triton"]``."""
+    from radon.demo import PROMPTS
+
+    prompt = PROMPTS["en"]
     out = Path(ctx.out) / "triton"
     try:
-        answer = triton_once(ctx.outputs["onnx"], out, DEMO_PROMPT, DEMO_NEW_TOKENS[bool(ctx.quick)])
+        answer = triton_once(ctx.outputs["onnx"], out, prompt, ctx.recipe.serve_tokens)
     except RadonError as exc:
         ctx.facts["triton"] = {"skipped": str(exc)}
         return f"skipped: {exc}"
     ctx.facts["triton"] = answer
     ctx.outputs["triton"] = out
-    ctx.say(f"      POST /v2/models/radon/generate {DEMO_PROMPT!r} -> {(DEMO_PROMPT + answer['text'])!r}")
+    ctx.say(f"      POST /v2/models/radon/generate {prompt!r} -> {(prompt + answer['text'])!r}")
     return f"tritonserver answered in {answer['seconds']:.2f} s ({answer['server']}), then stopped"
-
-
-def register_demo_step(register: Any, step_type: Any) -> None:
-    """Add the Triton step after ``serve`` (``radon.demo.register`` and ``radon.demo.Step``)."""
-    register(step_type("triton", "triton: build the repository, start tritonserver, one request, stop", step_triton),
-             after="serve")  # fmt: skip

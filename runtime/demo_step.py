@@ -2,9 +2,10 @@
 
 DESIGN.md: a demo's serving step starts the server, sends one request and stops it. The server is
 the real app under uvicorn, on a loopback port chosen by the OS, in a thread of the demo's process;
-the request is the seed's ``POST /api/v1/generate`` (standard library HTTP, no extra client). The
-answer's text and timings go into the demo's facts. ``radon.demo`` joins it to the pipeline with
-``register_demo_step(register, Step)``, after the export step.
+``serve_once`` posts one JSON body to one route (standard library HTTP, no extra client). The serve step
+asks the seed's ``POST /api/v1/generate`` for ``PROMPTS["en"]`` (``recipe.serve_tokens`` new tokens);
+the real-model step (radon/demo_realmodel.py) asks ``/v1/chat/completions`` the same way. The answer's
+text and timings go into the demo's facts. ``radon.demo.PIPELINE`` runs it after ``parity``.
 """
 
 from __future__ import annotations
@@ -13,26 +14,49 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-DEMO_PROMPT = "It was a dark and stormy night"
-DEMO_NEW_TOKENS = {False: 48, True: 16}  # full demo, --quick
+from radon.errors import RadonError
+
+if TYPE_CHECKING:
+    from radon.demo import DemoContext
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request to a freshly started ``radon serve``: where it went, how long it took, the JSON answer."""
+
+    url: str
+    seconds: float  # the request alone (the server was already up)
+    answer: dict[str, Any]
 
 
 def serve_once(
-    artifact: Any, prompt: str, max_new_tokens: int, *, threads: int | None = None
-) -> dict[str, Any]:
-    """Start ``radon serve``'s app on 127.0.0.1, POST one ``/api/v1/generate``, stop; returns the answer."""
+    artifact: str | Path,
+    route: str,
+    body: dict[str, Any],
+    *,
+    model_name: str | None = None,
+    threads: int | None = None,
+) -> Served:
+    """Start ``radon serve``'s app on 127.0.0.1, POST ``body`` as JSON to ``route``, stop it.
+
+    ``model_name`` is the name the OpenAI routes answer to (default: the artifact folder's name). An
+    HTTP error is a RadonError that quotes the server's message.
+    """
     import uvicorn
 
     from radon.runtime import load
     from radon.runtime.server import create_app
 
-    app = create_app(load(artifact, threads=threads), max_batch=1)
+    app = create_app(load(artifact, threads=threads), max_batch=1, model_name=model_name)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}{route}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -42,33 +66,34 @@ def serve_once(
             if time.time() > deadline or not thread.is_alive():
                 raise RuntimeError("the server did not start")
             time.sleep(0.05)
-        body = json.dumps({"prompt": prompt, "max_new_tokens": max_new_tokens}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/generate", data=body,
+        request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})  # fmt: skip
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answer = json.loads(response.read())
-        answer["url"] = f"http://127.0.0.1:{port}/api/v1/generate"
-        return answer
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise RadonError(
+                f"POST {route}: HTTP {exc.code}: {exc.read().decode(errors='replace')}"
+            ) from None
+        return Served(url, time.perf_counter() - start, answer)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
 
 
-def step_serve(ctx: Any) -> str:
+def step_serve(ctx: DemoContext) -> str:
     """Serve ``ctx.outputs["onnx"]`` and record one answer in ``ctx.facts["serve"]``."""
-    answer = serve_once(ctx.outputs["onnx"], DEMO_PROMPT, DEMO_NEW_TOKENS[bool(ctx.quick)])
+    from radon.demo import PROMPTS
+
+    prompt = PROMPTS["en"]
+    body = {"prompt": prompt, "max_new_tokens": ctx.recipe.serve_tokens}
+    answer = serve_once(ctx.outputs["onnx"], "/api/v1/generate", body).answer
     ctx.facts["serve"] = {
         k: answer[k] for k in ("text", "prompt_tokens", "completion_tokens", "timings", "providers")
     }
-    ctx.say(f"      POST /api/v1/generate {DEMO_PROMPT!r} -> {(DEMO_PROMPT + answer['text'])!r}")
+    ctx.say(f"      POST /api/v1/generate {prompt!r} -> {(prompt + answer['text'])!r}")
     t = answer["timings"]
     return (f"radon serve answered {answer['completion_tokens']} tokens in {t['total_s']:.2f} s "
             f"({t['tokens_per_second']} tok/s, {', '.join(answer['providers'])}), then stopped")  # fmt: skip
-
-
-def register_demo_step(register: Any, step_type: Any) -> None:
-    """Add the serving step after ``export`` (``radon.demo.register`` and ``radon.demo.Step``)."""
-    register(
-        step_type("serve", "serve: start radon serve, send one request, stop it", step_serve), after="export"
-    )

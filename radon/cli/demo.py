@@ -1,7 +1,9 @@
 """``radon demo``: the README's main command, the whole pipeline on a small model (radon/demo.py).
 
-Steps so far: train the tokenizer, train the model, evaluate it against gzip and a unigram model,
-generate for a Russian, an English and a code prompt. Later stages register themselves in radon/demo.py.
+The steps, in order, are the rows of ``radon.demo.PIPELINE``: train the tokenizer, train the model,
+evaluate it against gzip and a unigram model, generate for a Russian, an English and a code prompt,
+export to ONNX, quantize to INT8 and INT4, gather parity, serve one request with ``radon serve`` and one
+with Triton.
 """
 
 from __future__ import annotations

@@ -129,16 +129,15 @@ def test_text_without_a_tokenizer_is_refused_before_building(hf, tmp_path, capsy
 
 def test_demo_step_exports_with_parity(hf, tmp_path):
     """The demo's export stage (radon.export.demo_step): DIR/onnx with the ort lowering and a parity report."""
-    from types import SimpleNamespace
+    from radon.demo import PIPELINE, QUICK_RECIPE, DemoContext
+    from radon.export.demo_step import step_export_onnx
 
-    from radon.export.demo_step import register_demo_step, step_export_onnx
-
-    ctx = SimpleNamespace(out=tmp_path, outputs={"checkpoint": hf["mistral"][1]}, data_dir=tmp_path / "data",
-                          force=True, quick=True, facts={})  # fmt: skip
+    ctx = DemoContext(out=tmp_path, quick=True, recipe=QUICK_RECIPE, data_dir=tmp_path / "data", smoke=False,
+                      outputs={"checkpoint": hf["mistral"][1]}, say=lambda s: None)  # fmt: skip
     line = step_export_onnx(ctx)
     assert "parity passed" in line
     assert read_manifest(tmp_path / "onnx").lowering == "ort"
     assert ctx.outputs["parity report"].is_file()
-    steps = []
-    register_demo_step(lambda step, after: steps.append((step, after)), lambda *a: a)
-    assert steps[0][1] == "generate" and steps[0][0][0] == "export"
+    names = [s.name for s in PIPELINE]
+    i = names.index("export")
+    assert PIPELINE[i].run is step_export_onnx and names[i - 1] == "generate"

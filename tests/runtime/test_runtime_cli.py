@@ -88,23 +88,42 @@ def test_bench_compare_needs_the_source_checkpoint(artifacts, tmp_path, monkeypa
         run(lonely, compare=True, runs=1, threads=1, prompt_tokens=4, new_tokens=4)
 
 
-def test_demo_serving_step_starts_asks_and_stops(text_artifact):
+def test_demo_serving_step_starts_asks_and_stops(text_artifact, text_gen, tmp_path):
     """The demo's serving stage: a real server on a free loopback port, one request, then stopped."""
     import threading
-    from types import SimpleNamespace
 
+    from radon.demo import PIPELINE, PROMPTS, QUICK_RECIPE, DemoContext
     from radon.runtime.demo_step import step_serve
 
     said: list[str] = []
-    ctx = SimpleNamespace(outputs={"onnx": text_artifact}, quick=True, facts={}, say=said.append)
+    ctx = DemoContext(out=tmp_path, quick=True, recipe=QUICK_RECIPE, data_dir=tmp_path, smoke=False,
+                      outputs={"onnx": text_artifact}, say=said.append)  # fmt: skip
     before = threading.active_count()
     line = step_serve(ctx)
     assert "radon serve answered" in line and "then stopped" in line
     assert ctx.facts["serve"]["completion_tokens"] > 0 and ctx.facts["serve"]["providers"] == [
         "CPUExecutionProvider"
     ]
+    # the seed API's answer for PROMPTS["en"] is the runtime's own generation for it
+    prompt = PROMPTS["en"]
+    assert ctx.facts["serve"]["text"] == text_gen.generate_text(prompt, QUICK_RECIPE.serve_tokens)
+    assert said == [f"      POST /api/v1/generate {prompt!r} -> {(prompt + ctx.facts['serve']['text'])!r}"]
     # the server and scheduler threads are joined; onnxruntime's intra-op pool may keep one of its own
     assert threading.active_count() <= before + 1, "the server thread must be gone"
+    assert PIPELINE[[s.name for s in PIPELINE].index("serve")].run is step_serve
+
+
+def test_serve_once_posts_any_body_to_any_route(text_artifact):
+    """One helper for every demo request: the seed API, OpenAI's routes, and the server's refusals."""
+    from radon.errors import RadonError
+    from radon.runtime.demo_step import serve_once
+
+    served = serve_once(text_artifact, "/v1/completions",
+                        {"model": "demo", "prompt": "Hello", "max_tokens": 4, "temperature": 0}, model_name="demo")  # fmt: skip
+    assert served.url.endswith("/v1/completions") and served.seconds > 0
+    assert served.answer["object"] == "text_completion" and served.answer["usage"]["completion_tokens"] <= 4
+    with pytest.raises(RadonError, match="HTTP 404.*not served here"):
+        serve_once(text_artifact, "/v1/completions", {"model": "other", "prompt": "Hello"}, model_name="demo")
 
 
 def test_bench_several_artifacts_adds_each_precisions_peers(text_artifact, tmp_path, monkeypatch, capsys):
@@ -143,7 +162,13 @@ def test_bench_targets_pair_rounds() -> None:
     from radon.runtime.bench_report import paired, quantized_targets
 
     def engine(rounds: list[float]) -> dict:
-        stats = {"median": sorted(rounds)[1], "min": min(rounds), "max": max(rounds), "n": 3, "rounds": rounds}
+        stats = {
+            "median": sorted(rounds)[1],
+            "min": min(rounds),
+            "max": max(rounds),
+            "n": 3,
+            "rounds": rounds,
+        }
         return {"label": "x", "family": "int4", "tests": {"tg8": stats}}
 
     report = {"new_tokens": 8, "engines": {"radon": engine([110.0, 240.0, 150.0]),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from radon.checkpoint import verify_checkpoint
-from radon.demo import STEPS, DemoContext, Step, register, run_demo
+from radon.demo import PIPELINE, QUICK_RECIPE, RECIPE, DemoContext, Step, run_demo
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -24,8 +24,8 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
     rc, out, err = cli("demo", "--quick", "--out", tmp_path / "demo")
     assert rc == 0, err
     demo = tmp_path / "demo"
-    for i, step in enumerate(STEPS, 1):
-        assert f"[{i}/{len(STEPS)}] {step.title}" in out
+    for i, step in enumerate(PIPELINE, 1):
+        assert f"[{i}/{len(PIPELINE)}] {step.title}" in out
     assert "built-in corpus" in out and "smoke run" in out and "no quality claim" in out
     verify_checkpoint(demo / "checkpoint")
     assert (demo / "checkpoint" / "tokenizer" / "radon_tokenizer.json").is_file()
@@ -36,7 +36,7 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
     ):
         assert f"{label}" in out and str(path) in out and path.exists()
     facts = json.loads((demo / "demo.json").read_text(encoding="utf-8"))
-    assert list(facts["timings"]) == [s.name for s in STEPS]
+    assert list(facts["timings"]) == [s.name for s in PIPELINE]
     assert set(facts["samples"]) == {"ru", "en", "code"}
     assert set(facts["eval"]["languages"]) == {"ru", "en", "code"}
     assert "KV cache == full recompute" in out
@@ -47,10 +47,41 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
         assert m.precision == precision and m.lowering == "ort" and m.parity["passed"], folder
         assert (demo / folder / "parity.md").is_file() and str(demo / folder) in out
     report = (demo / "parity.md").read_text(encoding="utf-8")
-    assert report.startswith("# RADON demo: parity") and all(f"{f}/parity.md" in report for f in ("onnx-int8", "onnx-int4"))
+    assert report.startswith("# RADON demo: parity") and all(
+        f"{f}/parity.md" in report for f in ("onnx-int8", "onnx-int4")
+    )
 
 
-def test_steps_register_in_order(tmp_path: Path) -> None:
+PIPELINE_ORDER = [
+    "tokenizer", "train", "eval", "generate", "export", "quantize-int8", "quantize-int4", "parity",
+    "serve", "triton",
+]  # fmt: skip
+
+
+def test_pipeline_is_one_ordered_table_of_typed_steps() -> None:
+    names = [s.name for s in PIPELINE]
+    assert names == PIPELINE_ORDER and len(set(names)) == len(names)
+    assert len({s.title for s in PIPELINE}) == len(PIPELINE)
+    for step in PIPELINE:
+        # Callable[[DemoContext], str]; the step modules import DemoContext under TYPE_CHECKING only
+        assert step.run.__annotations__ == {"ctx": "DemoContext", "return": "str"}, step.name
+
+
+def test_import_radon_demo_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, radon.demo; print(sorted({'torch', 'transformers', 'fastapi', 'gguf'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_per_run_number_is_in_the_recipe() -> None:
+    for field in ("parity_tokens", "quant_samples", "sensitivity_samples", "serve_tokens"):
+        assert getattr(QUICK_RECIPE, field) < getattr(RECIPE, field), field  # --quick does less of each
+
+
+def test_run_demo_runs_the_steps_in_order(tmp_path: Path) -> None:
     ran: list[str] = []
 
     def make(name: str) -> Step:
@@ -61,22 +92,13 @@ def test_steps_register_in_order(tmp_path: Path) -> None:
 
         return Step(name, f"step {name}", run)
 
-    saved = list(STEPS)
-    try:
-        STEPS.clear()
-        register(make("a"))
-        register(make("c"))
-        register(make("b"), after="a")
-        register(make("z"), before="a")
-        with pytest.raises(ValueError, match="already registered"):
-            register(make("a"))
-        lines: list[str] = []
-        ctx = DemoContext(
-            out=tmp_path, quick=True, recipe=None, data_dir=tmp_path, smoke=False, say=lines.append
-        )  # type: ignore[arg-type]
-        timings = run_demo(ctx)
-    finally:
-        STEPS[:] = saved
+    lines: list[str] = []
+    ctx = DemoContext(
+        out=tmp_path, quick=True, recipe=QUICK_RECIPE, data_dir=tmp_path, smoke=False, say=lines.append
+    )
+    timings = run_demo(ctx, tuple(make(n) for n in "zabc"))
     assert ran == ["z", "a", "b", "c"] and [t.name for t in timings] == ran
     text = "\n".join(lines)
     assert "[4/4] step c" in text and "outputs:" in text and str(tmp_path / "b") in text
+    facts = json.loads((tmp_path / "demo.json").read_text(encoding="utf-8"))
+    assert list(facts["timings"]) == ran

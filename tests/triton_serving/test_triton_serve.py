@@ -115,16 +115,15 @@ def test_serve_answers_then_stops_on_sigterm(repository, server_install, text_ge
 
 @pytest.mark.triton
 def test_demo_step(text_artifact, server_install, text_gen, tmp_path):
-    from types import SimpleNamespace
+    from radon.demo import PIPELINE, PROMPTS, QUICK_RECIPE, DemoContext
+    from radon.model_repository.demo_step import step_triton
 
-    from radon.model_repository.demo_step import DEMO_PROMPT, register_demo_step, step_triton
-
-    ctx = SimpleNamespace(
-        out=tmp_path, quick=True, outputs={"onnx": text_artifact}, facts={}, say=lambda s: None
-    )
+    ctx = DemoContext(out=tmp_path, quick=True, recipe=QUICK_RECIPE, data_dir=tmp_path, smoke=False,
+                      outputs={"onnx": text_artifact}, say=lambda s: None)  # fmt: skip
     result = step_triton(ctx)
     assert result.startswith("tritonserver answered") and "then stopped" in result
-    assert ctx.facts["triton"]["text"] == text_gen.generate_text(DEMO_PROMPT, 16)
-    steps = []
-    register_demo_step(lambda step, after: steps.append((step, after)), lambda *a: a)
-    assert steps[0][1] == "serve" and steps[0][0][0] == "triton"
+    assert ctx.facts["triton"]["text"] == text_gen.generate_text(PROMPTS["en"], QUICK_RECIPE.serve_tokens)
+    assert QUICK_RECIPE.serve_tokens == 16
+    names = [s.name for s in PIPELINE]
+    i = names.index("triton")
+    assert PIPELINE[i].run is step_triton and names[i - 1] == "serve"
