@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radon.demo_realmodel import step_realmodel
 from radon.demo_steps import step_eval, step_generate, step_parity, step_tokenizer, step_train
 from radon.export.demo_step import step_export_onnx
 from radon.export.quantize.demo_step import step_quantize_int4, step_quantize_int8
@@ -34,6 +35,7 @@ PROMPTS = {
     "en": "It was a dark and stormy night",
     "code": 'def fibonacci(n):\n    """',
 }
+CHAT_PROMPT = "What is the capital of France? Answer in one sentence."  # the real model's chat message
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class DemoRecipe:
     quant_samples: int  # calibration samples (INT4's GPTQ)
     sensitivity_samples: int  # samples that rank INT4's units for mixed precision
     serve_tokens: int  # new tokens of the served request (radon serve, Triton); the prompt is PROMPTS["en"]
+    chat_tokens: int  # the real model's chat answer, at most (greedy; it stops at <|im_end|>)
+    realmodel_parity_tokens: int | None  # per held-out text, the real model's export parity; None: no parity
 
     def estimate(self) -> str:
         steps = self.train["steps"]
@@ -85,6 +89,8 @@ RECIPE = DemoRecipe(
     quant_samples=64,
     sensitivity_samples=16,
     serve_tokens=48,
+    chat_tokens=48,
+    realmodel_parity_tokens=256,
 )
 # --quick (CI): every step, much less work; no quality claim.
 QUICK_RECIPE = DemoRecipe(
@@ -109,6 +115,8 @@ QUICK_RECIPE = DemoRecipe(
     quant_samples=16,
     sensitivity_samples=8,
     serve_tokens=16,
+    chat_tokens=16,
+    realmodel_parity_tokens=None,  # --quick: fetch, convert, export (validated), one chat answer
 )
 
 
@@ -122,6 +130,7 @@ class DemoContext:
     force: bool = True
     outputs: dict[str, Path] = field(default_factory=dict)  # label -> path, printed at the end
     facts: dict[str, Any] = field(default_factory=dict)  # results steps share (and demo.json records)
+    answers: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (asked, answered), printed
     say: Callable[[str], None] = print
 
     @property
@@ -148,7 +157,9 @@ PIPELINE: tuple[Step, ...] = (
     Step("parity", "parity: every artifact against the reference -> DIR/parity.md", step_parity),
     Step("serve", "serve: start radon serve on DIR/onnx, send one request, stop it", step_serve),
     Step("triton", "triton: build the repository, start tritonserver, one request, stop", step_triton),
-)
+    Step("realmodel", "real model: SmolLM2-135M-Instruct, GGUF -> checkpoint -> ONNX -> radon serve, one chat",
+         step_realmodel),
+)  # fmt: skip
 
 
 @dataclass
@@ -174,6 +185,7 @@ def run_demo(ctx: DemoContext, steps: Sequence[Step] = PIPELINE) -> list[StepTim
     total = time.perf_counter() - start
     ctx.facts["timings"] = {t.name: round(t.seconds, 2) for t in timings}
     ctx.facts["total_seconds"] = round(total, 2)
+    ctx.facts["answers"] = {label: {"asked": q, "answer": a} for label, (q, a) in ctx.answers.items()}
     summary = ctx.out / "demo.json"
     summary.write_text(
         json.dumps(_jsonable(ctx.facts), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -183,6 +195,10 @@ def run_demo(ctx: DemoContext, steps: Sequence[Step] = PIPELINE) -> list[StepTim
     width = max(len(t.name) for t in timings)
     for t in timings:
         say(f"  {t.name:<{width}}  {t.seconds:6.1f} s  {t.result}")
+    if ctx.answers:
+        say("\nanswers:")
+        for label, (asked, answered) in ctx.answers.items():
+            say(f"  {label}\n      {asked!r} -> {answered!r}")
     say("\noutputs:")
     width = max(len(k) for k in ctx.outputs)
     for label, path in ctx.outputs.items():

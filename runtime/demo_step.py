@@ -94,6 +94,9 @@ def step_serve(ctx: DemoContext) -> str:
         k: answer[k] for k in ("text", "prompt_tokens", "completion_tokens", "timings", "providers")
     }
     ctx.say(f"      POST /api/v1/generate {prompt!r} -> {(prompt + answer['text'])!r}")
+    ctx.answers[f"the demo model: radon serve {ctx.outputs['onnx']}, POST /api/v1/generate"] = (
+        prompt, answer["text"]
+    )  # fmt: skip
     t = answer["timings"]
     return (f"radon serve answered {answer['completion_tokens']} tokens in {t['total_s']:.2f} s "
             f"({t['tokens_per_second']} tok/s, {', '.join(answer['providers'])}), then stopped")  # fmt: skip

