@@ -219,7 +219,9 @@ class LlamaCppEngine:
 
 def make(args: argparse.Namespace) -> Any:
     if args.engine == "radon":
-        return RadonEngine(args.model, args.threads, args.spinning, args.batch, args.cache, not args.no_huge_pages)
+        return RadonEngine(
+            args.model, args.threads, args.spinning, args.batch, args.cache, not args.no_huge_pages
+        )
     if args.engine in ("transformers", "optimum"):
         return HFEngine(args.engine, args.model, args.threads, args.spinning, args.batch)
     if args.engine == "genai":

@@ -56,10 +56,16 @@ def _resident_anonymous_ranges(min_bytes: int) -> list[tuple[int, int]]:
         fields = line.split()
         if not fields:
             continue
-        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header: addr-addr perms offset dev inode [path]
+        if (
+            "-" in fields[0] and len(fields) >= 5
+        ):  # a mapping's header: addr-addr perms offset dev inode [path]
             start, end = (int(x, 16) for x in fields[0].split("-"))
             anonymous = fields[4] == "0" and (len(fields) == 5 or fields[5] == "[heap]")
-            current = (start, end) if anonymous and fields[1].startswith("rw") and end - start >= min_bytes else None
+            current = (
+                (start, end)
+                if anonymous and fields[1].startswith("rw") and end - start >= min_bytes
+                else None
+            )
         elif current is not None and fields[0] == "Rss:":
             if int(fields[1]) * 1024 >= RESIDENT_FRACTION * (current[1] - current[0]):
                 out.append(current)
@@ -94,6 +100,8 @@ def huge_pages(min_bytes: int = 4 * HUGE_PAGE) -> int:
             continue
         if libc.madvise(lo, hi - lo, MADV_HUGEPAGE) == 0:
             advised += hi - lo
-            libc.madvise(lo, hi - lo, MADV_COLLAPSE)  # best effort: EINVAL before 6.1, EAGAIN when memory is short
+            libc.madvise(
+                lo, hi - lo, MADV_COLLAPSE
+            )  # best effort: EINVAL before 6.1, EAGAIN when memory is short
     log.debug("huge pages advised for %d bytes in %d mappings", advised, len(ranges))
     return advised

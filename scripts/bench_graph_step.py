@@ -39,7 +39,11 @@ class Step:
         self.name = name
         self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
         self.io = self.session.io_binding()
-        self.keep = [np.array([[5]], np.int64), np.ones((1, past + 1), np.int64), np.array([[past]], np.int64)]
+        self.keep = [
+            np.array([[5]], np.int64),
+            np.ones((1, past + 1), np.int64),
+            np.array([[past]], np.int64),
+        ]
         self.io.bind_cpu_input("input_ids", self.keep[0])
         self.io.bind_cpu_input("attention_mask", self.keep[1])
         if positions:
@@ -47,7 +51,9 @@ class Step:
         self.logits = np.zeros((1, 1, vocab), np.float32)
         self.io.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(self.logits))
         rng = np.random.default_rng(0)
-        self.buffers = [(rng.standard_normal((1, heads, slots, head_dim)) * 0.1).astype(np.float32) for _ in kv_names]
+        self.buffers = [
+            (rng.standard_normal((1, heads, slots, head_dim)) * 0.1).astype(np.float32) for _ in kv_names
+        ]
         for (past_name, present_name), buf in zip(kv_names, self.buffers):
             value = ort.OrtValue.ortvalue_from_numpy(buf)
             self.io.bind_ortvalue_input(past_name, value)
@@ -60,7 +66,11 @@ class Step:
 def radon_step(folder: Path, past: int, opts: ort.SessionOptions) -> Step:
     m = json.loads((folder / "radon_manifest.json").read_text())
     a = m["architecture"]
-    kv = [(f"past_key_values.{i}.{k}", f"present.{i}.{k}") for i in range(a["num_layers"]) for k in ("key", "value")]
+    kv = [
+        (f"past_key_values.{i}.{k}", f"present.{i}.{k}")
+        for i in range(a["num_layers"])
+        for k in ("key", "value")
+    ]
     return Step(f"radon:{folder.name}", folder / m["model_file"], past, a["num_kv_heads"], a["head_dim"],
                 a["sliding_window"] or past + 1, a["vocab_size"], kv, True, opts)  # fmt: skip
 
@@ -68,7 +78,11 @@ def radon_step(folder: Path, past: int, opts: ort.SessionOptions) -> Step:
 def genai_step(folder: Path, past: int, opts: ort.SessionOptions) -> Step:
     cfg = json.loads((folder / "genai_config.json").read_text())
     d = cfg["model"]["decoder"]
-    kv = [(f"past_key_values.{i}.{k}", f"present.{i}.{k}") for i in range(d["num_hidden_layers"]) for k in ("key", "value")]
+    kv = [
+        (f"past_key_values.{i}.{k}", f"present.{i}.{k}")
+        for i in range(d["num_hidden_layers"])
+        for k in ("key", "value")
+    ]
     slots = cfg["search"]["max_length"] if cfg["search"].get("past_present_share_buffer") else past + 1
     return Step("genai", folder / d["filename"], past, d["num_key_value_heads"], d["head_size"], slots,
                 cfg["model"]["vocab_size"], kv, False, opts)  # fmt: skip
@@ -104,7 +118,9 @@ def main() -> None:
           f"{args.rounds} rounds x {args.steps} steps\n")  # fmt: skip
     print(f"| graph | median ms | best ms | time / {steps[-1].name} |\n|---|---:|---:|---:|")
     for name, ts in times.items():
-        print(f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | {statistics.median(ts) / base:.3f} |")
+        print(
+            f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | {statistics.median(ts) / base:.3f} |"
+        )
 
 
 if __name__ == "__main__":

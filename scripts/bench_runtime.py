@@ -27,7 +27,9 @@ def main() -> int:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--cache", default=None, help="ring, copy, or ring,copy for an A/B")
-    parser.add_argument("--spinning", default="on", help="on, off, or on,off for an A/B (RADON's and optimum's threads)")
+    parser.add_argument(
+        "--spinning", default="on", help="on, off, or on,off for an A/B (RADON's and optimum's threads)"
+    )
     parser.add_argument("--huge-pages", default="on", help="on, off, or on,off for an A/B")
     parser.add_argument("--no-compare", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")

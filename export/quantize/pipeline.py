@@ -191,7 +191,9 @@ def quantize_artifact(
         blocked = [u for u in units if u.name not in kept_names and _blocked(u, opts)]
         if block_size is None:
             opts = replace(opts, block_size=auto_block_size(blocked))
-            log.info("int4: blocks of %d (the largest of 128, 64, 32 that divides every unit)", opts.block_size)
+            log.info(
+                "int4: blocks of %d (the largest of 128, 64, 32 that divides every unit)", opts.block_size
+            )
         check_block_size(blocked, opts.block_size)
     if reference is not None and not Path(reference).is_dir():
         raise RadonError(f"--reference: {reference}: no such checkpoint folder")
@@ -253,7 +255,9 @@ def quantize_artifact(
             recipe["layers"] = {u.name: plan.precision_of(u.name) for u in units}
             recipe["mixed"] = mixed.to_dict() if mixed else None
             use = "sensitivity and the auto-mixed KL budget"
-            recipe["calibration"] = cal_set.to_dict() | {"use": f"GPTQ's Hessians, {use}" if opts.algorithm == "gptq" else use}
+            recipe["calibration"] = cal_set.to_dict() | {
+                "use": f"GPTQ's Hessians, {use}" if opts.algorithm == "gptq" else use
+            }
         recipe["keep"] = kept_names
         _check(qmodel, manifest.lowering, precision)
         from radon.export.build import EXTERNAL_DATA_THRESHOLD

@@ -178,7 +178,9 @@ def _run(
     elif resume is None and model_config is not None and files is not None:
         from radon.train.loop import check_request
 
-        check_request(model_config, cfg, out, force=force, resume=None)  # before minutes of tokenizer training
+        check_request(
+            model_config, cfg, out, force=force, resume=None
+        )  # before minutes of tokenizer training
         tok = auto_tokenizer(files, model_config.vocab_size, report=lambda m: print(m, file=sys.stderr))
     result = run_training(
         model_config, cfg, files, tok, out, resume=resume, stop_after=stop_after, force=force,

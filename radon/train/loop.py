@@ -65,7 +65,9 @@ class TrainResult:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def check_request(model_config: Any, cfg: TrainConfig, out: Path, *, force: bool, resume: Path | None) -> None:
+def check_request(
+    model_config: Any, cfg: TrainConfig, out: Path, *, force: bool, resume: Path | None
+) -> None:
     """The checks that need neither data nor a tokenizer, so that a bad request fails before minutes of
     tokenizer training: the context against the model's positions, and the output folder."""
     if cfg.context > model_config.max_position_embeddings:

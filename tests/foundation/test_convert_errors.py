@@ -42,7 +42,9 @@ def _refused(capsys: pytest.CaptureFixture, args: list[str], out: Path, *needles
     assert not out.exists(), "a refused conversion must write nothing"
 
 
-def test_missing_extra_and_misshapen_tensors(saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_missing_extra_and_misshapen_tensors(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     cases = {
         "missing": (lambda sd: sd.pop("model.layers.1.mlp.up_proj.weight"), ["model.layers.1.mlp.up_proj.weight", "missing"]),
         "extra": (lambda sd: sd.__setitem__("model.layers.9.self_attn.q_proj.weight", sd["model.norm.weight"].clone()),

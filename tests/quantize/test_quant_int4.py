@@ -47,7 +47,9 @@ def test_block_dq_graph_is_valid_and_matches_matmulnbits(fp32: dict[str, Path], 
     units = units_of(model)
     plan = Plan([u.name for u in units if u.op_type == "MatMul"])
     qdq = quantize_int4(model, units, plan, Int4Options(fmt="qdq", algorithm="rtn", accuracy_level=0))
-    nbits = quantize_int4(model, units, plan, Int4Options(fmt="matmulnbits", algorithm="rtn", accuracy_level=0))
+    nbits = quantize_int4(
+        model, units, plan, Int4Options(fmt="matmulnbits", algorithm="rtn", accuracy_level=0)
+    )
     onnx.checker.check_model(qdq, full_check=True)
     dqs = [n for n in qdq.graph.node if n.op_type == "DequantizeLinear"]
     inits = {t.name: t for t in qdq.graph.initializer}
@@ -105,5 +107,8 @@ def test_default_block_size_is_the_largest_that_divides_every_unit() -> None:
     assert auto_block_size(units(4096, 14336)) == 128  # Mistral-7B: hidden and intermediate
     assert auto_block_size(units(192, 512)) == 64  # the demo model: 192 = 3 x 64
     assert auto_block_size(units(256, 96)) == 32
-    with pytest.raises(RadonError, match=r"no block size \(32, 64, 128\) divides u1's input dimension 176; keep it wider with --keep u1"):
+    with pytest.raises(
+        RadonError,
+        match=r"no block size \(32, 64, 128\) divides u1's input dimension 176; keep it wider with --keep u1",
+    ):
         auto_block_size(units(64, 176))

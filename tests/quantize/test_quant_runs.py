@@ -51,7 +51,9 @@ def test_quantized_artifacts_serve(quantized, precision: str) -> None:
                                                  "temperature": 0, "ignore_eos": True})  # fmt: skip
         assert r.status_code == 200, r.text
         text = r.json()["choices"][0]["text"]
-        assert text == want and r.json()["usage"]["completion_tokens"] == 12, f"{precision}: {text!r} != {want!r}"
+        assert text == want and r.json()["usage"]["completion_tokens"] == 12, (
+            f"{precision}: {text!r} != {want!r}"
+        )
 
 
 def test_bandwidth_bytes_count_the_embedding_as_stored(quantized, fp32: dict[str, Path]) -> None:
