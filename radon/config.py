@@ -245,15 +245,18 @@ class ModelConfig:
 
     @property
     def q_size(self) -> int:
-        return self.num_attention_heads * self.head_dim  # type: ignore[operator]
+        assert self.head_dim is not None  # __post_init__ derives it
+        return self.num_attention_heads * self.head_dim
 
     @property
     def kv_size(self) -> int:
-        return self.num_kv_heads * self.head_dim  # type: ignore[operator]
+        assert self.num_kv_heads is not None and self.head_dim is not None  # derived in __post_init__
+        return self.num_kv_heads * self.head_dim
 
     def kv_heads_for(self, arch: str) -> int:
         """GPT-2 has no grouped-query attention: its stack in a hybrid uses one kv head per head."""
-        return self.num_attention_heads if arch == "gpt2" else self.num_kv_heads  # type: ignore[return-value]
+        assert self.num_kv_heads is not None  # __post_init__ derives it
+        return self.num_attention_heads if arch == "gpt2" else self.num_kv_heads
 
     def window_for(self, arch: str) -> int | None:
         """The sliding window of one stack: GPT-2 always attends to the whole context."""
@@ -263,7 +266,8 @@ class ModelConfig:
         """GPT-2's stack keeps GELU in a hybrid; ``activation_function`` is the gated MLP's otherwise."""
         if self.model_type == "hybrid" and arch == "gpt2":
             return "gelu_new"
-        return self.activation_function  # type: ignore[return-value]
+        assert self.activation_function is not None  # __post_init__ derives it
+        return self.activation_function
 
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

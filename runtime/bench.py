@@ -265,7 +265,7 @@ def run(
         str(max(pps[-1], prompt_tokens + new_tokens) + 8),
     ]
     args += ["--spinning"] if spinning else []
-    load = {"before": os.getloadavg()[0]}
+    load: dict[str, float | list[float]] = {"before": os.getloadavg()[0]}
     bandwidth = measure_bandwidth(threads or os.cpu_count() or 1)
     results: dict[str, dict[str, Any]] = {}
     workers: list[Worker] = []
@@ -290,7 +290,8 @@ def run(
         except (RuntimeError, OSError) as exc:
             entry["skipped"] = f"failed: {exc}"
     samples: dict[str, dict[str, list[float]]] = {w.peer.name: {} for w in workers}
-    load["rounds"] = []
+    rounds: list[float] = []  # the load average after each round
+    load["rounds"] = rounds
     gen_peak: dict[str, int] = {}
     live = list(workers)
     for r in range(runs):
@@ -313,7 +314,7 @@ def run(
                 continue
             s.setdefault(f"tg{new_tokens}", []).append(batch * _decode_rate(times))
             s.setdefault("ttft_ms", []).append(1000 * times[0])
-        load["rounds"].append(os.getloadavg()[0])
+        rounds.append(os.getloadavg()[0])
     for w in workers:
         results[w.peer.name]["peak_rss_bytes"] = 1024 * gen_peak.get(w.peer.name, 0)
         results[w.peer.name]["peak_rss_all_tests_bytes"] = 1024 * w.close()

@@ -28,6 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from radon.errors import RadonError
 from radon.runtime.manifest import Manifest
@@ -120,8 +121,11 @@ def write_stub_sentencepiece(hf_dir: Path, vocab_size: int) -> None:
     path wants a known pre-tokenizer). The benchmark and the parity code feed ids, so the pieces'
     text does not matter; only the id space does. Run with the bench venv's Python (its protobuf matches
     sentencepiece's generated code; the main venv's may not)."""
-    from sentencepiece import sentencepiece_model_pb2 as spm
+    from sentencepiece import sentencepiece_model_pb2
 
+    # protoc's generated module builds its message classes into globals() at import time, and
+    # sentencepiece ships no .pyi for it (despite py.typed), so a type checker sees none of them
+    spm: Any = sentencepiece_model_pb2
     proto = spm.ModelProto()
     kinds = {"<unk>": spm.ModelProto.SentencePiece.UNKNOWN, "<s>": spm.ModelProto.SentencePiece.CONTROL,
              "</s>": spm.ModelProto.SentencePiece.CONTROL, "<pad>": spm.ModelProto.SentencePiece.CONTROL}  # fmt: skip
@@ -183,30 +187,30 @@ def _transformers(hf: Path) -> Peer:
 
 
 def _optimum(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str) -> Peer:
-    peer = Peer("optimum", "optimum ORTModelForCausalLM", str(bench_py), cache / "optimum")
+    model = cache / "optimum"
+    peer = Peer("optimum", "optimum ORTModelForCausalLM", str(bench_py), model)
     if not bench_py.is_file():
         peer.skipped = no_venv
-    elif not (peer.model / "model.onnx").is_file():  # type: ignore[operator]
+    elif not (model / "model.onnx").is_file():
         cli = bench_py.parent / "optimum-cli"
         peer.skipped = _run([str(cli), "export", "onnx", "--model", str(hf), "--task", "text-generation-with-past",
-                             str(peer.model)], "optimum export", log_file)  # fmt: skip
+                             str(model)], "optimum export", log_file)  # fmt: skip
     return peer
 
 
 def _genai(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str, precision: str) -> Peer:
     name = "genai" if precision == "fp32" else f"genai-{precision}"
-    peer = Peer(
-        name, f"onnxruntime-genai {precision}", str(bench_py), cache / f"genai-{precision}", engine="genai"
-    )
+    model = cache / f"genai-{precision}"
+    peer = Peer(name, f"onnxruntime-genai {precision}", str(bench_py), model, engine="genai")
     builder = genai_builder_python()
     if not bench_py.is_file():
         peer.skipped = no_venv
-    elif not (peer.model / "genai_config.json").is_file():  # type: ignore[operator]
+    elif not (model / "genai_config.json").is_file():
         if not builder.is_file():
             peer.skipped = f"{builder} is missing (scripts/make_bench_venv.sh makes genai's builder venv)"
         else:
             peer.skipped = _run([str(builder), "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o",
-                                 str(peer.model), "-p", precision, "-e", "cpu", "-c", str(cache / "genai-cache")],
+                                 str(model), "-p", precision, "-e", "cpu", "-c", str(cache / "genai-cache")],
                                 "genai model builder", log_file)  # fmt: skip
     return peer
 
@@ -224,8 +228,9 @@ def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: st
     """llama.cpp on a GGUF of the same weights: ``f32`` and ``q8_0`` from ``convert_hf_to_gguf.py``,
     ``q4_0`` by llama.cpp's own quantizer (``llama_model_quantize``) from the f32 file."""
     name = "llamacpp" if kind == "f32" else f"llamacpp-{kind}"
-    peer = Peer(name, f"llama.cpp {kind if kind == 'f32' else kind.upper()}", str(bench_py),
-                cache / f"model-{kind}.gguf", engine="llamacpp")  # fmt: skip
+    model = cache / f"model-{kind}.gguf"
+    peer = Peer(name, f"llama.cpp {kind if kind == 'f32' else kind.upper()}", str(bench_py), model,
+                engine="llamacpp")  # fmt: skip
     convert = bench_py.parent.parent / "share" / "llama.cpp" / "convert_hf_to_gguf.py"
     if not bench_py.is_file():
         peer.skipped = no_venv
@@ -233,7 +238,7 @@ def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: st
         peer.skipped = (
             "llama-cpp-python is not installed (opt-in: RADON_BENCH_LLAMA_CPP=1 scripts/make_bench_venv.sh)"
         )
-    elif not peer.model.is_file():  # type: ignore[union-attr]
+    elif not model.is_file():
         if kind in LLAMA_QUANT_FTYPES:
             source = _llamacpp(hf, cache, bench_py, log_file, no_venv, "f32")
             peer.skipped = source.skipped or _run(

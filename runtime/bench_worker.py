@@ -80,7 +80,8 @@ class _Stamps:
     """A transformers streamer that records when each new token arrives (the first put is the prompt)."""
 
     def __init__(self, start: float) -> None:
-        self.start, self.times, self._prompt = start, [], True
+        self.start, self._prompt = start, True
+        self.times: list[float] = []
 
     def put(self, value: Any) -> None:
         if self._prompt:
@@ -180,7 +181,7 @@ class GenaiEngine:
         tokens = prompt_ids(prompt, self.vocab)[0].astype(np.int32)
         start = time.perf_counter()
         gen.append_tokens(tokens)
-        times = []
+        times: list[float] = []
         while not gen.is_done() and len(times) < n:
             gen.generate_next_token()
             times.append(time.perf_counter() - start)

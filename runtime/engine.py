@@ -21,6 +21,7 @@ Torch-free.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -267,7 +268,7 @@ def chunked(session: DecoderSession, input_ids: np.ndarray, chunk: int | None) -
     """Whether a prompt is prefilled in chunks: longer than ``chunk``, and a multi-token step with a
     past is allowed (the ``ort`` lowering takes it at batch 1 only)."""
     batch, length = input_ids.shape
-    return bool(chunk) and length > chunk and (batch == 1 or session.manifest.lowering != "ort")  # type: ignore[operator]
+    return bool(chunk) and length > chunk and (batch == 1 or session.manifest.lowering != "ort")
 
 
 def prefill_in_chunks(session: DecoderSession, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray,
@@ -293,7 +294,11 @@ def prefill_in_chunks(session: DecoderSession, ids: np.ndarray, mask: np.ndarray
 DEFAULT_PREFILL_CHUNK = (
     128  # tokens per prefill step: pp512 held its peak RSS at the load peak, same speed (docs/runtime.md)
 )
-ENGINES = {"ring": BoundEngine, "shared": SharedEngine, "copy": CopyEngine}
+ENGINES: dict[str, Callable[[DecoderSession, int | None], Engine]] = {
+    "ring": BoundEngine,
+    "shared": SharedEngine,
+    "copy": CopyEngine,
+}
 
 
 def shares_buffers(session: DecoderSession) -> bool:

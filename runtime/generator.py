@@ -291,7 +291,7 @@ class Generator:
         if isinstance(prompts, str) or (
             isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], str)
         ):
-            ids, mask = self.encode(prompts)  # type: ignore[arg-type]
+            ids, mask = self.encode(prompts)
         else:
             ids, mask = np.asarray(prompts, np.int64), attention_mask
             ids = ids[None] if ids.ndim == 1 else ids
@@ -316,8 +316,9 @@ class Generator:
                 if event.pieces is not None:
                     texts[b] += event.pieces[b]
                 ended[b] = event.time
-                if event.finished[b] is not None:
-                    done[b], reasons[b] = True, event.finished[b]
+                reason = event.finished[b]
+                if reason is not None:
+                    done[b], reasons[b] = True, reason
             if on_step is not None:
                 on_step(event)
         real = np.asarray(mask).sum(axis=1)

@@ -63,12 +63,12 @@ class RingBuffers:
             raise ValueError("RingBuffers needs a sliding window (kv_cache.keep = W - 1 >= 1)")
         self.geometry = geometry
         self.batch = batch
-        self.slots = geometry.keep
+        self.slots: int = geometry.keep
         g = geometry
         past_shape = (batch, g.num_kv_heads, self.slots, g.head_dim)
         present_shape = (batch, g.num_kv_heads, self.slots + 1, g.head_dim)
-        self.past = [np.zeros(past_shape, g.dtype) for _ in range(2 * g.num_layers)]
-        self.present = [np.zeros(present_shape, g.dtype) for _ in range(2 * g.num_layers)]
+        self.past: list[np.ndarray] = [np.zeros(past_shape, g.dtype) for _ in range(2 * g.num_layers)]
+        self.present: list[np.ndarray] = [np.zeros(present_shape, g.dtype) for _ in range(2 * g.num_layers)]
         self.mask = np.zeros((batch, self.slots), np.int64)
         self.oldest = 0  # the slot the next position overwrites
 
@@ -123,9 +123,10 @@ class SharedRing:
         if geometry.keep is None or geometry.keep < 1:
             raise ValueError("SharedRing needs a sliding window (kv_cache.keep = W - 1 >= 1)")
         g = geometry
-        self.geometry, self.batch, self.slots = g, batch, g.keep
+        self.geometry, self.batch = g, batch
+        self.slots: int = geometry.keep
         shape = (batch, g.num_kv_heads, self.slots + 1, g.head_dim)
-        self.buffers = [np.zeros(shape, g.dtype) for _ in range(2 * g.num_layers)]
+        self.buffers: list[np.ndarray] = [np.zeros(shape, g.dtype) for _ in range(2 * g.num_layers)]
         # the fed attention_mask lives in one (B, W) buffer, so a step builds nothing: ``mask`` is its
         # first W - 1 columns (the slots' mask) and column W - 1 is the scratch slot's token, always 1
         self.feed = np.zeros((batch, self.slots + 1), np.int64)

@@ -87,9 +87,10 @@ class KVCache:
 
     def names(self, layer: int) -> tuple[str, str, str, str]:
         """(past key, past value, present key, present value) of one layer."""
-        return tuple(
+        past_k, past_v, present_k, present_v = (
             t.format(i=layer) for t in (self.past_key, self.past_value, self.present_key, self.present_value)
-        )  # type: ignore[return-value]
+        )
+        return past_k, past_v, present_k, present_v
 
 
 @dataclass

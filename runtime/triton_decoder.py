@@ -72,7 +72,7 @@ class RemoteDecoderSession(DecoderSession):
         self.kv_dtype = NP_DTYPES[kv.dtype]
         self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
         self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
-        self.session = _ForwardRunner(_float32_logits(forward), provider)  # type: ignore[assignment]
+        self.session = _ForwardRunner(_float32_logits(forward), provider)
         self.logits_to_keep = 0  # the decoder model returns contract 4's logits (B, T, vocab)
 
 

@@ -50,6 +50,7 @@ def _sse(data: Any) -> bytes:
 def _error(
     request: Request, status: int, message: str, param: str | None, *, openai: bool = False
 ) -> JSONResponse:
+    body: dict[str, Any]
     if openai or request.url.path.startswith("/v1/"):
         kind = "not_found_error" if status == 404 else "invalid_request_error"
         body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
@@ -242,12 +243,13 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
             return StreamingResponse(_stream_completions(srv, jobs, head, usage), media_type="text/event-stream",
                                      headers=SSE_HEADERS)  # fmt: skip
         done = await asyncio.gather(*(srv.collect(j, request) for j in jobs))
-        if any(info is None for _, info in done):
+        texts, infos = [text for text, _ in done], [info for _, info in done if info is not None]
+        if len(infos) < len(done):  # the client went away before every choice ended
             return JSONResponse({"error": {"message": "cancelled", "type": "cancelled"}}, status_code=499)
         choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": info["finish_reason"]}
-                   for i, (text, info) in enumerate(done)]  # fmt: skip
+                   for i, (text, info) in enumerate(zip(texts, infos))]  # fmt: skip
         prompt = sum(len(j.prompt_ids) for j in jobs)
-        completion = sum(info["completion_tokens"] for _, info in done)  # type: ignore[index]
+        completion = sum(info["completion_tokens"] for info in infos)
         return head | {"choices": choices, "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                                                       "total_tokens": prompt + completion}}  # fmt: skip
 

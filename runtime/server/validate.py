@@ -155,9 +155,9 @@ def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: 
     params, stops = _openai_common(req, gen, names, UNSUPPORTED)
     prompts: list[str | list[int]]
     if isinstance(req.prompt, str) or (req.prompt and isinstance(req.prompt[0], int)):
-        prompts = [req.prompt]  # type: ignore[list-item]
+        prompts = [req.prompt]
     else:
-        prompts = list(req.prompt)  # type: ignore[arg-type]
+        prompts = list(req.prompt)
     if not prompts:
         raise RequestError("prompt: the prompt is empty", "prompt")
     new = 16 if req.max_tokens is None else req.max_tokens
