@@ -50,6 +50,18 @@ def test_readme_holds_the_two_commands_and_ci_runs_them() -> None:
     assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
 
 
+def test_ci_lints_and_type_checks_in_the_test_venv() -> None:
+    """The test command's install brings ruff and mypy (the dev extra); CI runs them after the tests."""
+    dev = _pyproject()["project"]["optional-dependencies"]["dev"]
+    assert any(re.match(r"ruff\b", d) for d in dev) and any(re.match(r"mypy\b", d) for d in dev)
+    mypy = _pyproject()["tool"]["mypy"]
+    assert "radon/config.py" in mypy["files"] and "runtime" in mypy["files"]
+    assert "ignore_errors" not in mypy
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in (".venv/bin/ruff check", ".venv/bin/ruff format --check", ".venv/bin/mypy"):
+        assert command in ci, f".ci/run does not run {command}"
+
+
 def test_docs_links_resolve() -> None:
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     for page in pages:
