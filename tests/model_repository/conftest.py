@@ -8,7 +8,7 @@
   decode loop, the default) and ``radon_bls`` (one BLS call to radon_decoder per step);
 - ``server``: that repository on a real tritonserver on free loopback ports, started once per session.
   It needs the server environment (scripts/make_triton_env.sh); without it the tests that use it skip,
-  saying so. The marker ``triton`` selects them: ``python -m pytest -m triton tests/triton_serving``.
+  saying so. The marker ``triton`` selects them: ``python -m pytest -m triton tests/model_repository``.
 
 vocab_size (520) differs from every hidden and projection size (DESIGN.md, tests on random models).
 """

@@ -31,10 +31,10 @@ SHRINK = {
 }
 SKIPPED = {
     "radon serve": "a server runs until stopped: tests/runtime start it on a loopback port",
-    "radon triton": "needs the Triton server env: tests/triton_serving",
-    "radon client": "needs a running tritonserver: tests/triton_serving/test_triton_server.py",
+    "radon triton": "needs the Triton server env: tests/model_repository",
+    "radon client": "needs a running tritonserver: tests/model_repository/test_triton_server.py",
     "radon bench": "--compare needs the peer venv: tests/runtime (slow, peers)",
-    "radon convert": "needs a Hugging Face folder: tests/foundation/test_hf_parity.py",
+    "radon convert": "needs a Hugging Face folder: tests/model/test_hf_parity.py",
 }
 
 
