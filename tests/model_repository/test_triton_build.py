@@ -164,12 +164,6 @@ def test_tensorrt_plan_decoder_from_engine_profiles(text_artifact, tmp_path):
         build_repository(engine, tmp_path / "repo_ort", decoder="onnxruntime")
 
 
-@pytest.mark.skip(reason="running a tensorrt_plan decoder needs TensorRT and an NVIDIA GPU (Triton's tensorrt "
-                         "backend, the NGC container); neither exists in this workplace (docs/triton.md)")  # fmt: skip
-def test_tensorrt_plan_decoder_serves():
-    """Never run here: the NGC container with --gpus all, radon export trt, then this repository."""
-
-
 def test_refusals(text_artifact, tmp_path):
     with pytest.raises(ConfigError, match="is an ONNX artifact"):
         build_repository(text_artifact, tmp_path / "a", decoder="tensorrt")
