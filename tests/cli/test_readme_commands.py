@@ -1,4 +1,5 @@
-"""Docs that run: the README's pipeline block, executed line by line on the built-in corpus.
+"""Docs that run: the README's pipeline block, executed line by line on the built-in corpus, and its
+Python block, executed as written.
 
 Each line runs as written, with ``../shared/data`` pointed at the built-in corpus and a few flags
 appended that shrink the work (fewer steps, fewer samples); values that must agree between lines
@@ -75,3 +76,31 @@ def test_readme_pipeline_runs(
         assert main(argv) == 0, f"README line failed: {line}\n{capsys.readouterr().err[-2000:]}"
     assert (tmp_path / "art-int4" / "radon_manifest.json").is_file()
     assert (tmp_path / "parity.md").read_text().startswith("# Parity report")
+
+
+def readme_python() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("## Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+
+
+def test_readme_python_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The README's Python block as written, in a folder where ``radon-demo/onnx`` is a tiny model's export
+    (a decisive tiny Mistral with a byte-level BPE tokenizer) instead of the demo's."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import torch
+    from chat_testing import chat_artifact
+
+    _, artifact = chat_artifact(tmp_path / "build", template=None)
+    (tmp_path / "radon-demo").mkdir()
+    artifact.rename(tmp_path / "radon-demo" / "onnx")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(readme_python(), "README.md (## Python)", "exec"), scope)
+    assert scope["out"].logits.shape == (1, 3, scope["config"].vocab_size)
+    assert scope["ids"].shape == (1, 3 + 8) and torch.equal(scope["ids"][:, :3], scope["input_ids"])
+    assert not scope["model"].training and (tmp_path / "tiny-checkpoint" / "config.json").is_file()
+    printed = capsys.readouterr().out
+    assert printed == scope["generator"].generate_text("Привет, RADON!", max_new_tokens=32) + "\n"
