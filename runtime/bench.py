@@ -1,13 +1,13 @@
 """``radon bench ARTIFACT [--compare]``: the runtime's speed, llama-bench style, side by side with peers.
 
 llama-bench's tests: ``pp N`` is prompt processing (prefill) of N tokens, tokens/s; ``tg N`` is text
-generation, here after a prompt of ``prompt_tokens`` (the issue's setting, prompt 128 + 128 new), and
+generation, here after a prompt of ``prompt_tokens`` (by default prompt 128 + 128 new), and
 its rate is the decode rate (tokens after the first over the time after the first); time to first
 token (prompt + first token) is reported beside it. Each engine runs in its own process
 (``bench_worker``), loaded once; the parent runs the tests in interleaved rounds, rotating the order
 every round, so a machine whose load drifts penalises every engine alike, and reports the median
 with its spread (min-max). Peak RSS is each worker's own VmHWM, twice: after the first prompt +
-generation (the issue's setting, what the RSS target is about) and after every test (pp512's
+generation (the default setting, what the RSS target is about) and after every test (pp512's
 prefill holds 512 positions of logits and activations).
 
 The decode rate is also compared with the memory-bandwidth limit of this machine: a decode step reads
@@ -221,7 +221,7 @@ def run(
 
     Several artifacts of one checkpoint (``[fp32, int8, int4]``) run as separate RADON engines in the
     same rounds, and ``compare`` then adds the peers of each precision (``bench_peers.prepare_peers``):
-    genai int4 and llama.cpp Q4_0 for int4, llama.cpp Q8_0 for int8, as issue 8 measures them.
+    genai int4 and llama.cpp Q4_0 for int4, llama.cpp Q8_0 for int8 (the quantized targets' peers).
 
     ``threads`` 0 leaves each engine its default (onnxruntime: one per physical core). ``reference``
     is the source checkpoint for the peers (default: found beside the artifact). ``cache`` picks the

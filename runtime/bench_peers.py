@@ -151,7 +151,7 @@ def prepare_peers(artifact: Path, manifest: Manifest, reference: Path | None = N
                   precisions: set[str] | None = None) -> list[Peer]:  # fmt: skip
     """The peers for the artifacts' precisions, built (or found in the cache) from their checkpoint:
     fp32 -> transformers, optimum, genai fp32, llama.cpp f32; int8 -> llama.cpp Q8_0; int4 -> genai
-    int4 and llama.cpp Q4_0 (issue 8's side-by-side set)."""
+    int4 and llama.cpp Q4_0 (the quantized targets' side-by-side set)."""
     ckpt = find_reference(artifact, manifest, reference)
     cache = cache_dir(manifest)
     cache.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
-"""Markdown for ``radon bench``: a llama-bench table per test, a summary, and the issues' targets.
+"""Markdown for ``radon bench``: a llama-bench table per test, a summary, and the speed targets.
 
-Targets (issue 7, the fp32 artifact): median decode tok/s >= onnxruntime-genai fp32 (so >= 1.3 x
-optimum); prefill no slower than any peer; peak RSS <= 1.15 x the artifact's size + 100 MB. Targets
-(issue 8, quantized artifacts): int4 decode >= onnxruntime-genai int4; int8 decode >= llama.cpp Q8_0.
+Targets for the fp32 artifact: median decode tok/s >= onnxruntime-genai fp32 (so >= 1.3 x optimum);
+prefill no slower than any peer; peak RSS <= 1.15 x the artifact's size + 100 MB. Targets for
+quantized artifacts: int4 decode >= onnxruntime-genai int4; int8 decode >= llama.cpp Q8_0.
 A target whose peer did not run (or crashed) says so instead of passing. An engine that crashed gets
 a row that says so and why, and a note with the end of its stderr.
 
@@ -83,7 +83,7 @@ def quantized_targets(report: dict[str, Any]) -> list[str]:
 def targets(report: dict[str, Any]) -> list[str]:
     """One line per target: met, missed, or not checkable (peer not run)."""
     tg = f"tg{report['new_tokens']}"
-    if _radon_of(report, "fp32") != "radon":  # issue 7's targets are about the fp32 artifact, run first
+    if _radon_of(report, "fp32") != "radon":  # the fp32 targets are about the fp32 artifact, run first
         return quantized_targets(report)
     ours = _median(report, "radon", tg)
     lines = []
@@ -174,5 +174,5 @@ def markdown(report: dict[str, Any]) -> str:
         if e.get("skipped"):
             notes.append(f"- {e['label']}: {e['skipped']}")
     out += ["", *notes] if notes else []
-    out += ["", "Targets (issues 7 and 8):", *targets(report), "", f"worker logs: {report['logs']}"]
+    out += ["", "Targets against the peers:", *targets(report), "", f"worker logs: {report['logs']}"]
     return "\n".join(out)

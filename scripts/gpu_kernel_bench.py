@@ -1,4 +1,4 @@
-"""One-call GPU benchmark of RADON's Triton sliding-window attention kernel (issue 10).
+"""One-call GPU benchmark of RADON's Triton sliding-window attention kernel.
 
     python scripts/gpu_kernel_bench.py [--quick] [--dtype float16|bfloat16] [--out FILE]
 
@@ -31,7 +31,7 @@ FULL = {"windows": (512, 4096), "seqs": (1, 512, 4096, 16384)}
 QUICK = {"windows": (512,), "seqs": (1, 512)}
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 MATH_MEMORY_LIMIT = 24 << 30  # skip SDPA math when its scores alone would take more
-FP32_TOL = 1e-5  # the kernel in fp32 against the reference (issue 10's floor, now at real shapes)
+FP32_TOL = 1e-5  # the kernel in fp32 against the reference (tests/kernels' floor, here at real shapes)
 CHECK_ROWS = 128  # query rows checked at each end of the sequence
 
 

@@ -1,7 +1,7 @@
 """What the TensorRT path reads from an artifact's ``radon_manifest.json``, and what it adds.
 
-DESIGN.md contract 5 defines the manifest; the export issue owns its layout (``runtime/manifest.py``,
-schema ``radon-manifest/1``). This module takes only the fields the engine builder needs, through
+DESIGN.md contract 5 defines the manifest; ``runtime/manifest.py`` owns its layout (schema
+``radon-manifest/1``). This module takes only the fields the engine builder needs, through
 ``read_model_spec``, so a change of layout is one edit here. Fields relied on (first key found wins; a
 missing required one is an IntegrityError naming it):
 

@@ -34,7 +34,7 @@ def info(
         raise RadonError(f"--context: must be >= 1, got {context}")
     path = Path(target)
     if (path / "radon_manifest.json").is_file():
-        from radon.export.info import describe_artifact  # the export issue adds artifacts
+        from radon.export.info import describe_artifact  # from the manifest alone, no torch
 
         report = describe_artifact(path, context)
         print(jsonlib.dumps(report, indent=2) if json else report["text"])

@@ -1,4 +1,4 @@
-"""Hybrid vs a single byte-level BPE of the same total vocabulary, trained on the same text (issue 4).
+"""Hybrid vs a single byte-level BPE of the same total vocabulary, trained on the same text.
 
 The gates: on held-out text, Russian must take <= 0.90x the single BPE's tokens, English and code
 <= 1.08x each, and encoding mixed ru/en/code text may take at most 2x the single BPE's time. Both

@@ -1,6 +1,6 @@
 """``HybridTokenizer``: SentencePiece Unigram for Cyrillic runs, byte-level BPE for everything else.
 
-One id space (issue 4): RADON's specials first (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3), then
+One id space: RADON's specials first (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3), then
 the Unigram pieces, then the BPE pieces, then reserved ids if training produced fewer pieces than
 asked for. The router (``router.py``) splits text into runs; each run goes to its part and the ids
 are concatenated in order. Decoding joins each id's bytes, so ``decode(encode(x)) == x`` holds for

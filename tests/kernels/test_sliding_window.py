@@ -1,6 +1,6 @@
 """The Triton-language sliding-window kernel matches SDPA with a band mask (interpreted on the CPU).
 
-Floor of issue 10: max |delta| <= 1e-5 in fp32 against the reference, on fresh random inputs per case,
+Floor: max |delta| <= 1e-5 in fp32 against the reference, on fresh random inputs per case,
 over windows shorter and longer than the sequence, GQA ratios 1/2/4, odd lengths, padding in
 key_mask, and decode with a past.
 """
@@ -18,7 +18,7 @@ pytestmark = [
         reason="triton is not installed: pip install 'radon[kernels]'",
     ),
 ]
-FP32_TOL = 1e-5  # issue 10's floor; fp32 accumulation over <= 80 keys stays near 1e-6
+FP32_TOL = 1e-5  # the kernel's fp32 floor; fp32 accumulation over <= 80 keys stays near 1e-6
 # 16-bit outputs: two units in the last place of the largest output (machine epsilon 2^-10 for fp16,
 # 2^-7 for bf16): one for rounding the output, one because the interpreter truncates fp32 -> bf16 where
 # torch rounds to nearest.

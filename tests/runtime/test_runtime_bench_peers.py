@@ -3,7 +3,7 @@
 Builds configs/model_config_bench_100m.json with random weights, exports it (ort, fp32), and runs
 ``radon bench ARTIFACT --compare --threads 2`` with every peer that is installed (scripts/
 make_bench_venv.sh). It checks that the peers ran and that the report carries every number the
-issue asks for; it does not assert the speed targets, which depend on the machine's load (the
+fp32 and quantized targets need (runtime/bench_report.py); it does not assert the speed targets, which depend on the machine's load (the
 numbers and their load conditions go to docs/benchmarks.md instead).
 """
 

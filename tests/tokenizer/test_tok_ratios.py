@@ -1,5 +1,5 @@
 """The hybrid against a single byte-level BPE of the same total vocabulary, trained on the same
-ru + en + code text and measured on held-out ``eval/`` files (issue 4's gates, radon.tokenizer.compare).
+ru + en + code text and measured on held-out ``eval/`` files (the gates in radon.tokenizer.compare).
 
 The fast test trains at the gate's 8k vocabulary on 1 MB per language. At that size the Unigram
 side has less text to learn its multi-word pieces from, so its Russian bound is looser
