@@ -4,8 +4,7 @@ In the shape of python_backend's ``examples/decoupled`` (``get_response_sender()
 flagged final) and ``examples/bls`` (``InferenceRequest(...).exec()``). Per ``execute``: one BLS call to
 ``radon_tokenizer`` for the prompts (a chat in ``messages`` goes through the chat template of the same
 tokenizer here, ``Generator.encode_chat``), each request checked (``radon.runtime.triton_request``), then
-batches generated (``triton_batches``) by the ``decode_loop``'s generator (``triton_decoder``).
-docs/triton.md.
+batches generated (``triton_batches``) by the ``decode_loop``'s generator (``triton_decoder``); docs/triton.md.
 """
 
 import json
@@ -97,4 +96,3 @@ class TritonPythonModel:
                 live.append(sink)
         run_requests(self.gen, plans, live, self.settings.max_batch)
         self.sends.drain()  # back-pressure: the next batch starts once these responses are out
-        return None
