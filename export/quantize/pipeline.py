@@ -53,6 +53,7 @@ from radon.export.quantize.sensitivity import (
     MixedResult,
     auto_mixed,
 )
+from radon.export.quantize.tied import share_tied_table
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
 from radon.integrity import atomic_directory, hash_files, list_files, sha256_file
 from radon.runtime.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
@@ -259,6 +260,8 @@ def quantize_artifact(
                 "use": f"GPTQ's Hessians, {use}" if opts.algorithm == "gptq" else use
             }
         recipe["keep"] = kept_names
+        if tied:  # one table for both uses where they share a precision (tied.py), else the record says why not
+            recipe["tied_table"] = share_tied_table(qmodel)
         _check(qmodel, manifest.lowering, precision)
         from radon.export.build import EXTERNAL_DATA_THRESHOLD
 

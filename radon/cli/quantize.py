@@ -143,6 +143,8 @@ def quantize(
     )  # fmt: skip
     s = r.sizes
     print(f"wrote {r.path} ({precision}): {s['bytes'] / 1e6:.2f} MB, {s['ratio']:.3f}x the fp32 artifact")
+    if "tied_table" in r.manifest.quantization:
+        print(f"tied embedding and LM head: {r.manifest.quantization['tied_table']}")
     if r.mixed is not None:
         m = r.mixed
         kept = ", ".join(f"{k} ({v})" for k, v in m.kept.items()) or "none"

@@ -71,21 +71,83 @@ def test_untie_gives_the_head_its_own_matmul(fp32: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("precision", ["int8-dynamic", "int8", "int4"])
-def test_quantizing_tied_equals_quantizing_untied(
+def test_quantizing_tied_matches_quantizing_untied(
     fp32: dict[str, Path], tmp_path: Path, precision: str
 ) -> None:
+    """Static int8 keeps the embedding float32 and the head in Q/DQ: both tables are stored and the tied
+    artifact computes exactly what the untied one does. int8-dynamic and all-4-bit int4 put both uses at
+    the same precision: the table is stored once (tied.py), the embedding reading the head's blocks."""
     from radon.export.quantize import quantize_artifact
 
     kwargs = dict(precision=precision, parity=False, samples=8, seq_len=32, threads=1, auto_mixed_budget=None)
     q = {k: quantize_artifact(v, tmp_path / k, **kwargs) for k, v in fp32.items()}
     ids = np.random.default_rng(1).integers(4, VOCAB, size=(2, 24))
-    np.testing.assert_array_equal(_logits(q["tied"].path, ids), _logits(q["untied"].path, ids))
-    head = {
-        n.op_type
-        for n in onnx.load(str(q["tied"].path / "model.onnx")).graph.node
-        if n.name.startswith("lm_head")
-    }
-    assert "Gemm" not in head and head & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMul", "MatMulNBits"}
+    tied, untied = _logits(q["tied"].path, ids), _logits(q["untied"].path, ids)
+    model = onnx.load(str(q["tied"].path / "model.onnx"))
+    head = [n for n in model.graph.node if n.name.startswith("lm_head")]
+    assert "Gemm" not in {n.op_type for n in head}
+    assert {n.op_type for n in head} & {"MatMul", "MatMulNBits"}
     assert "lm_head.weight" in q["tied"].manifest.weights["embed_tokens.weight"]
-    # both tables are stored (at their own precisions): the quantized files are the same size
-    assert abs(q["tied"].sizes["bytes"] - q["untied"].sizes["bytes"]) < 1024
+    record = q["tied"].manifest.quantization["tied_table"]
+    if precision == "int8":
+        assert record.startswith("stored twice"), record
+        np.testing.assert_array_equal(tied, untied)
+        assert abs(q["tied"].sizes["bytes"] - q["untied"].sizes["bytes"]) < 1024
+        return
+    assert record.startswith("stored once"), record
+    nbits = next(n for n in head if n.op_type == "MatMulNBits")
+    gather = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
+    assert gather.input[0] == nbits.input[1]  # one table, read by both
+    table = VOCAB * 64 * (1 if precision == "int8-dynamic" else 0.5)
+    assert q["untied"].sizes["bytes"] - q["tied"].sizes["bytes"] >= 0.9 * table
+    # the same weights, rounded once instead of twice: the two artifacts are close
+    p, r = np.exp(tied - tied.max(-1, keepdims=True)), np.exp(untied - untied.max(-1, keepdims=True))
+    p, r = p / p.sum(-1, keepdims=True), r / r.sum(-1, keepdims=True)
+    assert float((r * (np.log(r) - np.log(p))).sum(-1).mean()) < 0.01
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_gather_reads_matmulnbits_blocks_as_numpy_dequantizes_them(bits: int) -> None:
+    """The onnxruntime contract tied.py rests on: GatherBlockQuantized on a 3-D uint8 table blocked along
+    its last axis, with no zero points, returns what numpy dequantizes from MatMulNBits' B layout
+    (implicit zero point 2^(bits-1), low nibble first), and MatMulNBits on the same bytes multiplies by it."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    vocab, hidden, bs = 64, 96, 32
+    rng = np.random.default_rng(0)
+    kb = hidden // bs
+    if bits == 8:
+        q = rng.integers(0, 256, (vocab, kb, bs)).astype(np.uint8)
+        values = q.astype(np.float32) - 128
+    else:
+        lo, hi = rng.integers(0, 16, (vocab, kb, bs // 2)), rng.integers(0, 16, (vocab, kb, bs // 2))
+        q = (lo | (hi << 4)).astype(np.uint8)
+        values = np.stack([lo, hi], -1).reshape(vocab, kb, bs).astype(np.float32) - 8
+    scales = ((rng.random((vocab, kb)) + 0.5) * 0.01).astype(np.float32)
+    table = (values * scales[:, :, None]).reshape(vocab, hidden)
+    inits = [numpy_helper.from_array(q, "B"), numpy_helper.from_array(scales, "S"),
+             numpy_helper.from_array(scales.reshape(vocab, kb, 1), "S3")]  # fmt: skip
+    nodes = [
+        helper.make_node("GatherBlockQuantized", ["B", "ids", "S3"], ["rows"], domain="com.microsoft",
+                         gather_axis=0, quantize_axis=2, block_size=bs, bits=bits),
+        helper.make_node("MatMulNBits", ["x", "B", "S"], ["y"], domain="com.microsoft", K=hidden, N=vocab,
+                         bits=bits, block_size=bs),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "t",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, hidden])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    model.ir_version = 10
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids, x = np.array([3, 7, 63]), rng.standard_normal((2, hidden)).astype(np.float32)
+    rows, y = session.run(None, {"ids": ids, "x": x})
+    np.testing.assert_array_equal(rows.reshape(3, hidden), table[ids])
+    np.testing.assert_allclose(y, x @ table.T, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,75 @@
+"""A tied model's quantized table stored once: the embedding reads the LM head's ``MatMulNBits`` blocks.
+
+A tied model (SmolLM2, GPT-2) uses one (vocab, hidden) table twice. The quantizers treat the LM head
+and the embedding as separate units (``graph.untie_lm_head``), so a quantized artifact would hold the
+table twice. When both end up at the same precision, in symmetric blocks of the same size along
+hidden, the two encodings can be the same bytes: ``MatMulNBits`` stores B as (N = vocab, K / block,
+block · bits / 8) uint8 with an implicit zero point of 2^(bits-1), and ``GatherBlockQuantized`` reads a
+3-D uint8 table blocked along its last axis with the same implicit zero point (onnxruntime's contrib op
+docs; checked against numpy in tests/quantize/test_quant_tied.py). So the embedding becomes a
+``GatherBlockQuantized`` on the head's B, with the head's scales as (vocab, K / block, 1), and a
+``Reshape`` back to (batch, sequence, hidden); only the scales are stored twice (1/block of the table,
+in float32). The embedding then holds the head's rounding (GPTQ's, for int4), not its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from radon.export.quantize.graph import EMBED_UNIT, LM_HEAD_UNIT
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, int]:
+    return {a.name: a.i for a in node.attribute if a.type == onnx.AttributeProto.INT}
+
+
+def _find(model: onnx.ModelProto, op: str, unit: str) -> onnx.NodeProto | None:
+    return next((n for n in model.graph.node if n.op_type == op and n.name.startswith(unit + ".")), None)
+
+
+def share_tied_table(model: onnx.ModelProto) -> str:
+    """Make the embedding read the LM head's blocks, in place, when both allow it; says what was done."""
+    head = _find(model, "MatMulNBits", LM_HEAD_UNIT)
+    embed = _find(model, "GatherBlockQuantized", EMBED_UNIT)
+    if head is None or embed is None:
+        return "stored twice: the embedding and the LM head are not both block-quantized"
+    h, e = _attrs(head), _attrs(embed)
+    if h["bits"] != e.get("bits", 4) or h["block_size"] != e["block_size"]:
+        return (
+            f"stored twice: the embedding ({e.get('bits', 4)}-bit, blocks of {e['block_size']}) and the LM head "
+            f"({h['bits']}-bit, blocks of {h['block_size']}) are at different precisions"
+        )
+    if (len(head.input) > 3 and head.input[3]) or h["K"] % h["block_size"]:
+        return "stored twice: the LM head's blocks have zero points or padding"
+    inits = {t.name: t for t in model.graph.initializer}
+    n, k, bs = h["N"], h["K"], h["block_size"]
+    scales = numpy_helper.to_array(inits[head.input[2]]).reshape(n, k // bs, 1)
+    shared_scales = f"{EMBED_UNIT}.shared_scales"
+    shape = f"{EMBED_UNIT}.shared_shape"
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(scales, shared_scales),
+            numpy_helper.from_array(np.array([0, 0, k], np.int64), shape),
+        ]
+    )
+    blocks = f"{embed.output[0]}.blocks"
+    gather = helper.make_node(
+        "GatherBlockQuantized", [head.input[1], embed.input[1], shared_scales], [blocks], name=f"{EMBED_UNIT}.Gather_shared",
+        domain="com.microsoft", gather_axis=0, quantize_axis=2, block_size=bs, bits=h["bits"],
+    )  # fmt: skip
+    reshape = helper.make_node(
+        "Reshape", [blocks, shape], list(embed.output), name=f"{EMBED_UNIT}.Reshape_shared"
+    )
+    nodes = model.graph.node
+    at = list(nodes).index(embed)
+    old = [i for i in embed.input if i and i != embed.input[1]]
+    nodes.remove(embed)
+    nodes.insert(at, reshape)
+    nodes.insert(at, gather)
+    used = {i for node in nodes for i in node.input}
+    for name in old:
+        if name not in used and name in inits:
+            model.graph.initializer.remove(inits[name])
+    return f"stored once: the embedding reads the LM head's {h['bits']}-bit blocks of {bs}"
