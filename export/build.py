@@ -21,6 +21,7 @@ from radon.export import lowering_ort, lowering_portable, lowering_trt_plugin
 from radon.export.decoder_spec import DecoderSpec, extract_weights
 from radon.export.graph_builder import GraphBuilder
 from radon.export.lowering_common import PRECISIONS, DecoderGraph
+from radon.export.onnx_stream import WeightSink, save_streamed
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class BuiltGraph:
     precision: str
     opset: dict[str, int]
     options: dict[str, Any] = field(default_factory=dict)
+    data: Path | None = None  # the data file the weights were streamed to (``build_graph(sink=...)``)
 
     @property
     def weight_bytes(self) -> int:
@@ -101,15 +103,22 @@ def build_graph(
     precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     rotary: str = "outside",
+    sink: WeightSink | None = None,
 ) -> BuiltGraph:
-    """The decoder graph of ``model`` (a ``HybridTransformerModel``) in one lowering and precision."""
+    """The decoder graph of ``model`` in one lowering and precision.
+
+    ``model``: a ``HybridTransformerModel``, or a checkpoint's tensors read one at a time
+    (``weights_source.CheckpointTensors``). ``sink``: stream every large initializer to its data file as
+    the graph is built (the proto then holds references only; ``save_model`` writes the artifact from
+    it); without one, the ModelProto holds every weight in memory.
+    """
     check_request(lowering, precision, opset)
     spec = DecoderSpec.from_config(model.config)
     weights, names = extract_weights(model, spec)
     if precision == "fp16":
         check_fp16(weights, names)
     build, needs_ms, _ = LOWERINGS[lowering]
-    b = GraphBuilder(f"radon_{spec.arch}_{lowering}", opset, MS_OPSET if needs_ms else None)
+    b = GraphBuilder(f"radon_{spec.arch}_{lowering}", opset, MS_OPSET if needs_ms else None, sink=sink)
     g = DecoderGraph(b, spec, weights, precision)
     options: dict[str, Any] = {}
     if lowering == "ort":
@@ -124,14 +133,41 @@ def build_graph(
     proto = b.model(doc=doc, producer_version=__version__)
     opsets = {"ai.onnx": opset, **({"com.microsoft": MS_OPSET} if needs_ms else {}), **b.domains}
     log.info("built %s graph: %d nodes, %d initializers", lowering, len(b.nodes), len(b.initializers))
-    return BuiltGraph(proto, spec, io, names, lowering, precision, opsets, options)
+    if sink is not None:
+        sink.close()
+    data = sink.path if sink is not None else None
+    return BuiltGraph(proto, spec, io, names, lowering, precision, opsets, options, data)
 
 
 def save_model(
     built: BuiltGraph, folder: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD
 ) -> list[str]:
-    """Write ``model.onnx`` (and ``model.onnx.data`` when the weights exceed the threshold); returns file names."""
+    """Write ``model.onnx`` (and ``model.onnx.data`` when the weights exceed the threshold), check it with
+    onnx's checker (``check_model``); returns the file names.
+
+    A graph built with a sink writing ``folder/model.onnx.data`` is saved from that file: the graph is
+    written and checked with its weights as external data (the checker then reads no weight), and below
+    the threshold it is streamed into an inline ``model.onnx`` and the data file removed. The bytes are
+    those ``onnx.save_model`` writes for the same graph in memory (``onnx_stream``).
+    """
     path = folder / MODEL_FILE
+    if built.data is not None:
+        if built.data != folder / DATA_FILE:
+            raise ValueError(f"save_model: the graph's weights are in {built.data}, not {folder / DATA_FILE}")
+        save_streamed(built.model, path, built.data, inline=False)
+        check_model(folder, built.lowering)
+        if built.weight_bytes > external_data_threshold:
+            log.info("weights are %d bytes: external data in %s", built.weight_bytes, DATA_FILE)
+            return [MODEL_FILE, DATA_FILE]
+        save_streamed(built.model, path, built.data, inline=True)
+        built.data.unlink()
+        return [MODEL_FILE]
+    written = _save_in_memory(built, path, external_data_threshold)
+    check_model(folder, built.lowering)
+    return written
+
+
+def _save_in_memory(built: BuiltGraph, path: Path, external_data_threshold: int) -> list[str]:
     if built.weight_bytes > external_data_threshold:
         log.info("weights are %d bytes: writing external data to %s", built.weight_bytes, DATA_FILE)
         onnx.save_model(

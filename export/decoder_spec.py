@@ -4,11 +4,13 @@ The IO is declared the way optimum-onnx declares it (``{"input_ids": {0: "batch_
 "sequence_length"}}``): one table of names, dtypes and symbolic axes, shared by both lowerings, the
 manifest, the session wrapper and the validation. Weights are numpy arrays keyed by their ONNX
 initializer names; ``weight_names`` maps each checkpoint tensor to the initializer(s) built from it,
-so quantization can point from a graph node back to a checkpoint tensor.
+so quantization can point from a graph node back to a checkpoint tensor. The arrays are made when
+the graph builder reads them (``WeightTable``), one at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,42 +129,85 @@ def io_table(
     return {"inputs": inputs, "outputs": outputs}
 
 
-def extract_weights(model: Any, spec: DecoderSpec) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """float32 numpy weights keyed by ONNX initializer name, and checkpoint name -> initializer names.
+class WeightTable:
+    """float32 weights keyed by ONNX initializer name, each made from its checkpoint tensor when read.
 
-    Linear weights are stored transposed, (in, out), so each Linear is ``MatMul(x, W)``. A tied LM head
-    has no initializer of its own: the graph reads the embedding table the Gather reads.
+    Nothing is converted up front: ``table[name]`` reads the tensor from the source (a checkpoint's
+    safetensors or a model in memory, ``weights_source``), transposes it when planned, and returns a
+    fresh array that the graph builder writes out and drops. Arrays set by a lowering (rotary tables)
+    are held as they are.
     """
+
+    def __init__(self, tensors: Mapping[str, np.ndarray]) -> None:
+        self._tensors = tensors
+        self._plan: dict[str, tuple[str, bool]] = {}  # initializer -> (checkpoint tensor, transpose)
+        self._held: dict[str, np.ndarray] = {}
+
+    def plan(self, onnx_name: str, ckpt_name: str, transpose: bool = False) -> None:
+        self._plan[onnx_name] = (ckpt_name, transpose)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._held:
+            return self._held[name]
+        ckpt_name, transpose = self._plan[name]
+        array = self._tensors[ckpt_name]
+        return np.ascontiguousarray(array.T if transpose else array, dtype=np.float32)
+
+    def __setitem__(self, name: str, array: np.ndarray) -> None:
+        self._held[name] = array
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._plan or name in self._held
+
+    def keys(self) -> list[str]:
+        return [*self._plan, *self._held]
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Every weight, made one at a time."""
+        for name in self.keys():
+            yield name, self[name]
+
+
+def extract_weights(model: Any, spec: DecoderSpec) -> tuple[WeightTable, dict[str, list[str]]]:
+    """float32 weights keyed by ONNX initializer name (made when read), and checkpoint name -> initializer names.
+
+    ``model``: a ``HybridTransformerModel`` or a ``weights_source.CheckpointTensors`` (the safetensors
+    file, read a tensor at a time). Linear weights are stored transposed, (in, out), so each Linear is
+    ``MatMul(x, W)``. A tied LM head has no initializer of its own: the graph reads the embedding table
+    the Gather reads.
+    """
+    from radon.export.weights_source import tensors_of
+
     prefix = f"{spec.arch}."
-    sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
-    weights: dict[str, np.ndarray] = {}
+    tensors = tensors_of(model)
+    weights = WeightTable(tensors)
     names: dict[str, list[str]] = {}
 
-    def put(ckpt_name: str, onnx_name: str, array: np.ndarray) -> None:
-        weights[onnx_name] = np.ascontiguousarray(array, dtype=np.float32)
+    def put(ckpt_name: str, onnx_name: str, transpose: bool = False) -> None:
+        weights.plan(onnx_name, ckpt_name, transpose)
         names.setdefault(ckpt_name, []).append(onnx_name)
 
-    put("embed_tokens.weight", "embed_tokens.weight", sd["embed_tokens.weight"])
+    put("embed_tokens.weight", "embed_tokens.weight")
     if spec.arch == "gpt2":
-        put("gpt2.wpe.weight", "wpe.weight", sd["gpt2.wpe.weight"])
+        put("gpt2.wpe.weight", "wpe.weight")
     linears = ("attn.qkv", "attn.out", "mlp.fc_in", "mlp.fc_out")
     norms = ("attn_norm", "mlp_norm")
     for i in range(spec.num_layers):
         for part in linears:
             src = f"{prefix}layers.{i}.{part}"
-            put(f"{src}.weight", f"layers.{i}.{part}.weight", sd[f"{src}.weight"].T)
-            if f"{src}.bias" in sd:
-                put(f"{src}.bias", f"layers.{i}.{part}.bias", sd[f"{src}.bias"])
+            put(f"{src}.weight", f"layers.{i}.{part}.weight", transpose=True)
+            if f"{src}.bias" in tensors:
+                put(f"{src}.bias", f"layers.{i}.{part}.bias")
         for part in norms:
             src = f"{prefix}layers.{i}.{part}"
-            put(f"{src}.weight", f"layers.{i}.{part}.weight", sd[f"{src}.weight"])
-            if f"{src}.bias" in sd:
-                put(f"{src}.bias", f"layers.{i}.{part}.bias", sd[f"{src}.bias"])
-    put(f"{prefix}norm.weight", "norm.weight", sd[f"{prefix}norm.weight"])
-    if f"{prefix}norm.bias" in sd:
-        put(f"{prefix}norm.bias", "norm.bias", sd[f"{prefix}norm.bias"])
+            put(f"{src}.weight", f"layers.{i}.{part}.weight")
+            if f"{src}.bias" in tensors:
+                put(f"{src}.bias", f"layers.{i}.{part}.bias")
+    put(f"{prefix}norm.weight", "norm.weight")
+    if f"{prefix}norm.bias" in tensors:
+        put(f"{prefix}norm.bias", "norm.bias")
     if not spec.tied_embeddings:  # a tied head reads embed_tokens.weight itself (lowering_common.tied_head)
-        put("lm_head.weight", "lm_head.weight", sd["lm_head.weight"].T)
+        put("lm_head.weight", "lm_head.weight", transpose=True)
     return weights, names
 
 

@@ -36,8 +36,9 @@ class GraphBuilder:
     ``<OpType>_<n>``. Constants are deduplicated by value.
     """
 
-    def __init__(self, name: str, opset: int, ms_opset: int | None = None) -> None:
+    def __init__(self, name: str, opset: int, ms_opset: int | None = None, sink: Any = None) -> None:
         self.name = name
+        self.sink = sink  # an onnx_stream.WeightSink: large initializers go to its file as they are added
         self.opset = opset
         self.ms_opset = ms_opset
         self.nodes: list[onnx.NodeProto] = []
@@ -66,10 +67,14 @@ class GraphBuilder:
 
     # ---- initializers -------------------------------------------------------------------------
     def weight(self, name: str, array: np.ndarray) -> str:
-        """A named initializer (a model weight); the name must be new."""
+        """A named initializer (a model weight); the name must be new. With a sink, its bytes are written
+        out now and the initializer only refers to them (ONNX external data)."""
         if name in self.initializers:
             raise ValueError(f"initializer {name} defined twice")
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        array = np.ascontiguousarray(array)
+        self.initializers[name] = (
+            self.sink.tensor(name, array) if self.sink else numpy_helper.from_array(array, name)
+        )
         return name
 
     def const(self, value: Any, dtype: str = "int64") -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from radon.errors import RadonError
-from radon.export.decoder_spec import DecoderSpec, io_table
+from radon.export.decoder_spec import DecoderSpec, WeightTable, io_table
 from radon.export.graph_builder import GraphBuilder
 from radon.runtime.session import LOGITS_TO_KEEP  # the initializer the runtime replaces (transformers' name)
 
@@ -45,7 +45,7 @@ class DecoderGraph:
 
     b: GraphBuilder
     spec: DecoderSpec
-    weights: dict[str, np.ndarray]  # float32, keyed by initializer name
+    weights: WeightTable  # float32, keyed by initializer name, made when read
     precision: str  # "fp32" | "fp16"
     used: set[str] = field(default_factory=set)
 
@@ -59,7 +59,7 @@ class DecoderGraph:
         if name not in self.used:
             if name not in self.weights:
                 raise RadonError(f"export: weight {name} is missing from the checkpoint")
-            self.b.weight(name, self.weights[name].astype(self.fdt))
+            self.b.weight(name, self.weights[name].astype(self.fdt, copy=False))
             self.used.add(name)
         return name
 
