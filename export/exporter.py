@@ -1,9 +1,14 @@
 """``radon export onnx``: checkpoint -> validated, hashed ONNX artifact, in four visible stages.
 
-    build     the graph from the checkpoint's weights (``build.py``, one of the lowerings)
+    build     the graph from the checkpoint's weights (``build.py``, one of the lowerings), each weight
+              read from the safetensors file and written to the artifact as the graph is built
     optimize  precision checks, save (external data past 2 GB), onnx's checker
     validate  fresh shapes against the PyTorch reference (``validate.py``)
     parity    held-out text, thresholds per precision (``parity.py``); ``parity=False`` skips it
+
+Memory stays near one copy of the weights (docs/export.md, "Memory"): the build holds a tensor at a
+time, and validation and parity run the onnxruntime session first (its answers kept, the logits on
+disk), close it, and only then load the PyTorch reference.
 
 Everything is written into a temporary sibling folder and renamed into place only when every stage
 passed (``radon.integrity.atomic_directory``), so a failed export leaves nothing behind. The manifest
@@ -23,16 +28,17 @@ from typing import Any
 from radon import __version__
 from radon.errors import RadonError
 from radon.export.build import (
+    DATA_FILE,
     DEFAULT_OPSET,
     EXTERNAL_DATA_THRESHOLD,
     MODEL_FILE,
     BuiltGraph,
     build_graph,
-    check_model,
     check_request,
     save_model,
 )
 from radon.export.decoder_spec import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
+from radon.export.onnx_stream import WeightSink
 from radon.export.peer_configs import write_peer_configs
 from radon.integrity import atomic_directory, hash_files, list_files
 from radon.runtime.manifest import MANIFEST_FILE, Architecture, KVCache, Manifest, TensorSpec, write_manifest
@@ -45,6 +51,7 @@ NOT_RUNNABLE_HERE = {
     "`radon export trt` and check it with `radon parity ENGINE --reference CKPT` on a TensorRT machine",
 }
 PARITY_REPORT = "parity.md"
+PARITY_SPILL = ".parity-logits"  # the recorded candidate's logits, removed before the files are hashed
 
 
 @dataclass
@@ -155,11 +162,11 @@ def export_onnx(
     (``max_tokens``, ``context``, ``greedy_tokens``). Raises RadonError (bad input, failed validation) or
     QualityGateError (parity thresholds) and then writes nothing.
     """
-    from radon.checkpoint import load_model
-    from radon.export.validate import validate
-    from radon.runtime.session import DecoderSession
+    from radon.export.weights_source import CheckpointTensors
+    from radon.runtime.memory import compact_heap
 
     check_request(attention, dtype, opset)
+    compact_heap()  # what one stage frees goes back to the OS before the next one loads (docs/export.md, "Memory")
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_dir():
         raise RadonError(f"{checkpoint}: no such checkpoint folder")
@@ -173,50 +180,37 @@ def export_onnx(
     try:
         with atomic_directory(out, overwrite=force) as tmp:
             bar.set_description("export build")
-            model = load_model(checkpoint)  # verifies the checkpoint's hashes
-            built = build_graph(model, lowering=attention, precision=dtype, opset=opset, rotary=rotary)
+            source = CheckpointTensors(checkpoint)  # verifies the checkpoint's hashes and tensor shapes
+            built = build_graph(source, lowering=attention, precision=dtype, opset=opset, rotary=rotary,
+                                sink=WeightSink(tmp / DATA_FILE))  # fmt: skip
             bar.update()
             bar.set_description("export optimize")
-            written = save_model(built, tmp, external_data_threshold)
-            built.model.Clear()  # the proto can be GBs; the file is what counts from here
-            check_model(tmp, attention)
+            written = save_model(built, tmp, external_data_threshold)  # and onnx's checker
+            built.model.Clear()  # the graph's skeleton; the files are what counts from here
             tokenizer = (checkpoint / "tokenizer").is_dir()
             if tokenizer:
                 shutil.copytree(checkpoint / "tokenizer", tmp / "tokenizer")
-            write_peer_configs(tmp, checkpoint, model.config, built.spec, MODEL_FILE)
+            write_peer_configs(tmp, checkpoint, source.config, built.spec, MODEL_FILE)
             files = hash_files(tmp, list_files(tmp, exclude=[MANIFEST_FILE]))
             manifest = make_manifest(built, checkpoint, files, written[1:], tokenizer)
             write_manifest(tmp, manifest)
             bar.update()
             bar.set_description("export validate")
-            session, result = None, None
+            result = None
             if attention in NOT_RUNNABLE_HERE:
                 # onnxruntime has no kernel for radon.SlidingWindowAttention: only a TensorRT engine runs it
                 manifest.validation = {"skipped": NOT_RUNNABLE_HERE[attention]}
                 manifest.parity = {"skipped": NOT_RUNNABLE_HERE[attention]}
                 bar.update()
             else:
-                session = DecoderSession(tmp, manifest=manifest, threads=threads)
-                manifest.validation = validate(session, model, dtype)
-                bar.update()
-                if parity:
-                    bar.set_description("export parity")
-                    from radon.export.parity import OnnxCandidate, compare, gate
-                    from radon.export.parity_report import write_report
-
-                    tok = checkpoint / "tokenizer"
-                    result = compare(
-                        OnnxCandidate(tmp, session=session), model, texts=texts,
-                        tokenizer_dir=tok if tok.is_dir() else None, reference_name=checkpoint.name,
-                        **(parity_options or {}),
-                    )  # fmt: skip
-                    gate(result)
-                    write_report(result, tmp / PARITY_REPORT)
-                    manifest.parity = {k: v for k, v in result.to_dict().items() if k != "histogram"}
-                else:
-                    manifest.parity = {"skipped": "exported with --no-parity"}
+                options = {
+                    "texts": texts,
+                    "tokenizer_dir": _tokenizer_dir(checkpoint),
+                    **(parity_options or {}),
+                }
+                result = _validate_and_compare(tmp, manifest, checkpoint, source.config, dtype, threads,
+                                               options if parity else None, bar)  # fmt: skip
             bar.update()
-            del session
             # hash what parity added; the model's files were hashed once, before validation
             added = [f for f in list_files(tmp, exclude=[MANIFEST_FILE]) if f not in manifest.files]
             manifest.files = {**manifest.files, **hash_files(tmp, added)}
@@ -226,3 +220,55 @@ def export_onnx(
         bar.close()
     log.info("exported %s (%s, %s) to %s", checkpoint, attention, dtype, out)
     return ExportResult(out, manifest, result)
+
+
+def _tokenizer_dir(checkpoint: Path) -> Path | None:
+    tok = checkpoint / "tokenizer"
+    return tok if tok.is_dir() else None
+
+
+def _validate_and_compare(folder: Path, manifest: Manifest, checkpoint: Path, config: Any, dtype: str,
+                          threads: int | None, parity: dict[str, Any] | None, bar: Any) -> Any:  # fmt: skip
+    """Validation, then parity (``parity`` None: skipped), with one model resident at a time.
+
+    The onnxruntime session runs first: the validation shapes, then every chunk and prompt parity will
+    compare (``parity_record``, logits on disk). It is closed before the PyTorch reference is loaded,
+    which then checks the validation logits and replays the recorded candidate through ``compare``.
+    The session runs without weight prepacking, so it maps an external data file instead of copying it.
+    """
+    from radon.checkpoint import load_model
+    from radon.export.parity import OnnxCandidate, compare, gate
+    from radon.export.parity_record import record_candidate
+    from radon.export.parity_report import write_report
+    from radon.export.validate import check_run, run_candidate
+    from radon.runtime.memory import trim_heap
+    from radon.runtime.session import DecoderSession
+
+    spill = folder / PARITY_SPILL
+    try:
+        session = DecoderSession(folder, manifest=manifest, threads=threads, prepacking=False)
+        run = run_candidate(session)
+        recorded = None
+        if parity is not None:
+            bar.set_description("export parity")
+            recorded = record_candidate(OnnxCandidate(folder, session=session), config, spill, **parity)
+        del session
+        trim_heap()
+        model = load_model(checkpoint, verify=False)  # its hashes were checked by the build
+        bar.set_description("export validate")
+        manifest.validation = check_run(run, model, dtype)
+        bar.update()
+        if recorded is None:
+            manifest.parity = {"skipped": "exported with --no-parity"}
+            return None
+        bar.set_description("export parity")
+        texts, tok = parity.pop("texts"), parity.pop("tokenizer_dir")
+        result = compare(
+            recorded, model, texts=texts, tokenizer_dir=tok, reference_name=checkpoint.name, **parity
+        )
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    gate(result)
+    write_report(result, folder / PARITY_REPORT)
+    manifest.parity = {k: v for k, v in result.to_dict().items() if k != "histogram"}
+    return result

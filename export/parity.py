@@ -84,6 +84,9 @@ THRESHOLDS: dict[str, Thresholds] = {
 DEFAULT_CONTEXT = 256  # tokens per forward pass for perplexity
 DEFAULT_MAX_TOKENS = 1024  # tokens per held-out text
 DEFAULT_GREEDY_TOKENS = 16
+# positions whose (vocab,) rows the accumulator works on at once: its dozen float64 temporaries are
+# ROWS_PER_BLOCK x vocab x 8 bytes each (3 MB at vocab 49,152), not a whole chunk's (256 positions: 100 MB each)
+ROWS_PER_BLOCK = 8
 HIST_EDGES = np.concatenate([[0.0], np.logspace(-8, 2, 41)])  # |d logit|: an exact-zero bin, then log bins
 
 
@@ -177,7 +180,14 @@ class _Accumulator:
         self.hist = np.zeros(len(HIST_EDGES) - 1, np.int64)
 
     def add(self, ref: np.ndarray, cand: np.ndarray, ids: np.ndarray) -> None:
-        diff = np.abs(cand.astype(np.float32) - ref.astype(np.float32))
+        """Positions (T, vocab) of one chunk, ``ROWS_PER_BLOCK`` positions at a time."""
+        nxt = np.append(ids[1:], -1)  # the next token of each position; -1: none (the chunk's last)
+        for lo in range(0, ref.shape[0], ROWS_PER_BLOCK):
+            hi = lo + ROWS_PER_BLOCK
+            self._add_rows(ref[lo:hi], cand[lo:hi], nxt[lo:hi])
+
+    def _add_rows(self, ref: np.ndarray, cand: np.ndarray, nxt: np.ndarray) -> None:
+        diff = np.abs(np.asarray(cand, np.float32) - np.asarray(ref, np.float32))
         self.max_abs = max(self.max_abs, float(diff.max()))
         self.abs_sum += float(diff.sum(dtype=np.float64))
         self.entries += diff.size
@@ -191,11 +201,10 @@ class _Accumulator:
         self.top1_decisive += int(agree[decisive].sum())
         lr, lc = _log_softmax(ref), _log_softmax(cand)
         self.kl_sum += float((np.exp(lr) * (lr - lc)).sum())
-        nxt = ids[1:]
-        rows = np.arange(nxt.size)
-        self.nll_ref -= float(lr[rows, nxt].sum())
-        self.nll_cand -= float(lc[rows, nxt].sum())
-        self.nll_positions += nxt.size
+        rows = np.flatnonzero(nxt >= 0)
+        self.nll_ref -= float(lr[rows, nxt[rows]].sum())
+        self.nll_cand -= float(lc[rows, nxt[rows]].sum())
+        self.nll_positions += rows.size
 
     def metrics(self) -> dict[str, float]:
         ppl_ref = float(np.exp(self.nll_ref / max(self.nll_positions, 1)))
@@ -240,6 +249,28 @@ def _greedy_rows(reference: TorchReference, candidate: Candidate, prompts: list[
     return rows
 
 
+@dataclass
+class ParityPlan:
+    """What ``compare`` feeds both sides: token streams cut into chunks, and the greedy prompts."""
+
+    streams: list[Any]
+    source: str
+    chunks: list[list[np.ndarray]]  # per stream
+    prompts: list[np.ndarray]
+    new_tokens: int
+
+
+def parity_plan(cfg: Any, texts: list[Path] | None, tokenizer_dir: Path | None, context: int = DEFAULT_CONTEXT,
+                max_tokens: int = DEFAULT_MAX_TOKENS, greedy_tokens: int = DEFAULT_GREEDY_TOKENS) -> ParityPlan:  # fmt: skip
+    """The inputs ``compare`` uses for a model of config ``cfg`` (a ``ModelConfig`` or an artifact's)."""
+    context = min(context, cfg.max_position_embeddings)
+    streams, source = token_streams(texts, load_tokenizer(tokenizer_dir), cfg.vocab_size, max_tokens)
+    window = cfg.window_for(cfg.architectures[-1])
+    new = min(greedy_tokens, cfg.max_position_embeddings - 2)
+    prompts = greedy_prompts(streams, window, cfg.max_position_embeddings, new)
+    return ParityPlan(streams, source, [chunks(s, context) for s in streams], prompts, new)
+
+
 def compare(
     candidate: Candidate,
     reference: Any,
@@ -263,23 +294,20 @@ def compare(
     # a reference that already offers the candidate interface (the fp32 artifact behind a quantized one,
     # radon.export.quantize.reference) is used as it is; a model is wrapped for PyTorch
     ref = reference if callable(getattr(reference, "logits", None)) else TorchReference(reference)
-    cfg = reference.config
-    context = min(context, cfg.max_position_embeddings)
-    streams, source = token_streams(texts, load_tokenizer(tokenizer_dir), cfg.vocab_size, max_tokens)
+    plan = parity_plan(reference.config, texts, tokenizer_dir, context, max_tokens, greedy_tokens)
     total = _Accumulator(limits.decisive_margin)
     per_text = []
-    for stream in streams:
+    for stream, stream_chunks in zip(plan.streams, plan.chunks):
         acc = _Accumulator(limits.decisive_margin)
-        for chunk in chunks(stream, context):
+        for chunk in stream_chunks:
             r, c = ref.logits(chunk), candidate.logits(chunk)
             acc.add(r, c, chunk)
             total.add(r, c, chunk)
+            del r, c  # before the next chunk's logits are made, not after
         per_text.append({"name": stream.name} | acc.metrics())
     metrics = total.metrics()
-    window = cfg.window_for(cfg.architectures[-1])
-    new = min(greedy_tokens, cfg.max_position_embeddings - 2)
-    prompts = greedy_prompts(streams, window, cfg.max_position_embeddings, new)
-    greedy = _greedy_rows(ref, candidate, prompts, new, limits.tie_margin)
+    new, source = plan.new_tokens, plan.source
+    greedy = _greedy_rows(ref, candidate, plan.prompts, new, limits.tie_margin)
     produced = sum(g["new_tokens"] for g in greedy)
     metrics["greedy_agreement"] = sum(g["agreement"] * g["new_tokens"] for g in greedy) / max(produced, 1)
     metrics["greedy_exact"] = sum(g["exact"] for g in greedy) / max(len(greedy), 1)
@@ -332,17 +360,26 @@ def run_parity(
     threads: int | None = None,
     **kwargs: Any,
 ) -> ParityResult:
-    """Load an artifact and a checkpoint and compare them (``radon parity`` without the report)."""
-    from radon.checkpoint import checkpoint_digest, load_model
+    """Load an artifact and a checkpoint and compare them (``radon parity`` without the report).
+
+    The artifact runs first and is closed before the checkpoint is loaded (``parity_record.compare_in_turn``).
+    """
+    from radon.checkpoint import checkpoint_digest, load_config, load_model
+    from radon.export.parity_record import compare_in_turn
     from radon.runtime.manifest import read_manifest
+    from radon.runtime.session import DecoderSession
 
     candidate, reference = Path(candidate), Path(reference)
     manifest = read_manifest(candidate)  # verifies every file's sha256
-    model = load_model(reference)
-    cand = OnnxCandidate(candidate, threads=threads, manifest=manifest)  # hashes were checked just above
+    cfg = load_config(reference)
     tok = reference / "tokenizer"
-    result = compare(cand, model, texts=texts, tokenizer_dir=tok if tok.is_dir() else None,
-                     reference_name=str(reference), **kwargs)  # fmt: skip
+
+    def open_candidate() -> OnnxCandidate:  # hashes were checked just above
+        session = DecoderSession(candidate, manifest=manifest, threads=threads, prepacking=False)
+        return OnnxCandidate(candidate, session=session)
+
+    result = compare_in_turn(open_candidate, lambda: load_model(reference), cfg, texts=texts,
+                             tokenizer_dir=tok if tok.is_dir() else None, reference_name=str(reference), **kwargs)  # fmt: skip
     if manifest.source.get("checkpoint_sha256") != checkpoint_digest(reference):
         result.warnings.append(
             f"the candidate was exported from a different checkpoint ({manifest.source.get('checkpoint_name')}, "

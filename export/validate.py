@@ -11,6 +11,7 @@ a warning.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,19 @@ def _check(name: str, got: np.ndarray, ref: np.ndarray, precision: str, report: 
         )
 
 
-def validate(session: DecoderSession, model: Any, precision: str) -> dict[str, Any]:
-    """Compare the exported graph with ``model`` on fresh shapes; returns what was checked."""
+@dataclass
+class CandidateRun:
+    """What the exported graph produced on the validation inputs, before the reference is loaded."""
+
+    ids: np.ndarray  # (B, length + 1): the prompt and one decode token
+    mask: np.ndarray
+    length: int
+    logits: dict[str, np.ndarray]  # check name -> the candidate's logits at the real positions
+    rolled_past_length: int | None = None
+
+
+def run_candidate(session: DecoderSession) -> CandidateRun:
+    """Run the graph on the validation shapes (prefill, decode with the full and the rolled past)."""
     a = session.manifest.architecture
     window = a.sliding_window
     length = min((window + 3) if window else 11, VALIDATION_MAX_LEN, a.max_position_embeddings - 2)
@@ -71,22 +83,46 @@ def validate(session: DecoderSession, model: Any, precision: str) -> dict[str, A
     ids = rng.integers(0, a.vocab_size, size=(VALIDATION_BATCH, length + 1), dtype=np.int64)
     mask = np.ones_like(ids)
     mask[1, :VALIDATION_PAD] = 0
-    ref = _reference_logits(model, ids, mask)  # (B, length + 1, vocab): prompt + one decode token
-    report: dict[str, Any] = {
-        "batch": VALIDATION_BATCH, "prompt_length": length, "left_padding": [0, VALIDATION_PAD],
-        "tolerance": dict(zip(("atol", "rtol"), VALIDATION_TOLERANCE[precision])), "checks": {},
-    }  # fmt: skip
     prompt, prompt_mask = ids[:, :length], mask[:, :length]
     out = session.step(prompt, prompt_mask)
-    real = prompt_mask.astype(bool)
-    _check("prefill", out.logits[real], ref[:, :length][real], precision, report)
+    run = CandidateRun(ids, mask, length, {"prefill": out.logits[prompt_mask.astype(bool)]})
     token, position = ids[:, length:], positions_from_mask(mask)[:, length:]
     step = session.step(token, mask, position, out.presents)
-    _check("decode_full_past", step.logits[:, -1], ref[:, -1], precision, report)
+    # copies, not views: an output of onnxruntime may hold its allocator's memory beyond the session
+    run.logits["decode_full_past"] = step.logits[:, -1].copy()
     if session.keep is not None and session.keep < length:
         past = session.trim(out.presents, session.keep)
         rolled = session.step(token, mask[:, -(session.keep + 1) :], position, past)
-        _check("decode_rolled_past", rolled.logits[:, -1], ref[:, -1], precision, report)
-        report["rolled_past_length"] = session.keep
+        run.logits["decode_rolled_past"] = rolled.logits[:, -1].copy()
+        run.rolled_past_length = session.keep
+    return run
+
+
+def check_run(run: CandidateRun, model: Any, precision: str) -> dict[str, Any]:
+    """Compare a ``CandidateRun`` with ``model``'s logits on the same inputs; returns what was checked."""
+    ref = _reference_logits(model, run.ids, run.mask)  # (B, length + 1, vocab): prompt + one decode token
+    report: dict[str, Any] = {
+        "batch": VALIDATION_BATCH, "prompt_length": run.length, "left_padding": [0, VALIDATION_PAD],
+        "tolerance": dict(zip(("atol", "rtol"), VALIDATION_TOLERANCE[precision])), "checks": {},
+    }  # fmt: skip
+    real = run.mask[:, : run.length].astype(bool)
+    expected = {
+        "prefill": ref[:, : run.length][real],
+        "decode_full_past": ref[:, -1],
+        "decode_rolled_past": ref[:, -1],
+    }
+    for name, got in run.logits.items():
+        _check(name, got, expected[name], precision, report)
+    if run.rolled_past_length is not None:
+        report["rolled_past_length"] = run.rolled_past_length
     report["passed"] = True
     return report
+
+
+def validate(session: DecoderSession, model: Any, precision: str) -> dict[str, Any]:
+    """Compare the exported graph with ``model`` on fresh shapes; returns what was checked.
+
+    ``run_candidate`` then ``check_run``: the export runs them apart, closing the session in between,
+    so that the graph's weights and the model's are never resident together.
+    """
+    return check_run(run_candidate(session), model, precision)

@@ -40,6 +40,25 @@ def compact_heap() -> bool:
     return ok
 
 
+def trim_heap() -> bool:
+    """Collect garbage and hand the heap's free pages back to the OS (glibc's ``malloc_trim(0)``).
+
+    After a large object is dropped (an onnxruntime session, a model), its memory may stay in the
+    process as free heap; the export and quantize tools call this between stages so that the next stage's
+    weights do not stack on top of it. False where there is no glibc (the collection still runs).
+    """
+    import gc
+
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 # ---- transparent huge pages for the weights ------------------------------------------------------
 MADV_HUGEPAGE = 14  # linux/mman.h
 MADV_COLLAPSE = 25  # Linux >= 6.1: make the range's pages huge now, synchronously

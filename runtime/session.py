@@ -55,6 +55,12 @@ class DecoderSession:
     N in its place (``SessionOptions.add_initializer``), so the LM head runs on those positions only;
     otherwise the logits are cut on the host. 0, the default: every position, as contract 4 says
     (parity, calibration, the Triton decoder).
+
+    ``prepacking=False`` turns off onnxruntime's weight prepacking (``session.disable_prepacking``): the
+    session keeps the weights as the file holds them, and with external data it maps the data file
+    instead of copying it: one copy of the weights (fp32 SmolLM2-135M inline: 528 MiB held, 635 MiB at
+    load, against 783 MiB with prepacking), for slower MatMuls on small batches. The export and quantize
+    tools, which run a few hundred steps, turn it off (docs/export.md, "Memory").
     """
 
     logits_to_keep: int = 0
@@ -69,6 +75,7 @@ class DecoderSession:
         providers: list[str] | None = None,
         verify: bool = True,
         logits_to_keep: int = 0,
+        prepacking: bool = True,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -82,6 +89,8 @@ class DecoderSession:
             opts.inter_op_num_threads = 1
         if not spinning:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not prepacking:
+            opts.add_session_config_entry("session.disable_prepacking", "1")
         opts.log_severity_level = int(os.environ.get("RADON_ORT_LOG_LEVEL", "3"))
         if logits_to_keep < 0:
             raise RadonError(f"logits_to_keep: expected 0 (every position) or more, got {logits_to_keep}")
