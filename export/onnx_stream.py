@@ -5,7 +5,7 @@ graph is built and returns a ``TensorProto`` that only refers to them (ONNX exte
 offset, length), so the ModelProto holds the graph and no weights. ``save_streamed`` then writes
 ``model.onnx`` either beside that data file (external data) or with every tensor inline, streamed from
 the data file into the protobuf. Either way the bytes are exactly what ``onnx.save_model`` writes for the
-same model held in memory (``tests/export/test_export_memory.py`` compares them): a protobuf message is
+same model held in memory (``tests/export/test_export_stream.py`` compares them): a protobuf message is
 its fields in field-number order, each a tag, a length and the payload, so the graph's and every
 tensor's length can be computed before its payload is copied.
 

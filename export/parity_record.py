@@ -60,12 +60,14 @@ class RecordedCandidate:
 
 
 def record_candidate(candidate: Any, cfg: Any, folder: Path, *, texts: list[Path] | None = None,
-                     tokenizer_dir: Path | None = None, **options: Any) -> RecordedCandidate:  # fmt: skip
+                     tokenizer_dir: Path | None = None, into: RecordedCandidate | None = None,
+                     **options: Any) -> RecordedCandidate:  # fmt: skip
     """Ask ``candidate`` everything ``compare(candidate, reference, texts=..., tokenizer_dir=..., **options)``
-    will ask, for a reference of config ``cfg``; logits go to ``folder`` (created; the caller removes it)."""
+    will ask, for a reference of config ``cfg``; logits go to ``folder`` (created; the caller removes it).
+    ``into``: add to an earlier recording (another tokenizer's tokens) instead of starting one."""
     plan = parity_plan(cfg, texts, tokenizer_dir, **{k: v for k, v in options.items() if k in PLAN_OPTIONS})
     folder.mkdir(parents=True, exist_ok=True)
-    rec = RecordedCandidate(candidate.description, candidate.precision, folder)
+    rec = into or RecordedCandidate(candidate.description, candidate.precision, folder)
     for chunk in (c for stream in plan.chunks for c in stream):
         key = _key(chunk)
         if key not in rec._logits:

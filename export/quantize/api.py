@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import onnx
-
 from radon.errors import RadonError
 from radon.export.quantize.calibrate import DEFAULT_METHOD, Calibration, run_calibration
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
@@ -33,8 +31,8 @@ def calibrate_artifact(
     """Calibrate the fp32 artifact ``artifact`` on training text; ``out`` gets the table, the TensorRT
     cache and the metadata (``calibrate.py``). ``radon quantize --calibration out`` reuses the table."""
     from radon.export.parity_data import load_tokenizer
-    from radon.export.quantize.graph import untie_lm_head
     from radon.export.quantize.pipeline import _quiet_ort_logging, check_source
+    from radon.export.quantize.stream import Source
     from radon.runtime.manifest import read_manifest
     from radon.runtime.session import DecoderSession
 
@@ -43,16 +41,19 @@ def calibrate_artifact(
     if out.exists() and not force:
         raise RadonError(f"{out}: already exists (use --force to replace it)")
     manifest = read_manifest(artifact)
-    model = onnx.load(str(artifact / manifest.model_file))
-    check_source(artifact, manifest, model)
-    untie_lm_head(model)  # as radon quantize sees it, so the head's input is calibrated as a MatMul's
+    src = Source(artifact / manifest.model_file)  # the graph; weights read from the file when needed
+    check_source(artifact, manifest, src.model)
+    src.untie_lm_head()  # as radon quantize sees it, so the head's input is calibrated as a MatMul's
     tok = artifact / "tokenizer"
     cal_set = load_calibration_set(calibration_data, load_tokenizer(tok if tok.is_dir() else None), samples=samples,
                                    seq_len=seq_len, vocab_size=manifest.architecture.vocab_size)  # fmt: skip
-    session = DecoderSession(artifact, manifest=manifest, threads=threads)
+
+    def open_session() -> DecoderSession:  # for the feeds; closed before the calibrator runs
+        return DecoderSession(artifact, manifest=manifest, threads=threads, prepacking=False)
+
     source = {"artifact": artifact.name, "model_sha256": manifest.files[manifest.model_file]}
     with atomic_directory(out, overwrite=force) as tmp:
-        calib = run_calibration(session, model, cal_set, tmp, method=method, paths=paths, threads=threads,
+        calib = run_calibration(open_session, src, cal_set, tmp, method=method, paths=paths, threads=threads,
                                 trt_version=trt_version, source=source)  # fmt: skip
     calib.folder = out
     return calib

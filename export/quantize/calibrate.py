@@ -21,6 +21,7 @@ import io
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,23 +120,30 @@ def calibrate_model(
     typed_model: Path, reader: DecoderCalibrationReader, method: str, work: Path, threads: int | None = None
 ) -> Any:
     """onnxruntime's calibrator on every float activation of ``typed_model``; returns its ``TensorsData``."""
+    import onnxruntime as ort
     from onnxruntime.quantization.calibrate import create_calibrator
 
     # MinMax adds ReduceMin/ReduceMax outputs, so it holds scalars per run, not activations. Its
     # ``max_intermediate_outputs`` is not used: onnxruntime 1.32 drops the ranges it clears.
     extra: dict[str, Any] = {"symmetric": True}
-    calibrator = create_calibrator(
-        typed_model, None, augmented_model_path=str(work / "augmented.onnx"), calibrate_method=ort_method(method),
-        use_external_data_format=typed_model.with_name(typed_model.name + ".data").exists(), extra_options=extra,
-    )  # fmt: skip
+    with _weights_left_on_disk():
+        calibrator = create_calibrator(
+            typed_model, None, augmented_model_path=str(work / "augmented.onnx"), calibrate_method=ort_method(method),
+            use_external_data_format=typed_model.with_name(typed_model.name + ".data").exists(), extra_options=extra,
+        )  # fmt: skip
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )  # as the calibrator's own session
     if threads:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        calibrator.infer_session = ort.InferenceSession(calibrator.augmented_model_path, opts,
-                                                        providers=["CPUExecutionProvider"])  # fmt: skip
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.disable_prepacking", "1")  # one copy; external data stays mapped
+    # every activation is an output here: without the arena each is freed once handed over, instead of
+    # the arena keeping its high-water mark (and the growth steps above it)
+    opts.enable_cpu_mem_arena = False
+    calibrator.infer_session = ort.InferenceSession(calibrator.augmented_model_path, opts,
+                                                    providers=["CPUExecutionProvider"])  # fmt: skip
     excluded: list[str] = []
     if getattr(calibrator, "tensors_to_calibrate", None):
         # masking constants (the float32 lowest that a banded mask adds) are not activations, and their
@@ -145,6 +153,7 @@ def calibrate_model(
         excluded = sorted(
             n for n, v in zip(names, first) if v.size and _is_mask(v) and n in calibrator.tensors_to_calibrate
         )
+        del first  # onnxruntime's output buffers: held, they would pin the session's arena
         calibrator.tensors_to_calibrate = set(calibrator.tensors_to_calibrate) - set(excluded)
         if excluded:
             log.info("calibration: %d masking tensors left out (%s)", len(excluded), ", ".join(excluded[:4]))
@@ -161,6 +170,46 @@ def calibrate_model(
     return table
 
 
+@contextlib.contextmanager
+def _weights_left_on_disk() -> Iterator[None]:
+    """onnxruntime's ``create_calibrator`` without reading the weights into Python or opening its own session.
+
+    The calibrator loads the model with ``onnx.load`` (external data read into memory), adds outputs,
+    saves the augmented model and opens a session with weight prepacking: three copies of the weights.
+    The model it is given keeps its weights as external data beside it (``stream.Source.write``), so
+    loading the graph without them is enough: the augmented model is saved with the same references,
+    and ``calibrate_model`` opens the one session, which maps the data file. The two names patched are
+    onnxruntime 1.32's (``calibrate.load_model_with_shape_infer``, ``CalibraterBase.create_inference_session``);
+    where they are missing, the calibrator runs as it is.
+    """
+    from onnxruntime.quantization import calibrate as ort_calibrate
+    from onnxruntime.quantization.quant_utils import add_infer_metadata
+
+    base = getattr(ort_calibrate, "CalibraterBase", None)
+    if not hasattr(ort_calibrate, "load_model_with_shape_infer") or not hasattr(
+        base, "create_inference_session"
+    ):
+        yield
+        return
+
+    def load_graph(model_path: Path) -> onnx.ModelProto:
+        inferred = model_path.with_name(model_path.stem + "-inferred.onnx")
+        onnx.shape_inference.infer_shapes_path(str(model_path), str(inferred))
+        model = onnx.load(str(inferred), load_external_data=False)
+        add_infer_metadata(model)
+        inferred.unlink()
+        return model
+
+    saved_load, saved_session = ort_calibrate.load_model_with_shape_infer, base.create_inference_session
+    ort_calibrate.load_model_with_shape_infer = load_graph
+    base.create_inference_session = lambda self: None
+    try:
+        yield
+    finally:
+        ort_calibrate.load_model_with_shape_infer = saved_load
+        base.create_inference_session = saved_session
+
+
 def _collect(calibrator: Any, reader: DecoderCalibrationReader, method: str) -> None:
     if method == "minmax":
         calibrator.collect_data(reader)
@@ -175,7 +224,7 @@ def _collect(calibrator: Any, reader: DecoderCalibrationReader, method: str) -> 
 
 def run_calibration(
     session: Any,
-    model: onnx.ModelProto,
+    model: onnx.ModelProto | Any,
     cal_set: CalibrationSet,
     out: Path,
     *,
@@ -185,22 +234,39 @@ def run_calibration(
     trt_version: str = DEFAULT_TRT_VERSION,
     source: dict[str, Any] | None = None,
 ) -> Calibration:
-    """Calibrate ``model`` (the artifact's fp32 graph; ``session`` a DecoderSession on it) into ``out``."""
+    """Calibrate ``model`` into ``out``: the artifact's fp32 graph, or its ``stream.Source`` (weights on disk).
+
+    ``session``: a DecoderSession on the artifact, or a function that opens one; the feeds are built with
+    it, and a session opened here is closed before the calibrator opens its own.
+    """
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     ort_method(method)
     start = time.perf_counter()
-    feeds = build_feeds(session, cal_set.samples, paths)
-    reader = DecoderCalibrationReader(feeds)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="radon-calib-") as tmp:
-        typed = save_typed_model(model, Path(tmp))
+        spill = Path(tmp) / "feeds"  # the feeds wait on disk (reader.DiskFeeds) while the calibrator runs
+        if callable(session) and not hasattr(session, "step"):
+            opened = session()
+            feeds = build_feeds(opened, cal_set.samples, paths, folder=spill)
+            del opened
+            from radon.runtime.memory import trim_heap
+
+            trim_heap()
+        else:
+            feeds = build_feeds(session, cal_set.samples, paths, folder=spill)
+        reader = DecoderCalibrationReader(feeds)
+        if isinstance(model, onnx.ModelProto):
+            typed = save_typed_model(model, Path(tmp))
+        else:  # a stream.Source: the typed graph, its weights streamed to external data beside it
+            typed = model.write(Path(tmp), TYPED_MODEL, annotate_types(model.model))
         table = calibrate_model(typed, reader, method, Path(tmp), threads)
+        feed_paths = reader.paths()  # while the feeds are on disk
     save_tensors_data(table, out / CALIBRATION_TABLE)
     amax = {k: v for k, v in amax_of(table).items() if v <= MASK_LIMIT}
     write_trt_cache(out / TRT_CACHE, amax, trt_version)
     meta = {
-        "method": method, "paths": reader.paths(), "symmetric": True, "tensors": len(amax),
+        "method": method, "paths": feed_paths, "symmetric": True, "tensors": len(amax),
         "data": cal_set.to_dict(), "source": source or {}, "trt_cache": {"file": TRT_CACHE, "version": trt_version},
         "seconds": round(time.perf_counter() - start, 2),
     }  # fmt: skip

@@ -78,14 +78,15 @@ def units_of(model: onnx.ModelProto) -> list[Unit]:
     return out
 
 
-def untie_lm_head(model: onnx.ModelProto) -> bool:
+def untie_lm_head(model: onnx.ModelProto, with_data: bool = True) -> bool:
     """Give a tied LM head its own weight, as the quantizers expect every Linear; True if it was tied.
 
     A tied fp32 graph stores the embedding once: its head is ``Gemm(transB=1)`` on ``embed_tokens.weight``
     between two Reshapes (``lowering_common.tied_head``). Quantization treats the head as the Linear unit
     ``lm_head``: this rewrites it, in place, to ``lm_head.MatMul`` on a (hidden, vocab) copy named
     ``lm_head.weight``, so the head and the embedding's Gather are quantized independently, each at its
-    own precision, and a quantized artifact stores both tables.
+    own precision, and a quantized artifact stores both tables. ``with_data=False``: the copy is a header
+    only (name, type, dims), for a skeleton whose weights are read on demand (``stream.py``).
     """
     from radon.export.lowering_common import TIED_HEAD_NODES
 
@@ -95,10 +96,13 @@ def untie_lm_head(model: onnx.ModelProto) -> bool:
         return False
     gemm = by_name[gemm_name]
     inits = {t.name: t for t in model.graph.initializer}
-    table = numpy_helper.to_array(inits[gemm.input[1]])  # (vocab, hidden)
-    model.graph.initializer.append(
-        numpy_helper.from_array(np.ascontiguousarray(table.T), f"{LM_HEAD_UNIT}.weight")
-    )
+    if with_data:
+        table = numpy_helper.to_array(inits[gemm.input[1]])  # (vocab, hidden)
+        head = numpy_helper.from_array(np.ascontiguousarray(table.T), f"{LM_HEAD_UNIT}.weight")
+    else:
+        src = inits[gemm.input[1]]
+        head = TensorProto(name=f"{LM_HEAD_UNIT}.weight", data_type=src.data_type, dims=list(src.dims)[::-1])
+    model.graph.initializer.append(head)
     matmul = helper.make_node(
         "MatMul", [by_name[flat_name].input[0], f"{LM_HEAD_UNIT}.weight"], [by_name[unflat_name].output[0]],
         name=f"{LM_HEAD_UNIT}.MatMul",

@@ -61,16 +61,26 @@ def quantize_static_int8(
     typed_model: Path, out: Path, units: list[Unit], keep: list[str], table: Path, method: str
 ) -> dict[str, Any]:
     """Static Q/DQ INT8 of every Linear in ``units`` but ``keep``; returns the recipe's int8 section."""
+    nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
+    quantize_static_nodes(typed_model, out, nodes, table, method)
+    return static_recipe(units, nodes, method)
+
+
+def quantize_static_nodes(model: Path, out: Path, nodes: list[str], table: Path, method: str) -> None:
+    """onnxruntime's ``quantize_static`` on the MatMul ``nodes`` of the model at ``model``, with the
+    ranges of the calibration ``table`` (the whole model, or one node of it: ``stream.quantize_qdq``)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
     without_preprocessing_advice(
         quantize_static,
-        str(typed_model), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
+        str(model), str(out), calibration_data_reader=None, quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=REDUCE_RANGE, activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8, nodes_to_quantize=nodes, calibrate_method=ort_method(method),
         extra_options=static_options(), calibration_cache_path=str(table),
     )  # fmt: skip
+
+
+def static_recipe(units: list[Unit], nodes: list[str], method: str) -> dict[str, Any]:
     return {
         "format": "QDQ", "tool": "onnxruntime.quantization.quantize_static", "weights": f"int8, per channel, symmetric{WEIGHT_RANGE}",
         "activations": "int8, per tensor, symmetric, static (calibrated)", "method": method,
@@ -101,7 +111,6 @@ def quantize_dynamic_int8(typed_model: Path, out: Path, units: list[Unit], keep:
                           block_size: int = DYNAMIC_BLOCK) -> dict[str, Any]:  # fmt: skip
     """Dynamic INT8 (``MatMulNBits`` bits=8, int8 activations per block) of every Linear in ``units`` but ``keep``."""
     import onnx
-    from onnxruntime.quantization import QuantFormat
 
     from radon.export.quantize.int4 import import_nbits_quantizer
 
@@ -109,18 +118,30 @@ def quantize_dynamic_int8(typed_model: Path, out: Path, units: list[Unit], keep:
     model = onnx.load(str(typed_model))
     nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in keep]
     exclude = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in nodes]
-    config = nbits.DefaultWeightOnlyQuantConfig(
-        block_size=block_size, is_symmetric=True, accuracy_level=DYNAMIC_ACCURACY_LEVEL,
-        quant_format=QuantFormat.QOperator, op_types_to_quantize=("MatMul",), bits=8,
-    )  # fmt: skip
     q = nbits.MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True,
                                    accuracy_level=DYNAMIC_ACCURACY_LEVEL, nodes_to_exclude=exclude,
-                                   algo_config=config)  # fmt: skip
+                                   algo_config=dynamic_config(block_size))  # fmt: skip
     q.process()
     result = q.model.model
     del result.graph.value_info[:]  # the typing pass's annotations; onnxruntime infers its own
     onnx.save_model(result, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=out.name + ".data", size_threshold=1024)  # fmt: skip
+    return dynamic_recipe(units, nodes, block_size)
+
+
+def dynamic_config(block_size: int = DYNAMIC_BLOCK) -> Any:
+    """The quantizer config of int8-dynamic's MatMuls (8-bit symmetric blocks, int8 activations)."""
+    from onnxruntime.quantization import QuantFormat
+
+    from radon.export.quantize.int4 import import_nbits_quantizer
+
+    return import_nbits_quantizer().DefaultWeightOnlyQuantConfig(
+        block_size=block_size, is_symmetric=True, accuracy_level=DYNAMIC_ACCURACY_LEVEL,
+        quant_format=QuantFormat.QOperator, op_types_to_quantize=("MatMul",), bits=8,
+    )  # fmt: skip
+
+
+def dynamic_recipe(units: list[Unit], nodes: list[str], block_size: int = DYNAMIC_BLOCK) -> dict[str, Any]:
     return {
         "format": "MatMulNBits", "tool": "onnxruntime.quantization.matmul_nbits_quantizer",
         "weights": f"int8, symmetric, blocks of {block_size} along the input (bits=8)",

@@ -23,12 +23,13 @@ import onnx
 
 from radon.errors import RadonError
 from radon.export.quantize import calibrate as cal
-from radon.export.quantize import gptq
+from radon.export.quantize import gptq, stream
 from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
 from radon.export.quantize.graph import (
     EMBED_UNIT,
     Unit,
+    annotate_types,
     quantized_ops,
     resolve_keep,
     units_of,
@@ -45,7 +46,7 @@ from radon.export.quantize.int4 import (
     embedding_int8,
     quantize_int4,
 )
-from radon.export.quantize.int8 import quantize_dynamic_int8, quantize_static_int8
+from radon.export.quantize.int8 import dynamic_config, dynamic_recipe, quantize_static_nodes, static_recipe
 from radon.export.quantize.sensitivity import (
     DEFAULT_SENSITIVITY_SAMPLES,
     Budget,
@@ -53,14 +54,17 @@ from radon.export.quantize.sensitivity import (
     MixedResult,
     auto_mixed,
 )
+from radon.export.quantize.stream import Source
 from radon.export.quantize.tied import share_tied_table
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
 from radon.integrity import atomic_directory, hash_files, list_files, sha256_file
 from radon.runtime.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
+from radon.runtime.memory import compact_heap, trim_heap
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "int8-dynamic", "int4")
+STREAMED = ("int8", "int8-dynamic")  # quantized a weight at a time (stream.py)
 # The shipped INT4 recipe ("auto"): keep the most KL-sensitive units at 8 bits until the mean KL on
 # calibration text is at most DEFAULT_INT4_BUDGET *and* at most half the all-4-bit KL, never growing the
 # model past DEFAULT_MAX_SIZE_RATIO of the fp32 artifact. 0.01 is a fifth of the int4 gate's KL (0.05):
@@ -119,13 +123,25 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _save(model: onnx.ModelProto, folder: Path, model_file: str, threshold: int) -> list[str]:
+    """Write ``model``, its weights as external data past ``threshold``: the bytes ``onnx.save_model``
+    writes, without its serialized copy of the whole model (each tensor goes out through
+    ``onnx_stream``; the ModelProto keeps only references to them)."""
     from radon.export.build import DATA_FILE
+    from radon.export.onnx_stream import EXTERNAL_MIN_BYTES, WeightSink, save_streamed
 
-    if model.ByteSize() > threshold:
-        onnx.save_model(model, str(folder / model_file), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=DATA_FILE, size_threshold=1024)  # fmt: skip
+    external = weight_bytes(model) > threshold  # from the dims: ByteSize() would serialize the model
+    sink = WeightSink(folder / DATA_FILE)
+    for t in model.graph.initializer:
+        if t.HasField("raw_data"):
+            raw = t.raw_data  # the stored bytes as they are (int4 stays packed two to a byte)
+            if len(raw) >= EXTERNAL_MIN_BYTES:
+                sink.raw(t, raw)
+            del raw
+    sink.close()
+    save_streamed(model, folder / model_file, folder / DATA_FILE, inline=not external)
+    if external:
         return [model_file, DATA_FILE]
-    onnx.save_model(model, str(folder / model_file))
+    (folder / DATA_FILE).unlink()
     return [model_file]
 
 
@@ -168,6 +184,7 @@ def quantize_artifact(
     from radon.runtime.session import DecoderSession
 
     _quiet_ort_logging()
+    compact_heap()  # what a stage frees goes back to the OS (docs/export.md, "Memory")
     if precision not in PRECISIONS:
         raise RadonError(f"--precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     artifact, out = Path(artifact), Path(out)
@@ -176,9 +193,13 @@ def quantize_artifact(
     if out.resolve() == artifact.resolve():
         raise RadonError(f"--out: {out} is the source artifact; write the quantized one elsewhere")
     manifest = read_manifest(artifact)  # verifies every file's sha256
-    model = onnx.load(str(artifact / manifest.model_file))
+    # int8 and int8-dynamic read the fp32 weights a unit at a time (stream.py); int4's sensitivity search
+    # and GPTQ work on the whole model in memory
+    src = Source(artifact / manifest.model_file) if precision in STREAMED else None
+    model = src.model if src is not None else onnx.load(str(artifact / manifest.model_file))
     check_source(artifact, manifest, model)
-    tied = untie_lm_head(model)  # the head gets its own weight: it quantizes apart from the embedding
+    # the head gets its own weight: it quantizes apart from the embedding
+    tied = src.untie_lm_head() if src is not None else untie_lm_head(model)
     units = units_of(model)
     if not units:
         raise RadonError(f"{artifact}: no Linear MatMul on a named weight found; not a RADON decoder graph")
@@ -210,16 +231,14 @@ def quantize_artifact(
             "--calibration-data is not used by %s", precision if precision != "int8" else "--calibration"
         )
     start = time.perf_counter()
-    session = DecoderSession(artifact, manifest=manifest, threads=threads)
+
+    def open_session() -> DecoderSession:  # for calibration's feeds; closed before the calibrator runs
+        return DecoderSession(artifact, manifest=manifest, threads=threads, prepacking=False)
+
     source_model_sha = manifest.files[manifest.model_file]
     recipe: dict[str, Any] = {"precision": precision, "units": len(units)}
     mixed: MixedResult | None = None
-    with (
-        atomic_directory(out, overwrite=force) as tmp,
-        tempfile.TemporaryDirectory(prefix="radon-quant-") as work,
-    ):
-        work_dir = Path(work)
-        typed = cal.save_typed_model(model, work_dir) if precision != "int4" else None
+    with atomic_directory(out, overwrite=force) as tmp:
         if precision == "int8":
             if calibration is not None:
                 calib = cal.Calibration.load(calibration)
@@ -232,18 +251,22 @@ def quantize_artifact(
                 calib = cal.Calibration(tmp, calib.method, calib.meta)
             else:
                 calib = cal.run_calibration(
-                    session, model, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
+                    open_session, src, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
                     source={"artifact": artifact.name, "model_sha256": source_model_sha},
                 )  # fmt: skip
-            q_path = work_dir / "quantized.onnx"
-            recipe["int8"] = quantize_static_int8(typed, q_path, units, kept_names, calib.table, calib.method)
+                trim_heap()
+            nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in kept_names]
+            qmodel = stream.quantize_qdq(
+                src, annotate_types(model), units, kept_names,
+                lambda one, q, node: quantize_static_nodes(one, q, node, calib.table, calib.method),
+            )  # fmt: skip
+            recipe["int8"] = static_recipe(units, nodes, calib.method)
             recipe["calibration"] = calib.meta | {"table": cal.CALIBRATION_TABLE}
-            qmodel = onnx.load(str(q_path))
         elif precision == "int8-dynamic":
-            q_path = work_dir / "quantized.onnx"
-            recipe["int8"] = quantize_dynamic_int8(typed, q_path, units, kept_names)
+            nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in kept_names]
+            qmodel = stream.quantize_nbits(src, units, kept_names, dynamic_config())
+            recipe["int8"] = dynamic_recipe(units, nodes)
             recipe["calibration"] = None
-            qmodel = onnx.load(str(q_path))
             recipe["int8"]["embedding"] = _dynamic_embedding(qmodel, units, kept_names, opts)
         else:
             budget = _budget(auto_mixed_budget, max_size_ratio, weight_bytes(model))
@@ -262,11 +285,13 @@ def quantize_artifact(
         recipe["keep"] = kept_names
         if tied:  # one table for both uses where they share a precision (tied.py), else the record says why not
             recipe["tied_table"] = share_tied_table(qmodel)
-        _check(qmodel, manifest.lowering, precision)
         from radon.export.build import EXTERNAL_DATA_THRESHOLD
 
         written = _save(qmodel, tmp, manifest.model_file, EXTERNAL_DATA_THRESHOLD)
+        opsets = _opsets(qmodel)
         del qmodel
+        trim_heap()
+        _check(tmp / manifest.model_file, manifest.lowering, precision)  # by path: no second copy in memory
         for name in PEER_FILES:
             if (artifact / name).is_file():
                 shutil.copy2(artifact / name, tmp / name)
@@ -286,7 +311,7 @@ def quantize_artifact(
             qm.weights.setdefault("embed_tokens.weight", []).append("lm_head.weight")
         qm.precision = precision
         qm.quantization = recipe
-        qm.opset = _opsets(onnx.load(str(tmp / manifest.model_file), load_external_data=False))
+        qm.opset = opsets
         qm.external_data = written[1:]
         qm.tools = {**manifest.tools, **_tool_versions()}
         qm.validation = {"quantized": "see parity: quantized graphs are gated by KL, top-1 and perplexity"}
@@ -375,9 +400,9 @@ def _int4(model: onnx.ModelProto, units: list[Unit], kept: list[str], opts: Int4
     return qmodel, mixed, plan
 
 
-def _check(model: onnx.ModelProto, lowering: str, precision: str) -> None:
+def _check(model: Path, lowering: str, precision: str) -> None:
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(model))
     except onnx.checker.ValidationError as exc:
         raise RadonError(
             f"quantize: the {precision} graph fails onnx's checker (please report): {exc}"
@@ -400,28 +425,43 @@ def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, referenc
             texts: list[Path] | None, threads: int | None, options: dict[str, Any]) -> None:  # fmt: skip
     """Parity against the fp32 artifact and, given, the checkpoint; gate on the checkpoint's when there is one."""
     from radon.export.parity import OnnxCandidate, compare, gate
+    from radon.export.parity_record import record_candidate
     from radon.export.parity_report import write_report
-    from radon.export.quantize.reference import ArtifactReference
+    from radon.export.quantize.reference import ArtifactConfig, ArtifactReference
+    from radon.runtime.session import DecoderSession
 
     tmp, qm = result.path, result.manifest
-    candidate = OnnxCandidate(tmp, threads=threads, manifest=qm)
     tok = artifact / "tokenizer"
     tok_dir = tok if tok.is_dir() else None
-    vs_fp32 = compare(candidate, ArtifactReference(artifact, threads=threads, manifest=manifest), texts=texts,
-                      tokenizer_dir=tok_dir, reference_name=f"{artifact.name} (fp32 artifact)", **options)  # fmt: skip
-    result.parity_fp32 = vs_fp32
-    primary = vs_fp32
-    if reference is not None:
-        from radon.checkpoint import checkpoint_digest, load_model
+    ref_dir = Path(reference) if reference is not None else None
+    ckpt_tok = ref_dir / "tokenizer" if ref_dir is not None and (ref_dir / "tokenizer").is_dir() else tok_dir
+    a = manifest.architecture
+    cfg = ArtifactConfig(a.model_type, a.vocab_size, a.max_position_embeddings, a.sliding_window)
+    # the quantized artifact answers first and is closed; then each reference is opened in turn
+    # (parity_record): never two models' weights at once
+    with tempfile.TemporaryDirectory(prefix="radon-parity-") as spill:
+        session = DecoderSession(tmp, manifest=qm, threads=threads, prepacking=False)
+        candidate = OnnxCandidate(tmp, session=session)
+        recorded = record_candidate(candidate, cfg, Path(spill), texts=texts, tokenizer_dir=tok_dir, **options)
+        if ref_dir is not None and ckpt_tok != tok_dir:
+            record_candidate(candidate, cfg, Path(spill), texts=texts, tokenizer_dir=ckpt_tok, into=recorded,
+                             **options)  # fmt: skip
+        del candidate, session
+        trim_heap()
+        vs_fp32 = compare(recorded, ArtifactReference(artifact, threads=threads, manifest=manifest), texts=texts,
+                          tokenizer_dir=tok_dir, reference_name=f"{artifact.name} (fp32 artifact)", **options)  # fmt: skip
+        trim_heap()
+        result.parity_fp32 = vs_fp32
+        primary = vs_fp32
+        if ref_dir is not None:
+            from radon.checkpoint import checkpoint_digest, load_model
 
-        ref_dir = Path(reference)
-        ckpt_tok = ref_dir / "tokenizer"
-        primary = compare(candidate, load_model(ref_dir), texts=texts, tokenizer_dir=ckpt_tok if ckpt_tok.is_dir() else tok_dir,
-                          reference_name=ref_dir.name, **options)  # fmt: skip
-        if manifest.source.get("checkpoint_sha256") != checkpoint_digest(ref_dir):
-            primary.warnings.append(
-                f"the fp32 artifact was exported from a different checkpoint than {ref_dir.name}"
-            )
+            primary = compare(recorded, load_model(ref_dir), texts=texts, tokenizer_dir=ckpt_tok,
+                              reference_name=ref_dir.name, **options)  # fmt: skip
+            if manifest.source.get("checkpoint_sha256") != checkpoint_digest(ref_dir):
+                primary.warnings.append(
+                    f"the fp32 artifact was exported from a different checkpoint than {ref_dir.name}"
+                )
     result.parity = primary
     strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "histogram"}  # noqa: E731
     qm.parity = strip(primary) | {

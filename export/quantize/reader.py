@@ -18,6 +18,8 @@ the tests.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,18 +65,44 @@ def _add_past(session: Any, feed: Feed, past: list[tuple[np.ndarray, np.ndarray]
     kv = session.manifest.kv_cache
     for i, (k, v) in enumerate(past):
         pk, pv, _, _ = kv.names(i)
-        feed[pk] = np.ascontiguousarray(k, dtype=session.kv_dtype)
-        feed[pv] = np.ascontiguousarray(v, dtype=session.kv_dtype)
+        # copies: a present is onnxruntime's output buffer, which would keep the session's memory alive
+        feed[pk] = np.array(k, dtype=session.kv_dtype, order="C")
+        feed[pv] = np.array(v, dtype=session.kv_dtype, order="C")
 
 
-def build_feeds(session: Any, samples: list[np.ndarray], paths: tuple[str, ...] = PATHS) -> list[Feed]:
-    """For each sample, one feed per path (``prefill``, ``decode``), interleaved sample by sample."""
+class DiskFeeds(Sequence[Feed]):
+    """Feeds kept as ``.npz`` files in a folder, one loaded at a time: a decode feed's past is the whole
+    KV cache of its prompt (SmolLM2-135M: 64 samples hold 365 MiB), which need not stay resident."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._n = 0
+
+    def append(self, feed: Feed) -> None:
+        np.savez(self.folder / f"feed_{self._n}.npz", **feed)
+        self._n += 1
+
+    def __getitem__(self, i: int) -> Feed:  # type: ignore[override]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        with np.load(self.folder / f"feed_{i % self._n}.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def build_feeds(session: Any, samples: list[np.ndarray], paths: tuple[str, ...] = PATHS,
+                folder: Path | None = None) -> list[Feed] | DiskFeeds:  # fmt: skip
+    """For each sample, one feed per path (``prefill``, ``decode``), interleaved sample by sample;
+    ``folder``: kept on disk there (``DiskFeeds``) rather than in memory."""
     unknown = [p for p in paths if p not in PATHS]
     if unknown or not paths:
         raise RadonError(
             f"calibration paths: choose from {', '.join(PATHS)}, got {', '.join(paths) or 'none'}"
         )
-    feeds: list[Feed] = []
+    feeds: list[Feed] | DiskFeeds = [] if folder is None else DiskFeeds(folder)
     for ids in samples:
         if "prefill" in paths:
             feeds.append(prefill_feed(session, ids))
@@ -86,7 +114,7 @@ def build_feeds(session: Any, samples: list[np.ndarray], paths: tuple[str, ...] 
 class DecoderCalibrationReader(CalibrationDataReader):
     """Replays prebuilt feeds (``build_feeds``) to onnxruntime's calibrators; ``rewind()`` starts over."""
 
-    def __init__(self, feeds: list[Feed]) -> None:
+    def __init__(self, feeds: Sequence[Feed]) -> None:
         if not feeds:
             raise RadonError("calibration: no feeds (empty calibration data)")
         self.feeds = feeds

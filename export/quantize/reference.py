@@ -38,8 +38,11 @@ class ArtifactReference:
 
     def __init__(self, artifact: str | Path, threads: int | None = None, manifest: Any = None) -> None:
         from radon.export.parity import OnnxCandidate
+        from radon.runtime.session import DecoderSession
 
-        self.inner = OnnxCandidate(artifact, threads=threads, manifest=manifest)
+        # without weight prepacking: one copy of the fp32 weights (docs/export.md, "Memory")
+        session = DecoderSession(artifact, threads=threads, manifest=manifest, prepacking=False)
+        self.inner = OnnxCandidate(artifact, session=session)
         a = self.inner.session.manifest.architecture
         self.config = ArtifactConfig(a.model_type, a.vocab_size, a.max_position_embeddings, a.sliding_window)
         self.description = self.inner.description
