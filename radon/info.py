@@ -87,6 +87,38 @@ def kv_cache_bytes(cfg: ModelConfig, context: int, dtype: str = "float16", batch
     return int(batch * per_token * kv_cache_tokens(cfg, context))
 
 
+# What ``radon export onnx`` (fp32, its default validation and parity) needs, fitted to measurements on
+# SmolLM2-135M and a 1.1B Llama (docs/export.md, "Memory"). The build holds a tensor at a time; then an
+# onnxruntime session runs alone (the weights once; an inline model.onnx, under the 2 GiB external-data
+# threshold, peaks at 1.24x while onnxruntime parses it), then the PyTorch reference alone (the weights
+# once, mapped from the safetensors file). Each runs beside the interpreter and its libraries (about 265
+# MiB with onnxruntime, 320 MiB once torch has run) and two 256-token chunks of float32 logits.
+EXPORT_SESSION_RUNTIME = 265 * 2**20
+EXPORT_REFERENCE_RUNTIME = 320 * 2**20
+EXPORT_INLINE_LOAD = 1.24
+EXPORT_EXTERNAL_THRESHOLD = 2**31 - 64 * 2**20  # radon.export.build.EXTERNAL_DATA_THRESHOLD
+# parity's defaults: 256-token chunks, 1024 tokens per held-out text, 4 texts in ../shared/data/eval
+PARITY_CONTEXT, PARITY_TOKENS, PARITY_TEXTS = 256, 1024, 4
+
+
+def export_needs(cfg: ModelConfig) -> dict[str, Any]:
+    """Peak memory and disk of ``radon export onnx`` on this config (fp32, validation and parity)."""
+    fp32 = int(count_parameters(cfg).total * 4)
+    inline = fp32 <= EXPORT_EXTERNAL_THRESHOLD
+    chunks = 2 * PARITY_CONTEXT * cfg.vocab_size * 4  # float32 logits of two chunks
+    session = EXPORT_SESSION_RUNTIME + fp32 * (EXPORT_INLINE_LOAD if inline else 1.0) + chunks
+    reference = EXPORT_REFERENCE_RUNTIME + fp32 + chunks
+    spill = PARITY_TEXTS * PARITY_TOKENS * cfg.vocab_size * 4  # onnxruntime's logits, kept for parity
+    return {
+        "fp32_bytes": fp32,
+        "peak_rss_bytes": int(max(session, reference)),
+        "external_data": not inline,
+        "artifact_bytes": fp32,
+        # an inline model.onnx is streamed from its data file, removed after: both exist for a moment
+        "disk_peak_bytes": fp32 * (2 if inline else 1) + spill,
+    }
+
+
 def describe(cfg: ModelConfig, context: int) -> dict[str, Any]:
     """Everything ``radon info`` prints, as a JSON-ready dict."""
     n = count_parameters(cfg)
@@ -122,6 +154,7 @@ def describe(cfg: ModelConfig, context: int) -> dict[str, Any]:
             },
             "bytes": {d: kv_cache_bytes(cfg, context, d) for d in ("float32", "float16")},
         },
+        "export": export_needs(cfg),
     }
 
 
@@ -160,6 +193,14 @@ def format_report(info: dict[str, Any], source: str) -> str:
         + ", ".join(f"{d} {human_bytes(b)}" for d, b in kv["bytes"].items())
         + (" (capped at the sliding window)" if kv["cached_tokens"] < kv["context"] else ""),
     ]
+    e = info.get("export")
+    if e:
+        lines.append(
+            f"export (fp32, validation and parity): peak memory about {human_bytes(e['peak_rss_bytes'])} "
+            f"({e['peak_rss_bytes'] / e['fp32_bytes']:.2f}x the weights), disk {human_bytes(e['artifact_bytes'])} "
+            f"{'in model.onnx.data' if e['external_data'] else 'inline in model.onnx'}, "
+            f"{human_bytes(e['disk_peak_bytes'])} at its peak"
+        )
     if kv["context"] > a["max_position_embeddings"]:
         lines.append(f"note: {kv['context']:,} tokens is past max_position_embeddings "
                      f"({a['max_position_embeddings']:,}); the model cannot run that context")  # fmt: skip
