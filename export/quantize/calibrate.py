@@ -132,13 +132,13 @@ def calibrate_model(
             use_external_data_format=typed_model.with_name(typed_model.name + ".data").exists(), extra_options=extra,
         )  # fmt: skip
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    )  # as the calibrator's own session
+    # the calibrator's own session's settings, then one copy of the weights (no prepacking: the external
+    # data stays mapped; MatMuls then round differently in the last bits, docs/export.md "Memory")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.disable_prepacking", "1")  # one copy; external data stays mapped
+    opts.add_session_config_entry("session.disable_prepacking", "1")
     # every activation is an output here: without the arena each is freed once handed over, instead of
     # the arena keeping its high-water mark (and the growth steps above it)
     opts.enable_cpu_mem_arena = False
