@@ -283,7 +283,8 @@ def quantize_artifact(
                 "use": f"GPTQ's Hessians, {use}" if opts.algorithm == "gptq" else use
             }
         recipe["keep"] = kept_names
-        if tied:  # one table for both uses where they share a precision (tied.py), else the record says why not
+        # one table for both uses where they share a precision (tied.py), else the record says why not
+        if tied:
             recipe["tied_table"] = share_tied_table(qmodel)
         from radon.export.build import EXTERNAL_DATA_THRESHOLD
 
@@ -442,7 +443,9 @@ def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, referenc
     with tempfile.TemporaryDirectory(prefix="radon-parity-") as spill:
         session = DecoderSession(tmp, manifest=qm, threads=threads, prepacking=False)
         candidate = OnnxCandidate(tmp, session=session)
-        recorded = record_candidate(candidate, cfg, Path(spill), texts=texts, tokenizer_dir=tok_dir, **options)
+        recorded = record_candidate(
+            candidate, cfg, Path(spill), texts=texts, tokenizer_dir=tok_dir, **options
+        )
         if ref_dir is not None and ckpt_tok != tok_dir:
             record_candidate(candidate, cfg, Path(spill), texts=texts, tokenizer_dir=ckpt_tok, into=recorded,
                              **options)  # fmt: skip
