@@ -133,9 +133,12 @@ def write_hf_folder(model: RealModel, overwrite: bool = False) -> Path:
             f"writing the HF folder needs transformers and torch (the dev extra): {exc}"
         ) from None
     name, folder = model.gguf.name, str(model.gguf.parent)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    try:
+        config = AutoConfig.from_pretrained(folder, gguf_file=name)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    except (ImportError, ValueError) as exc:  # transformers names what is missing (accelerate)
+        raise RadonError(f"transformers cannot read {model.gguf}: {exc}") from None
     config.torch_dtype = torch.float32
     fresh = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
