@@ -29,10 +29,10 @@ from typing import Any
 from radon.errors import ConfigError, RadonError
 from radon.integrity import read_json, sha256_file, write_json
 from radon.model_repository import configs
+from radon.model_repository.decoder import DECODE_LOOPS, GenerateSettings
 from radon.model_repository.pbtxt import to_pbtxt
 from radon.model_repository.server import has_backend
 from radon.runtime.manifest import MANIFEST_FILE, Manifest, read_manifest
-from radon.runtime.triton_decoder import DECODE_LOOPS, GenerateSettings
 
 log = logging.getLogger(__name__)
 MARKER = "radon_repository.json"

@@ -11,7 +11,7 @@
 
 Both give a ``Reply`` with the pieces in arrival order, each response's ``generated_tokens`` (how many
 tokens the server had generated when it sent that response) and the client-side timings. Inputs use
-the generate model's names (``radon.runtime.triton_request.GENERATE_INPUTS``).
+the generate model's names (``radon.model_repository.request.GENERATE_INPUTS``).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def grpc_inputs(body: dict[str, Any]) -> list[Any]:
     """tritonclient.grpc ``InferInput``s for a request body (batch of one: shape [1, n])."""
     import tritonclient.grpc as grpcclient
 
-    from radon.runtime.triton_request import GENERATE_INPUTS
+    from radon.model_repository.request import GENERATE_INPUTS
 
     specs = {f.name: f for f in GENERATE_INPUTS}
     out = []

@@ -12,7 +12,7 @@ The fields are Triton's ``ModelConfig`` (``docs/user_guide/model_configuration.m
 - ``radon_tokenizer`` / ``radon_detokenizer``: python backend, dynamic batching;
 - the generate model: python backend, decoupled (``model_transaction_policy { decoupled: true }``),
   dynamic batching, inputs and ``text_output`` in TensorRT-LLM's ensemble names, plus
-  ``generated_tokens`` (``triton_request``).
+  ``generated_tokens`` (``request``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from radon.errors import ConfigError
+from radon.model_repository.decoder import GenerateSettings
 from radon.model_repository.pbtxt import Enum, parameters
+from radon.model_repository.request import GENERATE_INPUTS, GENERATE_OUTPUTS
 from radon.runtime.manifest import Manifest, TensorSpec
-from radon.runtime.triton_decoder import GenerateSettings
-from radon.runtime.triton_request import GENERATE_INPUTS, GENERATE_OUTPUTS
 
 TRITON_TYPES = {
     "int64": "TYPE_INT64", "int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",

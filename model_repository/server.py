@@ -53,7 +53,7 @@ for name in ("pytriton", "numpy", "radon"):
     out[name] = None if spec is None else (list(spec.submodule_search_locations or [spec.origin]) or [None])[0]
 import numpy
 out["numpy_version"] = numpy.__version__
-out["radon_runtime"] = importlib.util.find_spec("radon.runtime.triton_request") is not None
+out["radon_runtime"] = importlib.util.find_spec("radon.model_repository.request") is not None
 print(json.dumps(out))
 """
 
@@ -122,7 +122,7 @@ def pytriton_install(env: Path, info: dict) -> ServerInstall:
         )
     if not info.get("radon_runtime"):
         raise RadonError(
-            f"{env}: RADON (radon.runtime.triton_request) is not installed there; re-run {MAKE_ENV}"
+            f"{env}: RADON (radon.model_repository.request) is not installed there; re-run {MAKE_ENV}"
         )
     dist = Path(info["pytriton"]) / "tritonserver"
     stub = dist / "python_backend_stubs" / info["version"] / "triton_python_backend_stub"

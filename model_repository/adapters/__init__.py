@@ -2,8 +2,8 @@
 
 Each is a thin adapter (a few dozen lines) in the shape of Triton's python_backend examples
 (``TritonPythonModel`` with ``initialize`` and ``execute``): it turns ``pb_utils`` tensors into numpy
-arrays and back, and calls ``radon.runtime`` functions that are tested outside Triton
-(``triton_request``, ``triton_batches``, ``triton_decoder``, ``triton_text``). They import
+arrays and back, and calls functions that are tested outside Triton: ``radon.model_repository``'s
+``request``, ``batches``, ``decoder`` and ``text``, over ``radon.runtime``. They import
 ``triton_python_backend_utils``, which only the python backend's stub provides, so nothing imports them
 outside a server: ``radon.model_repository.build`` copies them as files.
 """

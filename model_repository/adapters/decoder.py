@@ -3,7 +3,7 @@
 For servers without the onnxruntime backend (the ``nvidia-pytriton`` build has the python backend
 only), this stands in for ``platform: "onnxruntime_onnx"`` with the same inputs and outputs, so the
 generate model and other clients cannot tell them apart. The artifact (``model.onnx``, manifest,
-tokenizer) sits in ``1/``; ``radon.runtime.triton_decoder.run_decoder`` does the work. The ``threads``
+tokenizer) sits in ``1/``; ``radon.model_repository.decoder.run_decoder`` does the work. The ``threads``
 parameter sets onnxruntime's intra-op threads (0: onnxruntime's choice).
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
+from radon.model_repository.decoder import run_decoder
 from radon.runtime.session import DecoderSession
-from radon.runtime.triton_decoder import run_decoder
 
 
 class TritonPythonModel:

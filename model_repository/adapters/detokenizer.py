@@ -1,7 +1,7 @@
 """radon_detokenizer: ``token_ids`` (INT64 [-1]) [+ ``sequence_length`` (INT32 [1])] -> ``text_output``.
 
 A python-backend model in the shape of Triton's python_backend examples (``examples/add_sub``); the
-work is ``radon.runtime.triton_text.decode_ids`` over the artifact's tokenizer (``1/tokenizer/``).
+work is ``radon.model_repository.text.decode_ids`` over the artifact's tokenizer (``1/tokenizer/``).
 Special tokens are skipped unless the ``skip_special_tokens`` parameter is false. It decodes whole
 sequences: the generate model streams text itself, because streaming detokenization is stateful (a
 character split across byte-level tokens) and stop strings need the text.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from radon.runtime.triton_text import as_bytes_column, decode_ids
+from radon.model_repository.text import as_bytes_column, decode_ids
 from radon.tokenizer import load_tokenizer
 
 

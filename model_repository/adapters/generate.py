@@ -3,8 +3,8 @@
 In the shape of python_backend's ``examples/decoupled`` (``get_response_sender()``, the last response
 flagged final) and ``examples/bls`` (``InferenceRequest(...).exec()``). Per ``execute``: one BLS call to
 ``radon_tokenizer`` for the prompts (a chat in ``messages`` goes through the chat template of the same
-tokenizer here, ``Generator.encode_chat``), each request checked (``radon.runtime.triton_request``), then
-batches generated (``triton_batches``) by the ``decode_loop``'s generator (``triton_decoder``); docs/triton.md.
+tokenizer here, ``Generator.encode_chat``), each request checked (``radon.model_repository.request``), then
+batches generated (``batches``) by the ``decode_loop``'s generator (``decoder``); docs/triton.md.
 """
 
 import json
@@ -13,16 +13,16 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from radon.errors import RadonError
-from radon.runtime.triton_batches import SendQueue, run_requests
-from radon.runtime.triton_decoder import GenerateSettings, open_generator
-from radon.runtime.triton_request import INPUT_NAMES, RequestError, plan_all, response_outputs
-from radon.runtime.triton_text import as_bytes_column, unpad
+from radon.model_repository.batches import SendQueue, run_requests
+from radon.model_repository.decoder import GenerateSettings, open_generator
+from radon.model_repository.request import INPUT_NAMES, RequestError, plan_all, response_outputs
+from radon.model_repository.text import as_bytes_column, unpad
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 
 class _Sink:
-    """One request's responses (radon.runtime.triton_batches.ResponseSink), sent by the model's SendQueue
+    """One request's responses (radon.model_repository.batches.ResponseSink), sent by the model's SendQueue
     so that the decode loop never waits on a response's round trip to the server."""
 
     def __init__(self, request, sends: SendQueue) -> None:

@@ -1,7 +1,7 @@
 """radon_tokenizer: ``text_input`` (BYTES [1]) -> ``input_ids`` (INT64 [-1], right-padded), ``input_lengths``.
 
 A python-backend model in the shape of Triton's python_backend examples (``examples/add_sub``); the
-work is ``radon.runtime.triton_text.encode_texts`` over the artifact's tokenizer, copied to
+work is ``radon.model_repository.text.encode_texts`` over the artifact's tokenizer, copied to
 ``1/tokenizer/``. The ``add_special_tokens`` parameter (true by default) adds the tokenizer's own special
 tokens, as the runtime and transformers' ``tokenizer(text)`` do (bos for RADON's types; what an ``hf``
 tokenizer's post-processor adds).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from radon.runtime.triton_text import as_texts, encode_texts
+from radon.model_repository.text import as_texts, encode_texts
 from radon.tokenizer import load_tokenizer
 
 

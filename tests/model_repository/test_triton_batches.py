@@ -1,5 +1,5 @@
-"""The generate model's batches and decode loops outside Triton (radon.runtime.triton_batches,
-radon.runtime.triton_decoder): responses per token or one per request, batches that mix budgets and
+"""The generate model's batches and decode loops outside Triton (radon.model_repository.batches,
+radon.model_repository.decoder): responses per token or one per request, batches that mix budgets and
 stop words, cancellation, failures, and the BLS loop's remote session against the runtime itself."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 
 import radon.runtime
 from radon.errors import ConfigError, RadonError
+from radon.model_repository.batches import group_plans, left_pad, run_requests
+from radon.model_repository.decoder import GenerateSettings, RemoteDecoderSession, open_generator, run_decoder
+from radon.model_repository.request import GeneratePlan
 from radon.runtime.generator import Generator
 from radon.runtime.session import DecoderSession
-from radon.runtime.triton_batches import group_plans, left_pad, run_requests
-from radon.runtime.triton_decoder import GenerateSettings, RemoteDecoderSession, open_generator, run_decoder
-from radon.runtime.triton_request import GeneratePlan
 
 GREEDY = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0, "seed": None}
 

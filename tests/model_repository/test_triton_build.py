@@ -14,8 +14,8 @@ from radon.cli._app import call
 from radon.errors import ConfigError, RadonError
 from radon.integrity import hash_files, list_files, read_json, sha256_file, write_json
 from radon.model_repository import build_repository
+from radon.model_repository.request import GENERATE_INPUTS, response_outputs
 from radon.runtime.manifest import MANIFEST_FILE, read_manifest
-from radon.runtime.triton_request import GENERATE_INPUTS, response_outputs
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="needs tritonclient[grpc]"
@@ -96,7 +96,7 @@ def test_generate_model_config(text_artifact, tmp_path):
         ("text_output", "TYPE_STRING", [1]),
         ("generated_tokens", "TYPE_INT32", [1]),
     ]
-    # the adapter's arrays (runtime.triton_request.response_outputs) match what the config declares
+    # the adapter's arrays (radon.model_repository.request.response_outputs) match what the config declares
     arrays = response_outputs("привет", 7)
     assert list(arrays) == [o.name for o in cfg.output] and arrays["generated_tokens"].tolist() == [[7]]
     assert arrays["text_output"].dtype == object and arrays["generated_tokens"].dtype == np.int32

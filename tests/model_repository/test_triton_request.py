@@ -1,4 +1,4 @@
-"""The generate model's request checks (radon.runtime.triton_request), outside Triton: every refusal names
+"""The generate model's request checks (radon.model_repository.request), outside Triton: every refusal names
 its input, and a batch of requests is tokenized in one call with each refusal kept to its request."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radon.runtime.triton_request import (
+from radon.model_repository.request import (
     GENERATE_INPUTS,
     MAX_STOP_WORDS,
     GenerateFields,

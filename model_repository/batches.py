@@ -36,8 +36,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from radon.model_repository.request import GeneratePlan
 from radon.runtime.generator import Generator
-from radon.runtime.triton_request import GeneratePlan
 
 log = logging.getLogger(__name__)
 CANCEL_CHECK_S = 0.05  # a cancelled request is noticed within 50 ms (and one step)
