@@ -15,22 +15,39 @@ That environment needs ``numpy<2`` (with numpy 2 the stub corrupts outputs and d
 the main venv but ``.triton-venv``, made by ``scripts/make_triton_env.sh``. ``TritonServer`` binds to
 loopback unless told otherwise, waits for ``/v2/health/ready`` with a timeout and a clear error, and
 stops with SIGTERM (Triton unloads its models and exits), then SIGKILL to its process group.
+
+The server belongs to the process that started it:
+
+- before starting, the repository is checked (every model folder has its ``config.pbtxt`` and a
+  version folder; a python-backend model its ``model.py``) and each port must be free, so a taken
+  port is an error naming it rather than a "ready" answered by another server;
+- ready means ``/v2/health/ready`` answers *and* the started tritonserver is the process listening on
+  the HTTP port (Linux: its socket inodes in ``/proc``);
+- on Linux tritonserver runs with ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: when the thread that started
+  it dies, by any signal including SIGKILL, the kernel kills tritonserver, and its python-backend
+  stubs see the server gone and exit (``pb_stub.cc``, "Non-graceful termination detected");
+- a work dir left by a starter that was killed is removed by the next start.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import json
 import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +60,8 @@ MAKE_ENV = "scripts/make_triton_env.sh"
 UNAVAILABLE = "UNAVAILABLE"  # written by MAKE_ENV into the env when nvidia-pytriton cannot be installed
 NGC_BACKENDS = Path("/opt/tritonserver/backends")
 PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}
+WORKDIR_PREFIX = "radon-tritonserver-"  # + the starter's pid + "-": a dead starter's dir is stale
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _PROBE = r"""
 import importlib.util, json, sys, sysconfig
@@ -176,6 +195,100 @@ def repository_backends(repository: Path) -> dict[str, str]:
     return out
 
 
+def check_repository(repository: str | Path) -> Path:
+    """``repository`` resolved, once it looks like a Triton model repository; RadonError naming the
+    missing folder or file otherwise (a model folder without ``config.pbtxt``, without a version folder,
+    or a python-backend model without ``<version>/model.py``)."""
+    root = Path(repository)
+    if not root.is_dir():
+        raise RadonError(f"{repository}: no such model repository (a folder made by radon triton build)")
+    models = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    if not models:
+        raise RadonError(
+            f"{repository}: not a model repository: no MODEL/config.pbtxt in it (radon triton build makes one)"
+        )
+    for model in models:
+        config = model / "config.pbtxt"
+        if not config.is_file():
+            raise RadonError(f"{config}: missing; every model folder of a Triton repository needs one")
+        versions = [v for v in model.iterdir() if v.is_dir() and v.name.isdigit()]
+        if not versions:
+            raise RadonError(f"{model}: no version folder ({model.name}/1/) in this model")
+        if repository_backends(root).get(model.name) == "python":
+            for version in versions:
+                if not (version / "model.py").is_file():
+                    raise RadonError(f"{version / 'model.py'}: missing; a python-backend model needs it")
+    return root.resolve()
+
+
+def check_port_free(host: str, port: int, flag: str) -> None:
+    """RadonError naming ``flag`` when something already listens on ``host:port`` (or it is not a port)."""
+    if not 0 < port < 65536:
+        raise RadonError(f"{flag}: {port} is not a TCP port (1-65535)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no conflict
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise RadonError(
+                    f"{flag}: port {port} on {host} is already in use (another server listens there); "
+                    "choose another port"
+                ) from None
+            raise RadonError(f"{flag}: cannot bind {host}:{port} ({exc.strerror})") from None
+
+
+def listening_ports(pid: int) -> set[int] | None:
+    """TCP ports process ``pid`` listens on (Linux ``/proc``), or None where that cannot be read."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()  # sl local_address rem_address st ... inode (column 9)
+            if len(cols) > 9 and cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _die_with_parent(prctl: Callable[..., int], parent: int) -> None:
+    """``preexec_fn`` of tritonserver: SIGKILL from the kernel when the starting thread dies. Runs in the
+    forked child, so ``prctl`` is looked up in the parent beforehand."""
+    if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(126)
+    if os.getppid() != parent:  # the starter died before prctl took effect
+        os._exit(126)
+
+
+def _remove_stale_workdirs() -> None:
+    """Work dirs of starters that no longer run (killed before they could remove theirs)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = folder.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
 class TritonServer:
     """One tritonserver process on ``repository`` (see the module docstring). A context manager."""
 
@@ -183,9 +296,7 @@ class TritonServer:
                  metrics_port: int = 8002, host: str = "127.0.0.1", install: ServerInstall | None = None,
                  log_file: str | Path | None = None, log_verbose: int = 0, exit_timeout_s: int = 10,
                  extra_args: tuple[str, ...] = (), models: list[str] | None = None) -> None:  # fmt: skip
-        self.repository = Path(repository).resolve()
-        if not self.repository.is_dir():
-            raise RadonError(f"{repository}: no such model repository")
+        self.repository = check_repository(repository)
         self.install = install or find_server()
         self.host, self.http_port, self.grpc_port, self.metrics_port = (
             host,
@@ -254,7 +365,8 @@ class TritonServer:
         """pytriton: copy the server and install the stub in a work dir; returns (backends, caches)."""
         if self.install.kind != "pytriton":
             return self.install.backend_dir, None
-        self._workdir = Path(tempfile.mkdtemp(prefix="radon-tritonserver-"))
+        _remove_stale_workdirs()
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         dist = self.install.binary.parents[1]
         root = self._workdir / "tritonserver"
         shutil.copytree(dist, root, ignore=shutil.ignore_patterns("python_backend_stubs", "__pycache__"))
@@ -264,7 +376,11 @@ class TritonServer:
         return root / "backends", root / "caches"
 
     def start(self, timeout_s: float = 120.0) -> TritonServer:
-        """Start the server and wait until it is ready; RadonError with the log's tail if it is not."""
+        """Start the server and wait until it is ready; RadonError with the log's tail if it is not, or
+        naming the port when one is already taken."""
+        for port, flag in ((self.http_port, "--http-port"), (self.grpc_port, "--grpc-port"),
+                           (self.metrics_port, "--metrics-port")):  # fmt: skip
+            check_port_free(self.host, port, flag)
         backends, caches = self._prepare()
         cmd = self.command(backends, caches)
         if self.install.kind == "pytriton":
@@ -272,8 +388,11 @@ class TritonServer:
         env = {**os.environ, **self.install.env}
         out = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115 - lives with the process
         log.info("starting %s", " ".join(cmd))
+        tie = None
+        if sys.platform.startswith("linux"):
+            tie = functools.partial(_die_with_parent, ctypes.CDLL(None, use_errno=True).prctl, os.getpid())
         self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                        start_new_session=True)  # fmt: skip
+                                        start_new_session=True, preexec_fn=tie)  # fmt: skip
         if out:
             out.close()
         try:
@@ -299,11 +418,17 @@ class TritonServer:
                 raise RadonError(
                     f"tritonserver exited with code {code} before it was ready{self._log_tail()}"
                 )
-            if self.ready():
+            if self.ready() and self._owns_http_port():
                 log.info("tritonserver ready at %s (gRPC %s)", self.url, self.grpc_url)
                 return
             time.sleep(0.2)
         raise RadonError(f"tritonserver was not ready after {timeout_s:.0f} s{self._log_tail()}")
+
+    def _owns_http_port(self) -> bool:
+        """Whether the HTTP port that answered is the started tritonserver's (True where /proc is absent)."""
+        assert self.process is not None
+        ports = listening_ports(self.process.pid)
+        return ports is None or self.http_port in ports
 
     def _log_tail(self, lines: int = 30) -> str:
         if not self.log_file or not self.log_file.is_file():

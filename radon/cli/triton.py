@@ -86,8 +86,19 @@ def serve(
         log_verbose: tritonserver's --log-verbose level.
         models: load only these models (Triton's explicit model control), e.g. radon radon_tokenizer: the in-process decode loop needs no radon_decoder, whose weights are a second copy in memory.
     """
-    from radon.model_repository.server import TritonServer, find_server
+    from radon.errors import ConfigError
+    from radon.model_repository.server import TritonServer, check_repository, find_server
 
+    if not startup_timeout > 0:  # also NaN
+        raise ConfigError(f"--startup-timeout: must be > 0 seconds, got {startup_timeout}")
+    if log_verbose < 0:
+        raise ConfigError(f"--log-verbose: must be >= 0, got {log_verbose}")
+    ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
+    if len(set(ports.values())) < len(ports):
+        raise ConfigError(
+            f"--http-port, --grpc-port, --metrics-port: must differ, got {list(ports.values())}"
+        )
+    check_repository(repository)  # before looking for a server: the user's mistake is named first
     install = find_server(venv=env)
     server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                           host=host, install=install, log_verbose=log_verbose, models=models)  # fmt: skip
