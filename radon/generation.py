@@ -4,68 +4,27 @@ The logits processors follow transformers' semantics so that the reference can b
 them (tests/test_generation.py): repetition penalty (divide positive logits, multiply negative ones),
 temperature, top-k, top-p (keep the smallest set whose mass reaches p), min-p (drop tokens below
 ``min_p`` times the top probability). Greedy when ``do_sample`` is false or ``temperature`` is 0.
-The edge runtime implements the same semantics in numpy (``radon.runtime.sampling``).
+The parameters, their checks and the token budget are the edge runtime's (``radon.runtime.params``:
+one parameter set for both), and the runtime implements the same processors in numpy
+(``radon.runtime.sampling``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from radon.errors import ConfigError
+from radon.runtime.params import GenerationParams, make_params
 
 if TYPE_CHECKING:
     from radon.model import HybridTransformerModel
 
 
-@dataclass
-class GenerationConfig:
-    """The seed's generation parameters plus ``min_p``, ``seed`` and ``stop`` (DESIGN.md)."""
-
-    max_new_tokens: int | None = None
-    max_length: int | None = None  # prompt + new tokens; max_new_tokens wins when both are given
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: Sequence[Sequence[int]] = field(default_factory=list)  # token-id sequences that end a row
-    use_cache: bool = True
-    sliding_window_size: int | None = None
-    use_flash_attention: bool | None = None
-    ignore_eos: bool = False
-    eos_token_id: int | None = None  # default: the model config's
-    pad_token_id: int | None = None
-    attention_mask: torch.Tensor | None = None  # (B, T) for left-padded prompts
-
-    def validate(self) -> None:
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature: must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"top_k: must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
-        if not 0 <= self.min_p < 1:
-            raise ConfigError(f"min_p: must be in [0, 1), got {self.min_p}")
-        if self.repetition_penalty <= 0:
-            raise ConfigError(f"repetition_penalty: must be > 0, got {self.repetition_penalty}")
-        if any(len(s) == 0 for s in self.stop):
-            raise ConfigError("stop: an empty stop sequence would end every row at once")
-
-    @property
-    def greedy(self) -> bool:
-        return not self.do_sample or self.temperature == 0
-
-
-DEFAULT_MAX_NEW_TOKENS = 64
+# one parameter set for the reference and the runtime (radon.runtime.params, torch-free)
+GenerationConfig = GenerationParams
 
 
 def process_logits(logits: torch.Tensor, history: torch.Tensor, gc: GenerationConfig) -> torch.Tensor:
@@ -103,44 +62,34 @@ def pick(logits: torch.Tensor, gc: GenerationConfig, generator: torch.Generator 
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
-def _budget(model: HybridTransformerModel, prompt_len: int, gc: GenerationConfig) -> int:
-    if gc.max_new_tokens is not None:
-        new = gc.max_new_tokens
-    elif gc.max_length is not None:
-        new = gc.max_length - prompt_len
-        if new < 1:
-            raise ConfigError(f"max_length: {gc.max_length} leaves no room after a {prompt_len}-token prompt")
-    else:
-        new = DEFAULT_MAX_NEW_TOKENS
-    limit = model.config.max_position_embeddings
-    if prompt_len + new > limit:
-        raise ConfigError(
-            f"max_new_tokens: prompt ({prompt_len}) + new tokens ({new}) exceeds max_position_embeddings ({limit})"
-        )
-    return new
-
-
 def _ends_with_stop(history: list[int], stops: Sequence[Sequence[int]]) -> bool:
     return any(len(history) >= len(s) and history[-len(s) :] == list(s) for s in stops)
 
 
-def stream(model: HybridTransformerModel, input_ids: torch.Tensor, **kwargs: Any) -> Iterator[torch.Tensor]:
-    """Yield the next token of every row (B,) each step; finished rows yield the pad id."""
-    gc = GenerationConfig(**kwargs)
-    gc.validate()
+def stream(
+    model: HybridTransformerModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> Iterator[torch.Tensor]:
+    """Yield the next token of every row (B,) each step; finished rows yield the pad id.
+
+    ``kwargs`` are ``GenerationParams`` names, checked by ``make_params``; ``attention_mask`` (B, T)
+    marks left padding."""
+    gc = make_params(**kwargs)
     if input_ids.dim() != 2 or input_ids.shape[1] == 0:
         raise ConfigError(
             f"input_ids: expected a non-empty (batch, length) tensor, got {tuple(input_ids.shape)}"
         )
     cfg = model.config
     B, T = input_ids.shape
-    new_tokens = _budget(model, T, gc)
+    new_tokens = gc.budget(T, cfg.max_position_embeddings).new_tokens
     eos = cfg.eos_token_id if gc.eos_token_id is None else gc.eos_token_id
     pad = next(x for x in (gc.pad_token_id, cfg.pad_token_id, eos, 0) if x is not None)
     generator = None
     if gc.seed is not None:
         generator = torch.Generator(device=input_ids.device).manual_seed(gc.seed)
-    mask = gc.attention_mask
+    mask = attention_mask
     if mask is None:
         mask = torch.ones_like(input_ids)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -187,9 +136,14 @@ def stream(model: HybridTransformerModel, input_ids: torch.Tensor, **kwargs: Any
         model.train(was_training)
 
 
-def generate(model: HybridTransformerModel, input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+def generate(
+    model: HybridTransformerModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> torch.Tensor:
     """All ids (B, T + new), prompt included; rows that stop early are padded."""
-    steps = list(stream(model, input_ids, **kwargs))
+    steps = list(stream(model, input_ids, attention_mask, **kwargs))
     if not steps:
         return input_ids
     return torch.cat([input_ids, torch.stack(steps, dim=1)], dim=1)
@@ -197,4 +151,4 @@ def generate(model: HybridTransformerModel, input_ids: torch.Tensor, **kwargs: A
 
 def generation_config_fields() -> list[str]:
     """Names ``generate`` accepts (used by the CLI and the server to reject unknown parameters)."""
-    return [f.name for f in dataclasses.fields(GenerationConfig)]
+    return GenerationParams.names()

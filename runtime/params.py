@@ -161,6 +161,10 @@ class GenerationParams:
     eos_token_id: int | None = None  # default: the model's
     pad_token_id: int | None = None  # default: the model's pad, else eos, else 0
 
+    def __post_init__(self) -> None:
+        if self.do_sample is True and self.temperature == 0:
+            self.temperature = 1.0  # transformers' default temperature when sampling
+
     @property
     def greedy(self) -> bool:
         return self.do_sample is False or self.temperature == 0
@@ -232,11 +236,10 @@ def make_params(**kwargs: Any) -> GenerationParams:
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: not a generation parameter (known: {', '.join(sorted(known))})")
-    if kwargs.get("do_sample") is True:
-        if "temperature" not in kwargs or kwargs["temperature"] is None:
-            kwargs["temperature"] = 1.0
-        elif kwargs["temperature"] == 0:
-            raise ConfigError("temperature: 0 means greedy, which contradicts do_sample=True")
+    if kwargs.get("do_sample") is True and kwargs.get("temperature", 1.0) == 0:
+        raise ConfigError("temperature: 0 means greedy, which contradicts do_sample=True")
+    if kwargs.get("temperature", 0.0) is None:
+        kwargs.pop("temperature")
     if kwargs.get("stop") is None:
         kwargs.pop("stop", None)
     p = GenerationParams(**kwargs)

@@ -1,81 +1,93 @@
-"""``radon generate ARTIFACT``: the artifact half of the verb, on the edge runtime (no torch).
+"""The two backends of ``radon generate``: an ONNX artifact (edge runtime, no torch) or a checkpoint.
 
-``radon.cli.generate`` dispatches a folder with ``radon_manifest.json`` here, with the same flags as
-for a checkpoint. Parameters the artifact cannot honour (another sliding window, flash attention) are
-refused by the runtime with a message. The output records the backend and the providers that ran.
+``radon.cli.generate`` has the one decode loop; a ``Backend`` gives it what differs: how a prompt or
+a chat becomes ids, and the stream of token ids for one prompt. Parameters reach both backends already
+checked (``radon.runtime.params.make_params``); what an artifact cannot honour (another window, flash
+attention on a lowering without a fused kernel) is refused by the runtime with a message. The output
+records the backend, and for an artifact the providers that ran.
 """
 
 from __future__ import annotations
 
-import sys
-import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from radon.cli.generate import _emit, parse_ids
+
+@dataclass
+class Backend:
+    """What the decode loop needs from a model: text in, token ids out, and what to report."""
+
+    tokenizer: Any  # radon.tokenizer.Tokenizer, or None (prompts as ids only)
+    vocab_size: int
+    eos_token_id: int | None
+    encode: Callable[[str], list[int]]  # a prompt with the tokenizer's own special tokens
+    encode_chat: Callable[[list[dict[str, str]]], list[int]]  # through the model's chat template
+    tokens: Callable[[list[int], dict[str, Any]], Iterator[int]]  # one prompt's new ids, as produced
+    report: dict[str, Any] = field(default_factory=dict)  # "backend" and what else the output records
 
 
-def run_artifact(
-    artifact: Path,
-    prompt: str | None,
-    prompt_ids: str | None,
-    params: dict[str, Any],
-    stop: list[str],
-    sliding_window_size: int | None,
-    use_flash_attention: bool,
-    stream: bool,
-    as_json: bool,
-    *,
-    providers: str | None = None,
-    threads: int | None = None,
-    messages: list[dict[str, str]] | None = None,
-) -> int:
-    """Generate from ``artifact`` and print the text (or JSON); returns the exit status."""
-    from radon.errors import RadonError
+def _no_tokenizer(folder: Path, what: str) -> Callable[..., list[int]]:
+    def refuse(*_: Any) -> list[int]:
+        from radon.errors import RadonError
+
+        raise RadonError(f"{folder}: this {what} has no tokenizer/; use --prompt-ids")
+
+    return refuse
+
+
+def artifact_backend(artifact: Path, *, providers: str | None, threads: int | None) -> Backend:
+    """An ONNX artifact on onnxruntime (``radon.runtime.load``)."""
+    import numpy as np
+
     from radon.runtime import load
 
     gen = load(artifact, providers=providers, threads=threads)
-    if (prompt is not None or messages is not None) and gen.tokenizer is None:
-        raise RadonError(f"{artifact}: this artifact has no tokenizer/; use --prompt-ids")
-    if messages is not None:
-        ids = gen.encode_chat(messages)
-    elif prompt is not None:
-        ids, _ = gen.encode(prompt)
-        ids = ids[0].tolist()
-    else:
-        ids = parse_ids(prompt_ids or "")
-    if stop and gen.tokenizer is None:
-        raise RadonError("--stop: stop strings need the artifact's tokenizer/")
-    kwargs = dict(params, sliding_window_size=sliding_window_size,
-                  use_flash_attention=use_flash_attention or None, stop_strings=stop)  # fmt: skip
-    new_ids: list[int] = []
-    text = ""
-    start = time.perf_counter()
-    first = None
-    reason = None
-    for piece in gen.stream_text(ids, **kwargs):
-        first = first or time.perf_counter()
-        new_ids.append(piece.token_id) if piece.token_id is not None else None
-        chunk = piece.text if gen.tokenizer is not None else f" {piece.token_id}"
-        text += chunk
-        if stream and chunk:
-            print(chunk, end="", flush=True)
-        reason = piece.finish_reason or reason
-    elapsed = time.perf_counter() - start
-    ttft = (first or time.perf_counter()) - start
-    result = {
-        "backend": f"onnxruntime ({', '.join(gen.providers)})",
-        "providers": gen.providers,
-        "artifact": {"lowering": gen.manifest.lowering, "precision": gen.manifest.precision},
-        "text": text.strip() if gen.tokenizer is None else text,
-        "prompt_tokens": len(ids),
-        "new_tokens": len(new_ids),
-        "ids": new_ids,
-        "finish_reason": reason,
-        "seconds": round(elapsed, 4),
-        "time_to_first_token_s": round(ttft, 4),
-        "tokens_per_second": round(len(new_ids) / elapsed, 2) if elapsed > 0 else None,
-    }
-    _emit(result, prompt, stream, as_json)
-    sys.stdout.flush()
-    return 0
+
+    def tokens(ids: list[int], params: dict[str, Any]) -> Iterator[int]:
+        for event in gen.stream(np.array([ids], np.int64), **params):
+            yield int(event.tokens[0])
+
+    def encode(text: str) -> list[int]:
+        return [int(i) for i in gen.encode(text)[0][0]]
+
+    has_tok = gen.tokenizer is not None
+    return Backend(
+        tokenizer=gen.tokenizer, vocab_size=gen.vocab_size, eos_token_id=gen.eos_token_id,
+        encode=encode if has_tok else _no_tokenizer(artifact, "artifact"),
+        encode_chat=gen.encode_chat if has_tok else _no_tokenizer(artifact, "artifact"),
+        tokens=tokens,
+        report={"backend": f"onnxruntime ({', '.join(gen.providers)})", "providers": gen.providers,
+                "artifact": {"lowering": gen.manifest.lowering, "precision": gen.manifest.precision}},
+    )  # fmt: skip
+
+
+def checkpoint_backend(ckpt: Path, *, threads: int | None) -> Backend:
+    """A checkpoint on the PyTorch reference (``radon.load_model``)."""
+    import torch
+
+    from radon.checkpoint import load_model
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model = load_model(ckpt)
+    tok = None
+    if (ckpt / "tokenizer").is_dir():
+        from radon.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(ckpt / "tokenizer")
+
+    def tokens(ids: list[int], params: dict[str, Any]) -> Iterator[int]:
+        for token in model.stream(torch.tensor([ids]), **params):
+            yield int(token[0])
+
+    def encode_chat(messages: list[dict[str, str]]) -> list[int]:
+        return tok.apply_chat_template(messages, add_generation_prompt=True)
+
+    return Backend(
+        tokenizer=tok, vocab_size=model.config.vocab_size, eos_token_id=model.config.eos_token_id,
+        encode=tok.encode_prompt if tok is not None else _no_tokenizer(ckpt, "checkpoint"),
+        encode_chat=encode_chat if tok is not None else _no_tokenizer(ckpt, "checkpoint"),
+        tokens=tokens, report={"backend": "torch"},
+    )  # fmt: skip

@@ -4,6 +4,13 @@ Both paths take the same flags. Sampling is on when ``--temperature`` is above 0
 ``--prompt`` gets the tokenizer's own special tokens (``Tokenizer.encode_prompt``: transformers'
 ``tokenizer(text)``); ``--chat`` renders a conversation through the model's chat template
 (``Tokenizer.apply_chat_template``, ``radon.tokenizer.chat``) and prints only the reply.
+
+One decode loop (``decode``) serves both: the backends (``radon.cli._generate_artifact``) only turn
+text into ids and yield token ids; the text comes out through the runtime's streaming path
+(``radon.runtime.stream``), so ``--stream`` never prints the beginning of a stop string. Every flag is
+checked by ``radon.runtime.params`` (the validation the servers and Triton share): NaN or infinite
+floats, out-of-range values, a negative seed and text that is not UTF-8 (bytes on the command line
+that do not decode) are refused with a message naming the flag, exit 2.
 """
 
 from __future__ import annotations
@@ -11,10 +18,15 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from radon.cli._app import Opt
+
+if TYPE_CHECKING:
+    from radon.cli._generate_artifact import Backend
+    from radon.runtime.params import GenerationParams
 
 
 def generate(
@@ -65,44 +77,50 @@ def generate(
         stream: print text as it is generated.
         json: print a JSON object with the text, ids and timings.
     """
+    from radon.cli._generate_artifact import artifact_backend, checkpoint_backend
     from radon.errors import RadonError
+    from radon.runtime.params import check_text, make_params
 
     if sum(x is not None for x in (prompt, prompt_ids, chat)) != 1:
         raise RadonError("give exactly one of --prompt TEXT, --prompt-ids 'ID ID ...' or --chat MESSAGE")
+    for flag, text in (("--prompt", prompt), ("--chat", chat), ("--system", system)):
+        if text is not None:
+            check_text(flag, text)  # bytes that are not UTF-8 arrive as lone surrogates
+    stops = [check_text(f"--stop[{i}]", s) for i, s in enumerate(stop or [])]
+    if any(not s for s in stops):
+        raise RadonError("--stop: a stop string is empty")
     if prompt is not None and not prompt.strip():
         raise RadonError("--prompt: the prompt is empty")
     if system is not None and chat is None:
         raise RadonError("--system: goes with --chat MESSAGE")
     if chat is not None and not chat.strip():
         raise RadonError("--chat: the message is empty")
-    messages = chat_messages(chat, system) if chat is not None else None
-    params: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "top_k": top_k,
-        "top_p": top_p,
-        "min_p": min_p,
-        "repetition_penalty": repetition_penalty,
-        "seed": seed,
-    }
+    params = make_params(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+        repetition_penalty=repetition_penalty, seed=seed, sliding_window_size=sliding_window_size,
+        use_flash_attention=use_flash_attention or None,
+    )  # fmt: skip
     if (model / "radon_manifest.json").is_file():
-        from radon.cli._generate_artifact import run_artifact
-
-        return run_artifact(model, prompt, prompt_ids, params, stop or [], sliding_window_size,
-                            use_flash_attention, stream, json, providers=providers, threads=threads,
-                            messages=messages)  # fmt: skip
-    if providers is not None:
-        from radon.errors import RadonError
-
+        backend = artifact_backend(model, providers=providers, threads=threads)
+    elif providers is not None:
         raise RadonError(
             "--providers: only ONNX artifacts run on onnxruntime providers; this is a checkpoint"
         )
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    return _run_checkpoint(model, prompt, prompt_ids, params, stop or [], sliding_window_size,
-                           use_flash_attention, stream, json, messages)  # fmt: skip
+    else:
+        backend = checkpoint_backend(model, threads=threads)
+    if stops and backend.tokenizer is None:
+        raise RadonError(f"--stop: stop strings need the model's tokenizer/, which {model} does not have")
+    if chat is not None:
+        ids = backend.encode_chat(chat_messages(chat, system))
+    elif prompt is not None:
+        ids = backend.encode(prompt)
+    else:
+        ids = parse_ids(prompt_ids or "")
+        if any(not 0 <= i < backend.vocab_size for i in ids):
+            raise RadonError(f"--prompt-ids: ids must be in [0, {backend.vocab_size})")
+    result = decode(backend, ids, params, stops, stream=stream)
+    _emit(result, prompt, stream, json)
+    return 0
 
 
 def chat_messages(chat: str, system: str | None) -> list[dict[str, str]]:
@@ -123,85 +141,52 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def _run_checkpoint(
-    ckpt: Path,
-    prompt: str | None,
-    prompt_ids: str | None,
-    params: dict[str, Any],
-    stop: list[str],
-    window: int | None,
-    flash: bool,
-    stream: bool,
-    as_json: bool,
-    messages: list[dict[str, str]] | None = None,
-) -> int:
-    import torch
+def decode(backend: Backend, ids: list[int], params: GenerationParams, stops: list[str], *,
+           stream: bool) -> dict[str, Any]:  # fmt: skip
+    """The one decode loop of ``radon generate``, for either backend: token ids become text through the
+    runtime's streaming path (``radon.runtime.stream.RowText``: whole UTF-8 characters only, and the
+    beginning of a stop string held back until it is known not to be one), printed as it comes when
+    ``stream``. Returns the output record (text, ids, finish reason, timings)."""
+    from radon.runtime.stream import RowText
 
-    from radon.checkpoint import load_model
-    from radon.errors import RadonError
-
-    model = load_model(ckpt)
-    tokenizer = None
-    if (ckpt / "tokenizer").is_dir():
-        from radon.tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer(ckpt / "tokenizer")
-    if (prompt is not None or messages is not None) and tokenizer is None:
-        raise RadonError(f"{ckpt}: this checkpoint has no tokenizer/; use --prompt-ids")
-    if messages is not None:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    elif prompt is not None:
-        ids = tokenizer.encode_prompt(prompt)
-    else:
-        ids = parse_ids(prompt_ids or "")
-    vocab = model.config.vocab_size
-    if any(not 0 <= i < vocab for i in ids):
-        raise RadonError(f"--prompt-ids: ids must be in [0, {vocab})")
-    temperature = params.pop("temperature")
-    kwargs = dict(params, do_sample=temperature > 0, temperature=temperature or 1.0,
-                  sliding_window_size=window, use_flash_attention=flash or None)  # fmt: skip
-    decoder = tokenizer.stream_decoder() if tokenizer is not None else None
-    text, new_ids = "", []
+    row = RowText(backend.tokenizer, stops) if backend.tokenizer is not None else None
+    kwargs = {k: v for k, v in asdict(params).items() if k != "stop"}
+    text, new_ids, reason = "", [], "length"
     start = time.perf_counter()
     first = None
-    for token in model.stream(torch.tensor([ids]), **kwargs):
+    for tid in backend.tokens(ids, kwargs):
         first = first or time.perf_counter()
-        tid = int(token[0])
         new_ids.append(tid)
-        piece = decoder.push(tid) if decoder is not None else f" {tid}"
-        text, piece, hit = _apply_stop(text, piece, stop)
-        if stream and piece:
-            print(piece, end="", flush=True)
-        if hit:
+        piece = row.push(tid) if row is not None else f" {tid}"
+        _print(piece, stream)
+        if row is not None and row.stopped:
+            reason = "stop"
             break
-    if decoder is not None:
-        tail = decoder.flush()
-        text, tail, _ = _apply_stop(text, tail, stop)
-        if stream and tail:
-            print(tail, end="", flush=True)
+    else:
+        eos = backend.eos_token_id
+        if new_ids and eos is not None and not params.ignore_eos and new_ids[-1] == eos:
+            reason = "stop"
+    if row is not None:
+        _print(row.finish(), stream)
+        text = row.text
+    else:
+        text = "".join(f" {t}" for t in new_ids).strip()
     elapsed = time.perf_counter() - start
-    result = {
-        "backend": "torch",
-        "text": text.strip() if decoder is None else text,
+    return backend.report | {
+        "text": text,
         "prompt_tokens": len(ids),
         "new_tokens": len(new_ids),
         "ids": new_ids,
+        "finish_reason": reason,
         "seconds": round(elapsed, 4),
         "time_to_first_token_s": round((first or time.perf_counter()) - start, 4),
         "tokens_per_second": round(len(new_ids) / elapsed, 2) if elapsed > 0 else None,
     }
-    _emit(result, prompt, stream, as_json)
-    return 0
 
 
-def _apply_stop(text: str, piece: str, stop: list[str]) -> tuple[str, str, bool]:
-    """Append ``piece``; if a stop string appears, cut the text before it. Returns (text, printable, hit)."""
-    combined = text + piece
-    cuts = [combined.find(s) for s in stop if s and s in combined]
-    if not cuts:
-        return combined, piece, False
-    cut = min(cuts)
-    return combined[:cut], combined[len(text) : cut] if cut > len(text) else "", True
+def _print(piece: str, stream: bool) -> None:
+    if stream and piece:
+        print(piece, end="", flush=True)
 
 
 def _emit(result: dict[str, Any], prompt: str | None, streamed: bool, as_json: bool) -> None:
@@ -217,3 +202,4 @@ def _emit(result: dict[str, Any], prompt: str | None, streamed: bool, as_json: b
         f"{result['tokens_per_second']} tok/s",
         file=sys.stderr,
     )
+    sys.stdout.flush()

@@ -2,21 +2,51 @@
 and ``/v1/chat/completions``.
 
 All forbid unknown fields (pydantic ``extra="forbid"``), so a misspelled parameter is a 4xx with its
-name, never silently ignored. Range checks that need the model (context, server limit) live in
-``app.py``; the rest is the runtime's own validation (``GenerationParams.validate``).
+name, never silently ignored, and all are strict: a bool, a string or a float where an integer belongs
+(``"top_k": true``, ``"seed": "1"``, ``"max_tokens": 1.5``) is refused, not coerced. Ranges, finiteness
+(NaN and inf), seeds and UTF-8 text are checked by ``radon.runtime.params``, the validation every
+surface shares (``validate.py`` calls it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from radon.errors import RadonError
+from radon.runtime.params import check_text
 
 
-class GenerateRequest(BaseModel):
+def _check_keys(data: Any, where: str) -> None:
+    """Every key of every object in ``data`` is valid UTF-8 text (no lone surrogate), so that no error
+    message that names a key can carry one. Values are checked where they are used (``validate.py``)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            try:
+                check_text(f"{where}: a key", key)
+            except RadonError as exc:
+                raise ValueError(str(exc)) from None
+            _check_keys(value, f"{where}.{key}" if where != "body" else key)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            _check_keys(item, f"{where}[{i}]")
+
+
+class _Body(BaseModel):
+    """Unknown fields forbidden, strict types, keys checked before pydantic echoes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_are_text(cls, data: Any) -> Any:
+        _check_keys(data, "body")
+        return data
+
+
+class GenerateRequest(_Body):
     """The seed's API request (MIGRATION_GUIDE.md), plus DESIGN.md's min_p, seed, stop, max_new_tokens and ignore_eos."""
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str
     max_length: int | None = Field(None, description="prompt + new tokens, in tokens")
@@ -34,10 +64,8 @@ class GenerateRequest(BaseModel):
     stream: bool = False
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(_Body):
     """OpenAI's legacy completions request; fields RADON cannot honour are refused when set."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     prompt: str | list[str] | list[int]
@@ -64,12 +92,10 @@ class CompletionRequest(BaseModel):
     ignore_eos: bool | None = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(_Body):
     """OpenAI's chat completions request; fields RADON cannot honour (tools, n > 1, logprobs, penalties,
     a JSON response format) are refused when set. ``messages`` is checked by ``radon.tokenizer.chat``
     (``check_messages``), so a bad message is refused with the same words on every surface."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     messages: Any = Field(description="[{'role': 'system'|'user'|'assistant', 'content': str}, ...]")

@@ -1,32 +1,34 @@
 """Turn a request body into a generation plan, or a 4xx with a message naming the field.
 
-Checked here, before anything is queued: an empty prompt, a prompt that fills the context, max tokens
-<= 0 or over the server's limit, a prompt plus max tokens beyond ``max_position_embeddings``,
-temperature < 0, top_p outside (0, 1], and the parameters the artifact cannot honour (the runtime's
-own checks: window, flash attention, top_k/min_p/repetition_penalty ranges); for chat, a malformed
-conversation (``radon.tokenizer.chat.check_messages``, naming ``messages[i].role`` and so on) and a
-tokenizer without a chat template. The checks are plain functions of the body and the generator,
-tested without HTTP.
+Every value check is ``radon.runtime.params``'s (the one validation that the CLI, this server and
+Triton share): types, ranges and finiteness of the sampling parameters, seeds, UTF-8 text (a lone
+surrogate in a prompt, a stop string or a message is a 400 naming the field), stop strings, the token
+budget against the model's context and the server's limit (``max_length`` a ceiling, capped, with the
+cap reported in ``Plan.budget``) and what the artifact cannot honour (window, flash attention on a
+non-fused lowering). Here: which field of which route maps to which parameter, the prompt (empty,
+token ids out of the vocabulary, no tokenizer), the OpenAI fields RADON refuses, and for chat a
+malformed conversation (``radon.tokenizer.chat.check_messages``, naming ``messages[i].role`` and so
+on). Plain functions of the body and the generator, tested without HTTP.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from radon.errors import RadonError
 from radon.runtime.generator import Generator
-from radon.runtime.params import DEFAULT_MAX_NEW_TOKENS, make_params
+from radon.runtime.params import Budget, check_stop_strings, check_text, make_params, plan_budget
 from radon.runtime.server.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
 from radon.tokenizer.chat import ChatError, check_messages
-
-MAX_STOP_STRINGS = 4  # OpenAI's limit
 
 
 class RequestError(Exception):
     """A request the server refuses: HTTP ``status`` and a message that names ``param``."""
 
     def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # a JSON body can carry it
         super().__init__(message)
         self.message, self.param, self.status = message, param, status
 
@@ -39,10 +41,25 @@ class Plan:
     max_new_tokens: int
     params: dict[str, Any]
     stop_strings: list[str]
+    budget: Budget | None = None  # how max_new_tokens was set, and the cap that applied
+
+    def report(self) -> dict[str, Any]:
+        """The budget that applied, for a response body: ``{"budget": {...}}`` (empty without one)."""
+        return {"budget": self.budget.report()} if self.budget is not None else {}
+
+
+def _refuse(exc: RadonError) -> RequestError:
+    """The runtime's ConfigError as a 400 whose ``param`` is the field its message starts with."""
+    head = str(exc).split(":", 1)[0]
+    return RequestError(str(exc), re.sub(r"\[.*$", "", head).split(".")[0] or None)
 
 
 def _encode(gen: Generator, prompt: str | list[int], param: str = "prompt") -> list[int]:
     if isinstance(prompt, str):
+        try:
+            check_text(param, prompt)
+        except RadonError as exc:
+            raise _refuse(exc) from None
         if not prompt.strip():
             raise RequestError(f"{param}: the prompt is empty", param)
         if gen.tokenizer is None:
@@ -55,50 +72,32 @@ def _encode(gen: Generator, prompt: str | list[int], param: str = "prompt") -> l
     return [int(i) for i in prompt]
 
 
-def _check_budget(gen: Generator, n_prompt: int, new: int, limit: int, param: str) -> None:
-    context = gen.max_positions
-    if n_prompt >= context:
-        raise RequestError(
-            f"prompt: {n_prompt} tokens leave no room in the model's context of {context} tokens", "prompt"
-        )
-    if new <= 0:
-        raise RequestError(f"{param}: must be > 0, got {new}", param)
-    if new > limit:
-        raise RequestError(f"{param}: {new} is over this server's limit of {limit} new tokens", param)
-    if n_prompt + new > context:
-        raise RequestError(
-            f"{param}: the prompt ({n_prompt} tokens) + {new} new tokens exceed the model's context "
-            f"of {context} tokens", param,
-        )  # fmt: skip
+def _budget(gen: Generator, n_prompt: int, limit: int, **kwargs: Any) -> Budget:
+    """``plan_budget`` against the model's context and the server's limit, as a 400."""
+    try:
+        return plan_budget(n_prompt, gen.max_positions, limit=limit, **kwargs)
+    except RadonError as exc:
+        raise _refuse(exc) from None
 
 
 def _check_params(gen: Generator, params: dict[str, Any]) -> None:
-    t, p = params.get("temperature", 0.0), params.get("top_p", 1.0)
-    if t is not None and t < 0:
-        raise RequestError(f"temperature: must be >= 0, got {t}", "temperature")
-    if p is not None and not 0 < p <= 1:
-        raise RequestError(f"top_p: must be in (0, 1], got {p}", "top_p")
+    """Types, ranges, finiteness and what the artifact cannot honour: ``radon.runtime.params``."""
     try:
         make_params(**params).check_artifact(gen.manifest)
     except RadonError as exc:
-        name = str(exc).split(":", 1)[0]
-        raise RequestError(str(exc), name if name in params else None) from None
+        raise _refuse(exc) from None
+
+
+def _stops(value: Any) -> list[str]:
+    try:
+        return check_stop_strings("stop", value)
+    except RadonError as exc:
+        raise _refuse(exc) from None
 
 
 def plan_generate(req: GenerateRequest, gen: Generator, limit: int) -> Plan:
-    """``POST /api/v1/generate``: the seed's fields (max_length = prompt + new tokens)."""
-    ids = _encode(gen, req.prompt)
-    if req.max_new_tokens is not None:
-        new, param = req.max_new_tokens, "max_new_tokens"
-    elif req.max_length is not None:
-        new, param = req.max_length - len(ids), "max_length"
-        if new <= 0:
-            raise RequestError(
-                f"max_length: {req.max_length} leaves no room after the {len(ids)}-token prompt", param
-            )
-    else:
-        new, param = min(DEFAULT_MAX_NEW_TOKENS, limit), "max_new_tokens"
-    _check_budget(gen, len(ids), new, limit, param)
+    """``POST /api/v1/generate``: the seed's fields. ``max_length`` is a ceiling on prompt + new tokens,
+    capped at the server's limit and the model's context (``Plan.budget`` says which applied)."""
     params = {
         "temperature": req.temperature, "top_k": req.top_k, "top_p": req.top_p, "min_p": req.min_p,
         "repetition_penalty": req.repetition_penalty, "seed": req.seed,
@@ -106,11 +105,13 @@ def plan_generate(req: GenerateRequest, gen: Generator, limit: int) -> Plan:
         "ignore_eos": req.ignore_eos,
     }  # fmt: skip
     _check_params(gen, params)
-    if len(req.stop) > MAX_STOP_STRINGS or any(not s for s in req.stop):
-        raise RequestError(f"stop: up to {MAX_STOP_STRINGS} non-empty strings", "stop")
-    return Plan(ids, new, params, list(req.stop))
+    stops = _stops(req.stop)
+    ids = _encode(gen, req.prompt)
+    budget = _budget(gen, len(ids), limit, max_new_tokens=req.max_new_tokens, max_length=req.max_length)
+    return Plan(ids, budget.new_tokens, params, stops, budget)
 
 
+OPENAI_MAX_TOKENS = 16  # OpenAI's default max_tokens for completions
 UNSUPPORTED = {  # OpenAI fields RADON cannot honour, with the value that means "off"
     "n": 1, "best_of": 1, "echo": False, "logprobs": None, "suffix": None,
     "presence_penalty": 0.0, "frequency_penalty": 0.0,
@@ -137,9 +138,7 @@ def _openai_common(req: CompletionRequest | ChatCompletionRequest, gen: Generato
         raise RequestError("logit_bias: RADON's server does not support logit_bias", "logit_bias")
     if req.stream_options and set(req.stream_options) - {"include_usage"}:
         raise RequestError("stream_options: only include_usage is supported", "stream_options")
-    stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-    if len(stops) > MAX_STOP_STRINGS or any(not s for s in stops):
-        raise RequestError(f"stop: up to {MAX_STOP_STRINGS} non-empty strings", "stop")
+    stops = _stops(req.stop)
     params = {
         "temperature": 1.0 if req.temperature is None else req.temperature,
         "top_p": 1.0 if req.top_p is None else req.top_p, "top_k": req.top_k or 0, "min_p": req.min_p or 0.0,
@@ -160,12 +159,12 @@ def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: 
         prompts = list(req.prompt)
     if not prompts:
         raise RequestError("prompt: the prompt is empty", "prompt")
-    new = 16 if req.max_tokens is None else req.max_tokens
+    new = OPENAI_MAX_TOKENS if req.max_tokens is None else req.max_tokens
     plans = []
     for prompt in prompts:
         ids = _encode(gen, prompt)
-        _check_budget(gen, len(ids), new, limit, "max_tokens")
-        plans.append(Plan(ids, new, params, stops))
+        budget = _budget(gen, len(ids), limit, max_new_tokens=new, new_name="max_tokens")
+        plans.append(Plan(ids, budget.new_tokens, params, stops, budget))
     return plans
 
 
@@ -179,17 +178,22 @@ def plan_chat(req: ChatCompletionRequest, gen: Generator, limit: int, names: set
                            "response_format")  # fmt: skip
     try:
         messages = check_messages(req.messages)
+        for i, message in enumerate(messages):
+            for key, text in message.items():
+                check_text(f"messages[{i}].{key}", text)
         if gen.tokenizer is None:
             raise RequestError("messages: this artifact has no tokenizer/ and so no chat template; send token "
                                "ids to /v1/completions", "messages")  # fmt: skip
         ids = gen.encode_chat(messages)
     except ChatError as exc:
         raise RequestError(str(exc), exc.param) from None
+    except RadonError as exc:
+        raise RequestError(str(exc), "messages") from None
     if req.max_completion_tokens is not None:
         new, param = req.max_completion_tokens, "max_completion_tokens"
-    elif req.max_tokens is not None:
-        new, param = req.max_tokens, "max_tokens"
     else:
-        new, param = max(1, min(limit, gen.max_positions - len(ids))), "max_completion_tokens"
-    _check_budget(gen, len(ids), new, limit, param)
-    return Plan(ids, new, params, stops)
+        new, param = req.max_tokens, "max_tokens"
+    budget = _budget(
+        gen, len(ids), limit, max_new_tokens=new, new_name=param, default=limit, prompt_name="prompt"
+    )
+    return Plan(ids, budget.new_tokens, params, stops, budget)

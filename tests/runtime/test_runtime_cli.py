@@ -35,10 +35,26 @@ def test_generate_streams_the_same_text(text_artifact, text_gen, capsys):
 
 def test_generate_refuses_what_the_artifact_cannot_honour(text_artifact, capsys):
     for flag, message in ((["--sliding-window-size", "32"], "sliding_window_size"),
-                          (["--use-flash-attention"], "use_flash_attention"),
                           (["--max-new-tokens", "5000"], "max_position_embeddings")):  # fmt: skip
         assert main(["generate", str(text_artifact), "--prompt", "hi", *flag]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_use_flash_attention_is_refused_only_without_a_fused_kernel(text_artifact, artifacts, capsys):
+    argv = [
+        "generate",
+        str(text_artifact),
+        "--prompt",
+        "hi",
+        "--max-new-tokens",
+        "3",
+        "--use-flash-attention",
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    portable = artifacts[("mistral", "portable")]
+    assert main(["generate", str(portable), "--prompt-ids", "1 5 6", "--use-flash-attention"]) == 2
+    assert "use_flash_attention: an ONNX artifact with the portable lowering" in capsys.readouterr().err
 
 
 def test_serve_help_lists_the_endpoints():

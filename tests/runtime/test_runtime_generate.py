@@ -86,7 +86,6 @@ def test_seeded_sampling_is_reproducible(text_gen):
     "kwargs, message",
     [
         ({"sliding_window_size": 4096}, "sliding_window_size: this artifact was exported with a sliding window of 16"),
-        ({"use_flash_attention": True}, "use_flash_attention: an ONNX artifact"),
         ({"max_new_tokens": 4095}, r"exceeds max_position_embeddings \(4096\)"),
         ({"max_new_tokens": None, "max_length": 3}, "max_length: 3 leaves no room"),
         ({"temperature": -1.0}, "temperature"),
@@ -97,6 +96,18 @@ def test_seeded_sampling_is_reproducible(text_gen):
 def test_what_an_artifact_cannot_honour_is_refused(text_gen, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         text_gen.generate(np.array([[1, 50, 60, 70]]), **{"max_new_tokens": 4, **kwargs})
+
+
+def test_flash_attention_is_honoured_by_the_fused_lowering_only(text_gen, artifacts):
+    """``ort``'s GroupQueryAttention is the fused kernel: use_flash_attention=True runs (same ids);
+    the ``portable`` lowering's standard ONNX ops are not, so it is refused by name."""
+    ids = np.array([[1, 50, 60, 70]])
+    np.testing.assert_array_equal(
+        text_gen.generate(ids, 4, use_flash_attention=True), text_gen.generate(ids, 4)
+    )
+    portable = radon.runtime.load(artifacts[("mistral", "portable")], threads=1)
+    with pytest.raises(ConfigError, match="use_flash_attention: an ONNX artifact with the portable lowering"):
+        portable.generate(ids, 4, use_flash_attention=True)
 
 
 def test_matching_window_and_flash_off_are_accepted(text_gen):

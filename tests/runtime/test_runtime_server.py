@@ -100,12 +100,10 @@ BAD_GENERATE = [
         400,
         "sliding_window_size: this artifact was exported with",
     ),
-    ({"prompt": "hi", "use_flash_attention": True}, 400, "use_flash_attention: an ONNX artifact"),
     ({"prompt": "hi", "beam_size": 4}, 422, "beam_size: Extra inputs are not permitted"),
     ({"prompt": "hi", "max_length": "many"}, 422, "max_length"),
     ({"max_length": 5}, 422, "prompt: Field required"),
-    # the seed's own example request (MIGRATION_GUIDE.md): 32000 tokens is beyond this model's context
-    ({"prompt": "Привет, RADON!", "max_length": 32000, "use_flash_attention": True}, 400, "max_length"),
+    ({"prompt": "hi", "seed": -1}, 400, r"seed: must be in \[0, 2\*\*63\)"),
 ]
 
 
@@ -114,6 +112,17 @@ def test_generate_refuses_with_a_message(server, body, status, message):
     r = httpx.post(f"{server.url}/api/v1/generate", json=body, timeout=30)
     assert r.status_code == status, r.text
     assert re.search(message, r.json()["detail"]), r.json()
+
+
+def test_the_seeds_request_is_answered_with_the_cap_that_applied(server):
+    """MIGRATION_GUIDE.md's curl: max_length 32000 is a ceiling (capped at the server's limit here), and
+    use_flash_attention is honoured by the ort lowering's fused GroupQueryAttention."""
+    body = {"prompt": "Привет, RADON!", "max_length": 32000, "use_flash_attention": True}
+    r = httpx.post(f"{server.url}/api/v1/generate", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    budget = r.json()["budget"]
+    assert budget["requested"] == 32000 and budget["capped_by"] == "max_tokens_limit"
+    assert budget["max_new_tokens"] == LIMIT and budget["max_length"] == r.json()["prompt_tokens"] + LIMIT
 
 
 def test_generate_streams_server_sent_events(server, text_gen):
