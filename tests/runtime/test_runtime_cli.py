@@ -195,3 +195,27 @@ def test_bench_targets_pair_rounds() -> None:
     assert line == "- int4 decode >= onnxruntime-genai int4: 150.0 vs 170.0 tok/s = 0.88x (MISSED)" + want
     report["engines"]["genai-int4"]["tests"]["tg8"].pop("rounds")  # a report from before rounds were kept
     assert paired(report, "radon", "genai-int4", "tg8") == ""
+
+
+def test_checkpoint_stream_holds_back_a_stop_string_split_across_tokens(text_ckpt, capsys):
+    """``--stream`` on a checkpoint prints exactly the final text: the beginning of a stop string that
+    spans two tokens is held back, never printed and then taken back."""
+    from radon.tokenizer import load_tokenizer
+
+    base = ["generate", str(text_ckpt), "--prompt", "Hello", "--max-new-tokens", "24"]
+    assert main([*base, "--json"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    tok = load_tokenizer(text_ckpt / "tokenizer")
+    pieces = [tok.decode([i]) for i in free["ids"]]
+    text = "".join(pieces)
+    assert text == free["text"]
+
+    def spanning(i: int) -> str:  # the last character of token i and the first of token i + 1
+        return pieces[i][-1:] + pieces[i + 1][:1]
+
+    i = next(i for i in range(len(pieces) - 1)
+             if len(spanning(i)) == 2 and text.find(spanning(i)) == len("".join(pieces[: i + 1])) - 1)  # fmt: skip
+    stop = spanning(i)
+    want = free["text"][: free["text"].find(stop)]
+    assert main([*base, "--stream", "--stop", stop]) == 0
+    assert capsys.readouterr().out == want + "\n"
