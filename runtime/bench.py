@@ -201,7 +201,16 @@ def radon_engines(artifacts: list[Path], manifests: list[Manifest], caches: list
     return engines
 
 
-def run(
+def run(artifact: Path | list[Path], *, json: bool = False, **kwargs: Any) -> int:
+    """``measure`` (its arguments), then print the report as Markdown or JSON; returns 0."""
+    from radon.runtime.bench_report import markdown
+
+    report = measure(artifact, **kwargs)
+    print(jsonlib.dumps(report, indent=2) if json else markdown(report))
+    return 0
+
+
+def measure(
     artifact: Path | list[Path],
     *,
     compare: bool = False,
@@ -210,14 +219,14 @@ def run(
     new_tokens: int = 128,
     runs: int = 3,
     threads: int = 0,
-    json: bool = False,
     reference: Path | None = None,
     spinning: bool | str = True,
     cache: str | None = None,
     huge_pages: str = "on",
     pp_sizes: tuple[int, ...] = PP_SIZES,
-) -> int:
-    """Benchmark ``artifact`` (and with ``compare`` its peers); print Markdown or JSON; returns 0.
+    peers: list[Peer] | None = None,
+) -> dict[str, Any]:
+    """Benchmark ``artifact`` (and with ``compare`` its peers); the report as a JSON-ready dict.
 
     Several artifacts of one checkpoint (``[fp32, int8, int4]``) run as separate RADON engines in the
     same rounds, and ``compare`` then adds the peers of each precision (``bench_peers.prepare_peers``):
@@ -230,6 +239,7 @@ def run(
     threads spin (RADON and optimum; genai and llama.cpp keep their own settings, which spin): True/False,
     or ``on,off`` / ``off,on`` to add a RADON engine with the second setting (an A/B). ``huge_pages``:
     ``on`` or ``off`` (RADON's weights on transparent huge pages), or ``on,off`` for an A/B.
+    ``peers``: these engines instead of the ones ``compare`` prepares (a caller that built its own).
     """
     artifacts = [Path(a) for a in (artifact if isinstance(artifact, list) else [artifact])]
     manifests = [read_manifest(a) for a in artifacts]
@@ -255,7 +265,9 @@ def run(
     radon_peers = radon_engines(artifacts, manifests, caches, pages, spins)
     radon_peer = radon_peers[0]
     precisions = {m.precision for m in manifests}
-    peers = radon_peers + (prepare_peers(artifact, manifest, reference, precisions) if compare else [])
+    if peers is None:
+        peers = prepare_peers(artifact, manifest, reference, precisions) if compare else []
+    peers = radon_peers + peers
     args = [
         "--threads",
         str(threads),
@@ -340,10 +352,7 @@ def run(
         "bytes_per_decode_token": bpt, "decode_limit_tok_s": bandwidth["gb_per_s"] * 1e9 / bpt,
         "engines": results, "logs": str(log_dir),
     }  # fmt: skip
-    from radon.runtime.bench_report import markdown
-
-    print(jsonlib.dumps(report, indent=2) if json else markdown(report))
-    return 0
+    return report
 
 
 def peer_family(peer: Peer, radon_families: dict[str, str]) -> str:

@@ -9,6 +9,7 @@ sequence each token (no cache), which is exact and fine for the small demo model
 
     python scripts/peer_quant_quality.py GENAI_DIR --reference CKPT [--precision int4]
     .bench-venv/bin/python scripts/peer_quant_quality.py model-q8_0.gguf --reference CKPT --precision int8-dynamic
+    .bench-venv/bin/python scripts/peer_quant_quality.py model-q8_0.gguf --serve   # logits over pipes (GgufServer)
 
 The peer models are the ones ``radon bench CKPT-ARTIFACTS --compare`` builds from the same checkpoint
 (``~/.cache/radon/bench/<digest>/``): genai's from the ``radon convert --to-hf`` folder, the GGUFs from a
@@ -22,6 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +90,92 @@ class GgufGraph:
         return seq[ids.size :]
 
 
+def serve(path: Path) -> None:
+    """Answer logits requests for a GGUF over pipes (``GgufServer``): a JSON line ``{"ids": [...]}`` in,
+    a line ``T V`` and T x V float32 bytes out. llama.cpp prints to stdout, so the answers get their own
+    descriptor and stdout goes to stderr."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    graph = GgufGraph(path, "")
+    out.write(b"ready\n")
+    out.flush()
+    for line in sys.stdin:
+        logits = np.ascontiguousarray(graph.logits(np.array(json.loads(line)["ids"], np.int64)), np.float32)
+        out.write(f"{logits.shape[0]} {logits.shape[1]}\n".encode() + logits.tobytes())
+        out.flush()
+
+
+class GgufServer:
+    """A GGUF as a parity candidate in this process, run by llama.cpp in another (``python`` of the peer
+    venv, ``serve``): llama_cpp and torch must not share a process (two OpenMP runtimes can segfault),
+    and llama.cpp may crash on quantized files (DESIGN.md). A crash raises ``WorkerCrashed``."""
+
+    def __init__(self, path: Path, precision: str, python: str) -> None:
+        self.log = Path(tempfile.mkstemp(prefix=f"gguf-{path.stem}-", suffix=".log")[1])
+        self._stderr = self.log.open("w")
+        env = dict(os.environ, PYTHONFAULTHANDLER="1")
+        self.proc = subprocess.Popen([python, __file__, str(path), "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._stderr, env=env)  # fmt: skip
+        self.description = f"{path.name} (llama.cpp)"
+        self.precision = precision
+        self._expect(b"ready\n", "load")
+
+    def _crashed(self, during: str) -> Exception:
+        from radon.runtime.bench_crash import Crash, WorkerCrashed
+
+        if self.proc.poll() is None:  # it closed its output but lives on
+            self.proc.kill()
+        code = self.proc.wait()
+        self._stderr.close()
+        return WorkerCrashed(
+            Crash.from_exit(code, self.log.read_text(errors="replace"), during, str(self.log))
+        )
+
+    def _expect(self, line: bytes, during: str) -> None:
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline() != line:
+            raise self._crashed(during)
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps({"ids": [int(t) for t in ids]}).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            raise self._crashed(f"logits of {ids.size} tokens") from None
+        head = self.proc.stdout.readline().split()
+        if len(head) != 2:
+            raise self._crashed(f"logits of {ids.size} tokens")
+        t, v = int(head[0]), int(head[1])
+        data = self.proc.stdout.read(t * v * 4)
+        if len(data) != t * v * 4:
+            raise self._crashed(f"logits of {ids.size} tokens")
+        return np.frombuffer(data, np.float32).reshape(t, v)
+
+    def greedy(self, ids: np.ndarray, new_tokens: int) -> np.ndarray:
+        seq = ids.copy()
+        for _ in range(new_tokens):
+            seq = np.append(seq, int(self.logits(seq)[-1].argmax()))
+        return seq[ids.size :]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self._stderr.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", type=Path)
-    ap.add_argument("--reference", type=Path, required=True)
+    ap.add_argument("--reference", type=Path)
     ap.add_argument("--precision", default="int4")
+    ap.add_argument("--serve", action="store_true", help="answer logits requests on stdin (GgufServer)")
     args = ap.parse_args()
+    if args.serve:
+        return serve(args.model)
+    if args.reference is None:
+        ap.error("--reference is required")
     from radon.checkpoint import load_model
     from radon.export.parity import compare
 
