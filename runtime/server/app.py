@@ -29,16 +29,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radon import __version__
 from radon.runtime.generator import Generator
+from radon.runtime.server.limits import Guard, Limits, Overloaded, retry_after, text_chars
 from radon.runtime.server.metrics import CONTENT_TYPE, Metrics
 from radon.runtime.server.scheduler import Job, Scheduler
 from radon.runtime.server.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
 from radon.runtime.server.validate import Plan, RequestError, plan_chat, plan_completions, plan_generate
 
 DEFAULT_MAX_TOKENS_LIMIT = 1024
+PROMPT_CHARS_PER_POSITION = 16  # the default --max-prompt-chars is this times the model's context
 ROUTES = ("/api/v1/generate", "/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -88,14 +91,40 @@ class Server:
     """The app's state: the generator, the scheduler, the metrics and the limits."""
 
     def __init__(self, generator: Generator, *, max_tokens_limit: int | None, max_batch: int,
-                 model_name: str | None) -> None:  # fmt: skip
+                 model_name: str | None, limits: Limits) -> None:  # fmt: skip
         self.generator = generator
         self.model_name = model_name or generator.name
         self.limit = min(max_tokens_limit or DEFAULT_MAX_TOKENS_LIMIT, generator.max_positions)
+        self.limits = limits
+        # a prompt of more characters cannot fit the context unless its tokens average over 16 characters
+        self.max_prompt_chars = limits.max_prompt_chars or PROMPT_CHARS_PER_POSITION * generator.max_positions
         m = generator.manifest
         self.metrics = Metrics({"model": self.model_name, "lowering": m.lowering, "precision": m.precision,
                                 "providers": ",".join(generator.providers), "version": __version__})  # fmt: skip
         self.scheduler = Scheduler(generator, self.metrics, max_batch=max_batch)
+        for name, value in self.public_limits().items():
+            self.metrics.set("radon_limit", float(value), limit=name)
+
+    def public_limits(self) -> dict[str, Any]:
+        """Every limit, as /health and /metrics show them (the API key only as whether one is set)."""
+        return self.limits.public() | {"max_prompt_chars": self.max_prompt_chars, "max_tokens_limit": self.limit,
+                                       "max_batch": self.scheduler.max_batch}  # fmt: skip
+
+    def check_chars(self, prompt: Any, param: str) -> None:
+        """Refuse prompt text over ``max_prompt_chars`` before the tokenizer sees it (400, naming ``param``)."""
+        n = text_chars(prompt)
+        if n > self.max_prompt_chars:
+            raise RequestError(f"{param}: {n} characters, over this server's limit of {self.max_prompt_chars} "
+                               f"(--max-prompt-chars)", param)  # fmt: skip
+
+    def admit(self, n: int) -> None:
+        """Refuse ``n`` more prompts when the queue would pass ``max_queue`` (503 with Retry-After)."""
+        depth, cap = self.scheduler.depth, self.limits.max_queue
+        if depth + n > cap:
+            self.metrics.inc("radon_requests_refused_total", reason="queue_full")
+            wait = retry_after(self.metrics)
+            raise Overloaded(f"queue: {depth} prompts are waiting and this request adds {n}; this server's limit "
+                             f"(--max-queue) is {cap}; retry after {wait} s", wait)  # fmt: skip
 
     def job(self, plan: Plan) -> Job:
         self.metrics.inc("radon_prompt_tokens_total", len(plan.prompt_ids))
@@ -159,9 +188,17 @@ class Server:
 
 
 def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max_batch: int = 8,
-               model_name: str | None = None) -> FastAPI:  # fmt: skip
-    """The app for one loaded artifact; the generation thread starts and stops with the app."""
-    srv = Server(generator, max_tokens_limit=max_tokens_limit, max_batch=max_batch, model_name=model_name)
+               model_name: str | None = None, limits: Limits | None = None) -> FastAPI:  # fmt: skip
+    """The app for one loaded artifact; the generation thread starts and stops with the app.
+
+    ``limits`` (runtime/server/limits.py) bounds bodies, time, concurrency and the queue, and holds the
+    API key. Run the app under uvicorn with ``limits.uvicorn_settings(app)`` for the header deadline, the
+    header-size cap and the connection cap, which only the HTTP protocol can see (``radon serve`` does).
+    """
+    limits = limits or Limits()
+    limits.check()
+    srv = Server(generator, max_tokens_limit=max_tokens_limit, max_batch=max_batch, model_name=model_name,
+                 limits=limits)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,7 +209,14 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
     app = FastAPI(title="RADON", version=__version__, lifespan=lifespan)
     app.state.server = srv
 
+    app.add_middleware(Guard, limits=limits, metrics=srv.metrics)  # inside CountRequests: refusals count too
     app.add_middleware(CountRequests, metrics=srv.metrics)
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        response = _error(request, 503, exc.message, None)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
@@ -206,7 +250,8 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
         return {"status": "ok", "model": srv.model_name, "providers": generator.providers,
                 "lowering": m.lowering, "precision": m.precision, "sliding_window": generator.window,
                 "max_position_embeddings": generator.max_positions, "max_tokens_limit": srv.limit,
-                "max_batch": srv.scheduler.max_batch, "queue_depth": srv.scheduler.depth}  # fmt: skip
+                "max_batch": srv.scheduler.max_batch, "queue_depth": srv.scheduler.depth,
+                "limits": srv.public_limits()}  # fmt: skip
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
@@ -215,15 +260,18 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
 
     @app.post("/api/v1/generate", response_model=None)
     async def api_generate(req: GenerateRequest, request: Request) -> Any:
-        job = srv.job(plan_generate(req, generator, srv.limit))
+        srv.check_chars(req.prompt, "prompt")
+        plan = await run_in_threadpool(plan_generate, req, generator, srv.limit)
+        srv.admit(1)
+        job = srv.job(plan)
         if req.stream:
             return StreamingResponse(
-                _stream_generate(srv, job), media_type="text/event-stream", headers=SSE_HEADERS
+                _stream_generate(srv, job, plan.report()), media_type="text/event-stream", headers=SSE_HEADERS
             )
         text, info = await srv.collect(job, request)
         if info is None:  # the client went away before its turn
             return JSONResponse({"detail": "cancelled"}, status_code=499)
-        return srv.summary(job, info, text)
+        return srv.summary(job, info, text) | plan.report()  # the seed's max_length: the cap that applied
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -234,7 +282,9 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
 
     @app.post("/v1/completions", response_model=None)
     async def completions(req: CompletionRequest, request: Request) -> Any:
-        plans = plan_completions(req, generator, srv.limit, {srv.model_name})
+        srv.check_chars(req.prompt, "prompt")
+        plans = await run_in_threadpool(plan_completions, req, generator, srv.limit, {srv.model_name})
+        srv.admit(len(plans))
         jobs = [srv.job(p) for p in plans]
         cid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": cid, "object": "text_completion", "created": created, "model": srv.model_name}
@@ -255,7 +305,10 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
-        job = srv.job(plan_chat(req, generator, srv.limit, {srv.model_name}))
+        srv.check_chars(req.messages, "messages")
+        plan = await run_in_threadpool(plan_chat, req, generator, srv.limit, {srv.model_name})
+        srv.admit(1)
+        job = srv.job(plan)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": cid, "created": created, "model": srv.model_name}
         if req.stream:
@@ -302,7 +355,7 @@ async def _stream_chat(srv: Server, job: Job, head: dict[str, Any], usage: bool)
     yield _sse("[DONE]")
 
 
-async def _stream_generate(srv: Server, job: Job) -> AsyncIterator[bytes]:
+async def _stream_generate(srv: Server, job: Job, report: dict[str, Any]) -> AsyncIterator[bytes]:
     """SSE for ``/api/v1/generate``: ``{"type": "token", ...}`` per token, then ``{"type": "done", ...}``."""
     text = ""
     async for item in srv.results(job):
@@ -312,7 +365,7 @@ async def _stream_generate(srv: Server, job: Job) -> AsyncIterator[bytes]:
         elif item[0] == "error":
             yield _sse({"type": "error", "detail": item[1]})
         elif item[1] is not None:
-            yield _sse({"type": "done"} | srv.summary(job, item[1], text))
+            yield _sse({"type": "done"} | srv.summary(job, item[1], text) | report)
 
 
 async def _stream_completions(

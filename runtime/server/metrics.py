@@ -36,6 +36,10 @@ class Metrics:
         "radon_request_duration_seconds": ("summary", "time from a request's arrival to its last token"),
         "radon_time_to_first_token_seconds": ("summary", "time from a request's arrival to its first token"),
         "radon_model_info": ("gauge", "the served artifact"),
+        "radon_requests_active": ("gauge", "generation requests from arrival to their last byte"),
+        "radon_connections": ("gauge", "open HTTP connections"),
+        "radon_requests_refused_total": ("counter", "requests refused by a limit, by reason"),
+        "radon_limit": ("gauge", "the server's limits, by name (bytes, seconds, requests)"),
     }
 
     def __init__(self, info: dict[str, str]) -> None:
@@ -44,14 +48,15 @@ class Metrics:
         self._values["radon_model_info"][_labels(info)] = 1.0
         self._values["radon_queue_depth"][""] = 0.0
         self._values["radon_requests_in_progress"][""] = 0.0
+        self._values["radon_requests_active"][""] = 0.0
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         with self._lock:
             self._values[name][_labels(labels)] += value
 
-    def set(self, name: str, value: float) -> None:
+    def set(self, name: str, value: float, **labels: str) -> None:
         with self._lock:
-            self._values[name][""] = value
+            self._values[name][_labels(labels)] = value
 
     def observe(self, name: str, value: float) -> None:
         """Add one observation to a summary (sum and count)."""
