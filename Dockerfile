@@ -7,6 +7,11 @@
 #   docker run --rm -p 8000:8000 -v "$PWD/radon-demo/onnx:/models/radon:ro" radon-runtime
 #   curl -s localhost:8000/health
 #
+# The server listens on 0.0.0.0 inside the container, so anyone who can reach the published port can use
+# the model. No API key is set by default (`radon serve` warns about it at start); set one with
+#   docker run ... -e RADON_API_KEY="$(openssl rand -hex 32)" radon-runtime
+# and clients send `Authorization: Bearer <key>` on every route but /health (the HEALTHCHECK below).
+#
 # The GPU service of docker-compose.yml builds the same file with ONNXRUNTIME="onnxruntime-gpu[cuda,cudnn]".
 FROM python:3.11-slim
 
