@@ -7,11 +7,12 @@ Triton's layout, exactly (``docs/user_guide/model_repository.md``)::
       radon_tokenizer/    config.pbtxt  1/model.py  1/tokenizer/
       radon_detokenizer/  config.pbtxt  1/model.py  1/tokenizer/
       radon_decoder/      config.pbtxt  1/model.onnx (+ manifest, tokenizer/)   onnxruntime_onnx
-                                        1/model.py + the same files               python backend
+                                        1/model.py + 1/artifact/ (the same files) python backend
                                         1/model.plan (+ manifest, tokenizer/)     tensorrt_plan
       radon/              config.pbtxt  1/model.py                                the generate model
 
-The decoder's version folder holds the whole artifact (or engine folder) with its manifest, so the
+The decoder's version folder (``1/artifact/`` for the python backend, apart from its ``model.py``)
+holds the whole artifact (or engine folder) with its manifest, and nothing else, so the
 generate model reads the architecture and tokenizer from it, and the in-process decode loop opens the
 same ``model.onnx``. Rebuilding into a repository made from the same artifact replaces its models and
 keeps any other generate model there (e.g. one per decode loop); anything else in the way is refused.
@@ -165,13 +166,14 @@ def build_repository(
                                configs.decoder_config(manifest, kind, max_batch=batch, instances=instances,
                                                       threads=threads, device=device),
                                "decoder" if kind == "python" else None)  # fmt: skip
-    _copy_artifact(artifact, manifest, decoder_dir / "1")
+    artifact_dir = configs.decoder_artifact_dir(kind)
+    _copy_artifact(artifact, manifest, decoder_dir / artifact_dir)
     for model, config in ((configs.TOKENIZER, configs.tokenizer_config(max_batch=batch)),
                           (configs.DETOKENIZER, configs.detokenizer_config(max_batch=batch))):  # fmt: skip
         folder = _write_model(out, model, config, model.removeprefix("radon_"))
         shutil.copytree(artifact / manifest.tokenizer, folder / "1" / "tokenizer")
     settings = GenerateSettings(
-        decode_loop=loop, artifact=f"{configs.DECODER}/1", decoder_model=configs.DECODER,
+        decode_loop=loop, artifact=f"{configs.DECODER}/{artifact_dir}", decoder_model=configs.DECODER,
         tokenizer_model=configs.TOKENIZER, max_batch=batch, max_tokens_limit=max_tokens_limit, threads=threads,
         prefill_chunk=0 if kind == "tensorrt" else 128, max_prompt_tokens=longest,
     )  # fmt: skip

@@ -31,7 +31,16 @@ TRITON_TYPES = {
 }  # fmt: skip
 TOKENIZER, DETOKENIZER, DECODER = "radon_tokenizer", "radon_detokenizer", "radon_decoder"
 DECODER_KINDS = ("onnxruntime", "python", "tensorrt")
+# The python decoder's artifact sits in 1/artifact/, apart from the adapter (1/model.py) and the
+# __pycache__/ that Python writes beside it: an artifact folder holds only the files its manifest lists.
+PYTHON_DECODER_ARTIFACT = "artifact"
 BATCH_AXIS = "batch_size"
+
+
+def decoder_artifact_dir(kind: str) -> str:
+    """Where the artifact sits in the decoder's folder: ``1`` for the C++ backends, which read
+    ``1/model.onnx`` or ``1/model.plan``; ``1/artifact`` for the python backend."""
+    return f"1/{PYTHON_DECODER_ARTIFACT}" if kind == "python" else "1"
 
 
 def triton_type(dtype: str, tensor: str) -> Enum:

@@ -16,7 +16,14 @@ A request is checked in two steps, so that a batch of prompts is tokenized in on
 
 - ``read_fields(inputs, parameters)``: one value per input, the ranges, unknown parameters;
 - ``plan_request(fields, prompt_ids, ...)``: the token budget against the context and the server's
-  limit, and what the artifact cannot honour (``radon.runtime.params``).
+  limit, and what the artifact cannot honour.
+
+Every value goes through ``radon.runtime.params``, the validation module that the CLI and
+``radon serve`` use too (integers within range, finite floats, seeds in [0, 2**63), UTF-8 text, stop
+strings, ``plan_budget``), so Triton refuses a value with the same words as the other surfaces, under
+its own input names. The dtypes stay TensorRT-LLM's (``max_tokens`` INT32, as Triton's OpenAI
+frontend sends it): a value wider than the declared dtype is wrapped by Triton's HTTP parser before
+any model sees it (docs/triton.md), so what can be refused here is what arrives.
 
 Every refusal is a ``RequestError`` whose message starts with the input's name; the generate model
 returns it as ``TritonError(INVALID_ARG)``, which Triton sends as HTTP 400 or a gRPC error. Torch-free,
@@ -34,7 +41,17 @@ import numpy as np
 
 from radon.errors import RadonError
 from radon.runtime.manifest import Manifest
-from radon.runtime.params import make_params
+from radon.runtime.params import (
+    MAX_STOP_STRINGS,
+    check_bool,
+    check_float,
+    check_int,
+    check_seed,
+    check_stop_strings,
+    check_text,
+    make_params,
+    plan_budget,
+)
 from radon.tokenizer.chat import ChatError, check_messages
 
 RESERVED_PREFIX = "triton_"  # request parameters Triton itself sets (e.g. triton_enable_empty_final_response)
@@ -70,7 +87,7 @@ GENERATED_TOKENS = FieldSpec("generated_tokens", "TYPE_INT32", (1,), False,
 GENERATE_OUTPUTS: tuple[FieldSpec, ...] = (GENERATE_OUTPUT, GENERATED_TOKENS)
 INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in GENERATE_INPUTS)
 _KINDS = {"TYPE_STRING": "OSU", "TYPE_INT32": "iu", "TYPE_UINT64": "iu", "TYPE_FP32": "fiu", "TYPE_BOOL": "b"}
-MAX_STOP_WORDS = 4  # as radon serve (OpenAI's limit)
+MAX_STOP_WORDS = MAX_STOP_STRINGS  # as radon serve (OpenAI's limit)
 
 
 class RequestError(RadonError):
@@ -137,7 +154,8 @@ def _one(name: str, value: np.ndarray, spec: FieldSpec) -> Any:
             f"{name}: expected one value per request, got shape {list(arr.shape)} (send one request per prompt)",
             name,
         )
-    return arr.reshape(-1)[0]
+    value = arr.reshape(-1)[0]
+    return value.item() if isinstance(value, np.generic) else value  # Python scalars for the checks
 
 
 def _text(name: str, value: Any) -> str:
@@ -194,37 +212,54 @@ def read_fields(inputs: Mapping[str, np.ndarray | None],
             values["stop_words"] = [_text("stop_words", v) for v in arr.reshape(-1)]
         else:
             values[spec.name] = _one(spec.name, value, spec)
-    messages = None
     if ("text_input" in values) == ("messages" in values):
         raise RequestError(
             "text_input: send exactly one of text_input (a prompt) and messages (a chat)", "text_input"
         )
+    try:
+        return _checked(values)
+    except RadonError as exc:  # radon.runtime.params' ConfigError: the message starts with the input's name
+        name = str(exc).split(":", 1)[0].split("[", 1)[0]
+        raise RequestError(str(exc), name if name in INPUT_NAMES else None) from None
+
+
+def _checked(values: dict[str, Any]) -> GenerateFields:
+    """``GenerateFields`` from one value per input, each checked by ``radon.runtime.params``."""
+    messages = None
     if "messages" in values:
-        messages = _messages(_text("messages", values.pop("messages")))
+        messages = _messages(_text("messages", values["messages"]))
         text = ""
     else:
-        text = _text("text_input", values.pop("text_input"))
+        text = check_text("text_input", _text("text_input", values["text_input"]))
         if not text.strip():
             raise RequestError("text_input: the prompt is empty", "text_input")
+    stream = check_bool("stream", values.get("stream", False))
     fields = GenerateFields(
-        text=text, max_tokens=int(values.pop("max_tokens")), stream=bool(values.pop("stream", False)),
-        temperature=float(values.pop("temperature", 0.0)), top_k=int(values.pop("top_k", 0)),
-        top_p=float(values.pop("top_p", 1.0)), repetition_penalty=float(values.pop("repetition_penalty", 1.0)),
-        stop_words=values.pop("stop_words", []),
-        seed=None if "seed" not in values else int(values.pop("seed")), messages=messages,
-    )  # fmt: skip
-    if fields.max_tokens <= 0:
-        raise RequestError(f"max_tokens: must be > 0, got {fields.max_tokens}", "max_tokens")
-    if fields.seed is not None and not 0 <= fields.seed < 2**64:
-        raise RequestError(f"seed: must be in [0, 2**64), got {fields.seed}", "seed")
-    if len(fields.stop_words) > MAX_STOP_WORDS or any(not s for s in fields.stop_words):
-        raise RequestError(f"stop_words: up to {MAX_STOP_WORDS} non-empty strings", "stop_words")
-    try:
-        make_params(max_new_tokens=fields.max_tokens, **fields.params())
-    except RadonError as exc:
-        name = str(exc).split(":", 1)[0]
-        raise RequestError(str(exc), name if name in INPUT_NAMES else None) from None
+        text=text,
+        max_tokens=_int(check_int("max_tokens", values["max_tokens"], low=1)),
+        stream=bool(stream),
+        temperature=_float(check_float("temperature", values.get("temperature", 0.0), low=0)),
+        top_k=_int(check_int("top_k", values.get("top_k", 0), low=0)),
+        top_p=_float(check_float("top_p", values.get("top_p", 1.0), low=0, high=1, low_open=True)),
+        repetition_penalty=_float(
+            check_float("repetition_penalty", values.get("repetition_penalty", 1.0), low=0, low_open=True)
+        ),
+        stop_words=check_stop_strings("stop_words", values.get("stop_words", []), max_count=MAX_STOP_WORDS),
+        seed=check_seed(values.get("seed")),
+        messages=messages,
+    )
+    make_params(max_new_tokens=fields.max_tokens, **fields.params())  # the whole set, as the runtime takes it
     return fields
+
+
+def _int(value: int | None) -> int:
+    assert value is not None  # a required value: the check returned it
+    return value
+
+
+def _float(value: float | None) -> float:
+    assert value is not None
+    return value
 
 
 def _messages(raw: str) -> list[dict[str, str]]:
@@ -233,8 +268,12 @@ def _messages(raw: str) -> list[dict[str, str]]:
     except json.JSONDecodeError as exc:
         raise RequestError(f"messages: not JSON ({exc})", "messages") from None
     try:
-        return check_messages(value)
-    except ChatError as exc:
+        messages = check_messages(value)
+        for i, message in enumerate(messages):  # JSON escapes can carry lone surrogates ("\\ud800")
+            for key, text in message.items():
+                check_text(f"messages[{i}].{key}", text)
+        return messages
+    except (ChatError, RadonError) as exc:
         raise RequestError(str(exc), "messages") from None
 
 
@@ -253,21 +292,12 @@ def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest:
             f"{name}: {len(ids)} tokens is over this decoder's longest prompt ({max_prompt_tokens} "
             "tokens, its prefill profile)", name,
         )  # fmt: skip
-    if len(ids) >= context:
-        raise RequestError(
-            f"{name}: {len(ids)} tokens leave no room in the model's context of {context} tokens",
-            name,
-        )
-    if fields.max_tokens > max_tokens_limit:
-        raise RequestError(
-            f"max_tokens: {fields.max_tokens} is over this server's limit of {max_tokens_limit} new tokens",
-            "max_tokens",
-        )
-    if len(ids) + fields.max_tokens > context:
-        raise RequestError(
-            f"max_tokens: the prompt ({len(ids)} tokens) + {fields.max_tokens} new tokens exceed the model's "
-            f"context of {context} tokens", "max_tokens",
-        )  # fmt: skip
+    try:
+        plan_budget(len(ids), context, max_new_tokens=fields.max_tokens, limit=max_tokens_limit,
+                    new_name="max_tokens", prompt_name=name)  # fmt: skip
+    except RadonError as exc:
+        param = str(exc).split(":", 1)[0]
+        raise RequestError(str(exc), param if param in INPUT_NAMES else None) from None
     try:
         make_params(**fields.params()).check_artifact(manifest)
     except RadonError as exc:

@@ -3,7 +3,9 @@
 For servers without the onnxruntime backend (the ``nvidia-pytriton`` build has the python backend
 only), this stands in for ``platform: "onnxruntime_onnx"`` with the same inputs and outputs, so the
 generate model and other clients cannot tell them apart. The artifact (``model.onnx``, manifest,
-tokenizer) sits in ``1/``; ``radon.model_repository.decoder.run_decoder`` does the work. The ``threads``
+tokenizer) sits in ``1/artifact/``, apart from this file and the ``__pycache__/`` Python writes beside it
+(an artifact folder holds only what its manifest lists); ``radon.model_repository.decoder.run_decoder``
+does the work. The ``threads``
 parameter sets onnxruntime's intra-op threads (0: onnxruntime's choice).
 """
 
@@ -20,7 +22,7 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = json.loads(args["model_config"]).get("parameters", {})
         threads = int(params.get("threads", {}).get("string_value", "0") or 0)
-        folder = Path(args["model_repository"]) / args["model_version"]
+        folder = Path(args["model_repository"]) / args["model_version"] / "artifact"
         self.session = DecoderSession(folder, threads=threads or None)
 
     def execute(self, requests: list) -> list:

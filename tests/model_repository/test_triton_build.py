@@ -48,7 +48,7 @@ def test_layout_and_every_config_parses(text_artifact, tmp_path):
         assert len((repo / model / "1" / "model.py").read_text().splitlines()) < 100  # thin adapters
     for model in ("radon_tokenizer", "radon_detokenizer"):
         assert (repo / model / "1" / "tokenizer" / "radon_tokenizer.json").is_file()
-    decoder_dir = repo / "radon_decoder" / "1"
+    decoder_dir = repo / "radon_decoder" / "1" / "artifact"  # apart from the python adapter's model.py
     read_manifest(decoder_dir, verify=True)  # the whole artifact, hashes intact
     marker = read_json(repo / "radon_repository.json", "marker")
     assert marker["decoder"] == "python" and marker["generate_models"] == {"radon": "in_process"}
@@ -101,7 +101,7 @@ def test_generate_model_config(text_artifact, tmp_path):
     assert list(arrays) == [o.name for o in cfg.output] and arrays["generated_tokens"].tolist() == [[7]]
     assert arrays["text_output"].dtype == object and arrays["generated_tokens"].dtype == np.int32
     params = {k: v.string_value for k, v in cfg.parameters.items()}
-    assert params["decode_loop"] == "in_process" and params["artifact"] == "radon_decoder/1"
+    assert params["decode_loop"] == "in_process" and params["artifact"] == "radon_decoder/1/artifact"
     assert params["max_batch"] == "6" and params["max_tokens_limit"] == "100"
     tok = parse(repo / "radon_tokenizer")
     assert [o.name for o in tok.output] == ["input_ids", "input_lengths"] and tok.max_batch_size == 6

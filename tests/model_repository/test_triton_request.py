@@ -88,6 +88,13 @@ def test_reads_every_field():
     ("stop_words", {"stop_words": col(3, np.int32)}),
     ("seed", {"seed": col(-1, np.int64)}),
     ("stream", {"stream": col(1, np.int32)}),
+    ("temperature", {"temperature": col(np.nan, np.float32)}),
+    ("temperature", {"temperature": col(np.inf, np.float32)}),
+    ("top_p", {"top_p": col(np.nan, np.float32)}),
+    ("repetition_penalty", {"repetition_penalty": col(-np.inf, np.float32)}),
+    ("seed", {"seed": col(2**63, np.uint64)}),
+    ("stop_words", {"stop_words": np.array([[b"\xff"]], dtype=object)}),
+    ("messages", {"text_input": None, "messages": col('[{"role": "user", "content": "\\ud800"}]')}),
 ])  # fmt: skip
 def test_refusals_name_the_input(param, overrides):
     refused(param, inputs(**overrides))
