@@ -134,6 +134,11 @@ def _openai_common(req: CompletionRequest | ChatCompletionRequest, gen: Generato
         value = getattr(req, name)
         if value is not None and value != off:
             raise RequestError(f"{name}: RADON's server does not support {name}={value!r}", name)
+    if req.user is not None:
+        try:
+            check_text("user", req.user)
+        except RadonError as exc:
+            raise _refuse(exc) from None
     if req.logit_bias:
         raise RequestError("logit_bias: RADON's server does not support logit_bias", "logit_bias")
     if req.stream_options and set(req.stream_options) - {"include_usage"}:
