@@ -1,8 +1,7 @@
 """What a decoder graph must look like: architecture numbers, contract-4 IO, and its weights by name.
 
-The IO is declared the way optimum-onnx declares it (``{"input_ids": {0: "batch_size", 1:
-"sequence_length"}}``): one table of names, dtypes and symbolic axes, shared by both lowerings, the
-manifest, the session wrapper and the validation. Weights are numpy arrays keyed by their ONNX
+The IO names, dtypes and symbolic axes come from the one contract module (``radon.runtime.contract``),
+shared by the lowerings, the manifest, the session wrapper and the validation. Weights are numpy arrays keyed by their ONNX
 initializer names; ``weight_names`` maps each checkpoint tensor to the initializer(s) built from it,
 so quantization can point from a graph node back to a checkpoint tensor. The arrays are made when
 the graph builder reads them (``WeightTable``), one at a time.
@@ -18,13 +17,7 @@ import numpy as np
 
 from radon.config import ModelConfig
 from radon.errors import RadonError
-
-PAST_KEY = "past_key_values.{i}.key"
-PAST_VALUE = "past_key_values.{i}.value"
-PRESENT_KEY = "present.{i}.key"
-PRESENT_VALUE = "present.{i}.value"
-# symbolic axes (contract 4); present = past + new, the runtime keeps the last W - 1 positions
-BATCH, SEQ, TOTAL, PAST = "batch_size", "sequence_length", "total_sequence_length", "past_sequence_length"
+from radon.runtime.contract import decoder_io
 
 
 @dataclass(frozen=True)
@@ -110,23 +103,11 @@ class DecoderSpec:
 def io_table(
     spec: DecoderSpec, float_dtype: str, logits_dtype: str = "float32"
 ) -> dict[str, list[dict[str, Any]]]:
-    """Contract 4's inputs and outputs: ``{"inputs": [{name, dtype, shape}], "outputs": [...]}``."""
-    kv_shape_past = [BATCH, spec.num_kv_heads, PAST, spec.head_dim]
-    kv_shape_present = [BATCH, spec.num_kv_heads, TOTAL, spec.head_dim]
-    inputs: list[dict[str, Any]] = [
-        {"name": "input_ids", "dtype": "int64", "shape": [BATCH, SEQ]},
-        {"name": "attention_mask", "dtype": "int64", "shape": [BATCH, TOTAL]},
-        {"name": "position_ids", "dtype": "int64", "shape": [BATCH, SEQ]},
-    ]
-    outputs: list[dict[str, Any]] = [
-        {"name": "logits", "dtype": logits_dtype, "shape": [BATCH, SEQ, spec.vocab_size]}
-    ]
-    for i in range(spec.num_layers):
-        for template in (PAST_KEY, PAST_VALUE):
-            inputs.append({"name": template.format(i=i), "dtype": float_dtype, "shape": kv_shape_past})
-        for template in (PRESENT_KEY, PRESENT_VALUE):
-            outputs.append({"name": template.format(i=i), "dtype": float_dtype, "shape": kv_shape_present})
-    return {"inputs": inputs, "outputs": outputs}
+    """Contract 4's inputs and outputs (``contract.decoder_io``) as ``{"inputs": [{name, dtype, shape}], ...}``."""
+    inputs, outputs = decoder_io(
+        spec.num_layers, spec.num_kv_heads, spec.head_dim, spec.vocab_size, float_dtype, logits_dtype
+    )
+    return {"inputs": [t.to_dict() for t in inputs], "outputs": [t.to_dict() for t in outputs]}
 
 
 class WeightTable:

@@ -37,11 +37,22 @@ from radon.export.build import (
     check_request,
     save_model,
 )
-from radon.export.decoder_spec import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
 from radon.export.onnx_stream import WeightSink
 from radon.export.peer_configs import write_peer_configs
 from radon.integrity import atomic_directory, hash_files, list_files
-from radon.runtime.manifest import MANIFEST_FILE, Architecture, KVCache, Manifest, TensorSpec, write_manifest
+from radon.runtime.contract import (
+    KV_LAYOUT,
+    MANIFEST_FILE,
+    PAST_KEY,
+    PAST_VALUE,
+    PRESENT_KEY,
+    PRESENT_VALUE,
+    Architecture,
+    KVLayout,
+    Manifest,
+    TensorSpec,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 STAGES = ("build", "optimize", "validate", "parity")
@@ -117,7 +128,7 @@ def make_manifest(built: BuiltGraph, checkpoint: Path, files: dict[str, str], ex
         outputs=[TensorSpec.from_dict(t) for t in built.io["outputs"]],
         architecture=arch,
         special_ids={"bos": s.bos_token_id, "eos": s.eos_token_id, "pad": s.pad_token_id},
-        kv_cache=KVCache(PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, "BNSH", kv_dtype, s.kv_keep),
+        kv_cache=KVLayout(PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, KV_LAYOUT, kv_dtype, s.kv_keep),
         source={
             "checkpoint_name": checkpoint.resolve().name,
             "checkpoint_sha256": checkpoint_digest(checkpoint),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from radon.runtime.manifest import Manifest, read_manifest
+from radon.runtime.contract import Manifest, read_manifest
 
 KV_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1}
 

@@ -17,7 +17,7 @@ import numpy as np
 from radon.errors import RadonError
 from radon.export.decoder_spec import DecoderSpec, WeightTable, io_table
 from radon.export.graph_builder import GraphBuilder
-from radon.runtime.session import LOGITS_TO_KEEP  # the initializer the runtime replaces (transformers' name)
+from radon.runtime.contract import LOGITS_TO_KEEP  # the initializer the runtime replaces (transformers' name)
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16"}
 GELU_TANH_C = math.sqrt(2.0 / math.pi)  # transformers' NewGELUActivation / torch gelu(approximate="tanh")

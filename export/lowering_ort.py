@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from radon.errors import RadonError
-from radon.export.decoder_spec import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, rotary_tables
+from radon.export.decoder_spec import rotary_tables
 from radon.export.lowering_common import (
     DecoderGraph,
     declare_io,
@@ -39,6 +39,7 @@ from radon.export.lowering_common import (
     padding_bias,
     past_length,
 )
+from radon.runtime.contract import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
 
 ROTARY_MODES = ("outside", "inside")
 GQA_HEAD_MULTIPLE = 16  # onnxruntime's CPU GroupQueryAttention: "head_size shall be a multiple of 16"

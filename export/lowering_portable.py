@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-from radon.export.decoder_spec import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
 from radon.export.lowering_common import (
     MASK_VALUE,
     DecoderGraph,
@@ -29,6 +28,7 @@ from radon.export.lowering_common import (
     mlp,
     past_length,
 )
+from radon.runtime.contract import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
 
 
 def band_bias(g: DecoderGraph) -> str:

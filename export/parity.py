@@ -366,7 +366,7 @@ def run_parity(
     """
     from radon.checkpoint import checkpoint_digest, load_config, load_model
     from radon.export.parity_record import compare_in_turn
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
     from radon.runtime.session import DecoderSession
 
     candidate, reference = Path(candidate), Path(reference)

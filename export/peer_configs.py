@@ -17,6 +17,16 @@ from radon.config import ModelConfig
 from radon.convert import config_to_hf
 from radon.export.decoder_spec import DecoderSpec
 from radon.integrity import read_json, write_json
+from radon.runtime.contract import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    LOGITS,
+    PAST_KEY,
+    PAST_VALUE,
+    POSITION_IDS,
+    PRESENT_KEY,
+    PRESENT_VALUE,
+)
 
 OPTIMUM_CONFIG = "config.json"
 GENAI_CONFIG = "genai_config.json"
@@ -31,6 +41,11 @@ def optimum_config(cfg: ModelConfig) -> dict[str, Any]:
     hf = config_to_hf(cfg)
     hf["use_cache"] = True
     return hf
+
+
+def genai_pattern(template: str) -> str:
+    """A contract name template (``present.{i}.key``) in genai's form, ``%d`` for the layer."""
+    return template.replace("{i}", "%d")
 
 
 def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
@@ -49,16 +64,16 @@ def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
                 "head_size": spec.head_dim,
                 "hidden_size": spec.hidden_size,
                 "inputs": {
-                    "input_ids": "input_ids",
-                    "attention_mask": "attention_mask",
-                    "position_ids": "position_ids",
-                    "past_key_names": "past_key_values.%d.key",
-                    "past_value_names": "past_key_values.%d.value",
+                    "input_ids": INPUT_IDS,
+                    "attention_mask": ATTENTION_MASK,
+                    "position_ids": POSITION_IDS,
+                    "past_key_names": genai_pattern(PAST_KEY),
+                    "past_value_names": genai_pattern(PAST_VALUE),
                 },
                 "outputs": {
-                    "logits": "logits",
-                    "present_key_names": "present.%d.key",
-                    "present_value_names": "present.%d.value",
+                    "logits": LOGITS,
+                    "present_key_names": genai_pattern(PRESENT_KEY),
+                    "present_value_names": genai_pattern(PRESENT_VALUE),
                 },
                 "num_attention_heads": spec.num_heads,
                 "num_hidden_layers": spec.num_layers,

@@ -23,7 +23,7 @@ from radon.errors import ConfigError
 from radon.model_repository.decoder import GenerateSettings
 from radon.model_repository.pbtxt import Enum, parameters
 from radon.model_repository.request import GENERATE_INPUTS, GENERATE_OUTPUTS
-from radon.runtime.manifest import Manifest, TensorSpec
+from radon.runtime.contract import Manifest, TensorSpec
 
 TRITON_TYPES = {
     "int64": "TYPE_INT64", "int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from radon.errors import ConfigError, RadonError
-from radon.runtime.manifest import Manifest, read_manifest
+from radon.runtime.contract import Manifest, read_manifest
 from radon.runtime.session import NP_DTYPES, DecoderSession
 
 log = logging.getLogger(__name__)

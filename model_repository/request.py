@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from radon.errors import RadonError
-from radon.runtime.manifest import Manifest
+from radon.runtime.contract import Manifest
 from radon.runtime.params import (
     MAX_STOP_STRINGS,
     check_bool,

@@ -1,7 +1,10 @@
 """File integrity and atomic writes, shared by checkpoints, tokenizers and artifacts (no torch).
 
-Every RADON output is built in a temporary sibling folder and renamed into place, so a crash never
-leaves a half-written checkpoint or artifact. Every output records the sha256 of its files, and a
+Every RADON output is built in a temporary sibling folder (``.NAME.tmp-PID-XXXX``) and renamed into
+place, so a crash never leaves a half-written checkpoint or artifact. Until the rename, the folder holds
+``INCOMPLETE_MARKER``, which every loader refuses, so a folder left by a ``kill -9`` cannot be loaded
+even by its path; the next run that writes the same output removes such folders when the process that
+made them is gone. Every output records the sha256 of its files, and a
 loader refuses a file whose hash does not match, naming it.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,7 +23,9 @@ from typing import Any
 
 from radon.errors import IntegrityError, RadonError
 
+log = logging.getLogger(__name__)
 CHUNK = 1 << 20
+INCOMPLETE_MARKER = ".radon-incomplete"  # in a folder still being written; removed just before the rename
 
 
 def sha256_file(path: str | Path) -> str:
@@ -31,8 +37,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 def list_files(root: Path, exclude: Iterable[str] = ()) -> list[str]:
-    """Relative POSIX paths of every file under ``root``, sorted, minus ``exclude``."""
-    skip = set(exclude)
+    """Relative POSIX paths of every file under ``root``, sorted, minus ``exclude`` and the incomplete marker."""
+    skip = {*exclude, INCOMPLETE_MARKER}
     return sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
@@ -80,9 +86,40 @@ def write_json(path: str | Path, data: Any) -> None:
     Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove ``out``'s temporary and replaced siblings (``.NAME.tmp-PID-*``, ``.NAME.old-PID``) whose
+    process is gone: what a killed run left. Returns the folders removed."""
+    removed = []
+    for kind in ("tmp", "old"):
+        for path in out.parent.glob(f".{out.name}.{kind}-*"):
+            pid = path.name[len(f".{out.name}.{kind}-") :].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    if removed:
+        log.info(
+            "removed %d stale folder(s) left by killed runs: %s", len(removed), ", ".join(map(str, removed))
+        )
+    return removed
+
+
 @contextmanager
 def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; rename it to ``out`` only if the block succeeds."""
+    """Yield a temporary folder beside ``out``; rename it to ``out`` only if the block succeeds.
+
+    The folder holds ``INCOMPLETE_MARKER`` until just before the rename. Stale siblings from killed runs
+    are removed first (``remove_stale``).
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise RadonError(f"{out}: already exists (use --force to replace it)")
@@ -90,7 +127,9 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
         raise RadonError(f"{out}: exists and is not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        remove_stale(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        (tmp / INCOMPLETE_MARKER).write_text(f"pid {os.getpid()}: being written; not loadable\n")
     except OSError as exc:
         raise RadonError(f"{out.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
@@ -98,6 +137,7 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    (tmp / INCOMPLETE_MARKER).unlink()
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)

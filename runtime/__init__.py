@@ -25,8 +25,8 @@ _LAZY = {
     "TextPiece": "radon.runtime.stream",
     "GenerationParams": "radon.runtime.params",
     "DecoderSession": "radon.runtime.session",
-    "read_manifest": "radon.runtime.manifest",
-    "Manifest": "radon.runtime.manifest",
+    "read_manifest": "radon.runtime.contract",
+    "Manifest": "radon.runtime.contract",
 }
 
 __all__ = [
@@ -35,8 +35,8 @@ __all__ = [
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # pragma: no cover
+    from radon.runtime.contract import Manifest, read_manifest
     from radon.runtime.generator import Completion, Generator, StepEvent, load
-    from radon.runtime.manifest import Manifest, read_manifest
     from radon.runtime.params import GenerationParams
     from radon.runtime.session import DecoderSession
     from radon.runtime.stream import TextPiece

@@ -42,7 +42,7 @@ from radon.errors import RadonError
 from radon.host import detect
 from radon.runtime.bench_crash import Crash, WorkerCrashed
 from radon.runtime.bench_peers import FAMILIES, Peer, prepare_peers
-from radon.runtime.manifest import Manifest, read_manifest
+from radon.runtime.contract import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
 PP_SIZES = (128, 512)  # llama-bench's default prompt sizes

@@ -380,7 +380,7 @@ def load(
     ``prefill_chunk``: prompt tokens per prefill step (None: the whole prompt in one step), which
     bounds the logits and activations a long prompt holds at once.
     """
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
 
     artifact = Path(artifact)
     manifest = read_manifest(artifact, verify=verify)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from radon.errors import ConfigError
-from radon.runtime.manifest import Manifest
+from radon.runtime.contract import Manifest
 
 DEFAULT_MAX_NEW_TOKENS = 64  # without max_new_tokens or max_length
 MAX_STOP_STRINGS = 4  # OpenAI's limit, for stop strings on every surface

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 
 from radon.errors import RadonError
-from radon.runtime.manifest import Manifest, read_manifest
+from radon.runtime.contract import LOGITS_TO_KEEP, Manifest, read_manifest
 
 log = logging.getLogger(__name__)
-LOGITS_TO_KEEP = "logits_to_keep"  # radon.export.lowering_common's initializer, replaced per session
 NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
 Past = list[tuple[np.ndarray, np.ndarray]]  # per layer: key, value (B, kv heads, positions, head_dim)
 

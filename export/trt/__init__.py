@@ -22,7 +22,6 @@ _LAZY = {
     "attention_test_model": "radon.export.trt.onnx_node",
     "register_plugin": "radon.export.trt.plugin",
     "read_model_spec": "radon.export.trt.manifest",
-    "ModelSpec": "radon.export.trt.manifest",
     "profile_shapes": "radon.export.trt.profiles",
     "ProfileLimits": "radon.export.trt.profiles",
     "choose_profile": "radon.export.trt.profiles",

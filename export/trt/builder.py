@@ -29,7 +29,7 @@ from typing import Any
 
 from radon._extras import require
 from radon.errors import RadonError
-from radon.export.trt.manifest import ENGINE_FILE, MANIFEST, ModelSpec, engine_manifest, read_model_spec
+from radon.export.trt.manifest import ENGINE_FILE, MANIFEST, engine_manifest, read_model_spec
 from radon.export.trt.profiles import PROFILE_NAMES, ProfileLimits, ShapeRange, as_json, profile_shapes
 from radon.integrity import (
     atomic_directory,
@@ -38,8 +38,8 @@ from radon.integrity import (
     read_json,
     sha256_file,
     verify_files,
-    write_json,
 )
+from radon.runtime.contract import Manifest, write_manifest_data
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class SourceCheck:
     plugin_attrs: dict[str, Any] | None  # the first plugin node's attributes
 
 
-def check_source(artifact: Path, spec: ModelSpec) -> SourceCheck:
+def check_source(artifact: Path, spec: Manifest) -> SourceCheck:
     """Refuse a source that TensorRT cannot build, naming why; verify the recorded file hashes.
 
     Reads the ONNX graph without its external weights (fast, even for multi-GB models).
@@ -70,13 +70,12 @@ def check_source(artifact: Path, spec: ModelSpec) -> SourceCheck:
     onnx_path = artifact / spec.model_file
     if not onnx_path.is_file():
         raise RadonError(f"{onnx_path}: missing (the manifest's model file)")
-    if spec.attention == "ort":
+    if spec.lowering == "ort":
         raise RadonError(
             f"{artifact}: exported with the 'ort' attention lowering (com.microsoft.GroupQueryAttention), "
             "which TensorRT cannot parse; export with --attention portable or --attention trt-plugin"
         )
-    if spec.files:
-        verify_files(artifact, spec.files, what="source artifact")
+    verify_files(artifact, spec.files, what="source artifact")
     model = onnx.load(str(onnx_path), load_external_data=False)
     foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain in UNSUPPORTED_DOMAINS})
     if foreign:
@@ -219,7 +218,7 @@ def build_engine(
             build={"seconds": round(seconds, 1), "timing_cache": str(cache_path), "workspace_gib": workspace_gib,
                    "optimization_level": optimization_level, "source_artifact": str(artifact.resolve())},
         )  # fmt: skip
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest_data(tmp, manifest)
     log.info(
         "built %s in %.1f s on %s (sm %s)", out / ENGINE_FILE, seconds, device.name, device.compute_capability
     )

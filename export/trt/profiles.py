@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from radon.errors import ConfigError
-from radon.export.trt.manifest import ModelSpec, TensorSpec
+from radon.runtime.contract import Manifest, TensorSpec
 
 PROFILE_NAMES = ("prefill", "decode")
 Range = tuple[int, int, int]  # min, opt, max
@@ -37,17 +37,21 @@ class ProfileLimits:
         None  # default: max_past with a window (the buffer is usually full), else min(1024, max_past)
     )
 
-    def resolve(self, spec: ModelSpec) -> ProfileLimits:
+    def resolve(self, spec: Manifest) -> ProfileLimits:
         """Fill the defaults and validate; ConfigError names the flag at fault."""
-        max_prefill = self.max_prefill or min(spec.max_positions, 2048)
+        max_prefill = self.max_prefill or min(spec.architecture.max_position_embeddings, 2048)
         opt_prefill = self.opt_prefill or min(256, max_prefill)
         past = max_past(spec)
-        opt_past = self.opt_past if self.opt_past is not None else (past if spec.window else min(1024, past))
+        opt_past = (
+            self.opt_past
+            if self.opt_past is not None
+            else (past if spec.architecture.sliding_window else min(1024, past))
+        )
         checks = (
             ("--max-batch", 1 <= self.max_batch, f"must be >= 1, got {self.max_batch}"),
             ("--opt-batch", 1 <= self.opt_batch <= self.max_batch, f"must be in [1, {self.max_batch}], got {self.opt_batch}"),
-            ("--max-prefill", 1 <= max_prefill <= spec.max_positions,
-             f"must be in [1, {spec.max_positions}] (max_position_embeddings), got {max_prefill}"),
+            ("--max-prefill", 1 <= max_prefill <= spec.architecture.max_position_embeddings,
+             f"must be in [1, {spec.architecture.max_position_embeddings}] (max_position_embeddings), got {max_prefill}"),
             ("--opt-prefill", 1 <= opt_prefill <= max_prefill, f"must be in [1, {max_prefill}], got {opt_prefill}"),
             ("--opt-past", min(1, past) <= opt_past <= past, f"must be in [{min(1, past)}, {past}], got {opt_past}"),
         )  # fmt: skip
@@ -57,14 +61,14 @@ class ProfileLimits:
         return ProfileLimits(self.max_batch, self.opt_batch, max_prefill, opt_prefill, opt_past)
 
 
-def max_past(spec: ModelSpec) -> int:
+def max_past(spec: Manifest) -> int:
     """The longest past a decode step sees: W - 1 with a window (rolling buffer), else max_positions - 1."""
-    if spec.window:
-        return min(spec.window - 1, spec.max_positions - 1)
-    return spec.max_positions - 1
+    if spec.architecture.sliding_window:
+        return min(spec.architecture.sliding_window - 1, spec.architecture.max_position_embeddings - 1)
+    return spec.architecture.max_position_embeddings - 1
 
 
-def symbol_ranges(spec: ModelSpec, limits: ProfileLimits) -> dict[str, dict[str, Range]]:
+def symbol_ranges(spec: Manifest, limits: ProfileLimits) -> dict[str, dict[str, Range]]:
     """Per profile, the (min, opt, max) of each symbolic dim of contract 4."""
     lim = limits.resolve(spec)
     batch = (1, lim.opt_batch, lim.max_batch)
@@ -104,7 +108,7 @@ def input_shapes(tensor: TensorSpec, ranges: Mapping[str, Range]) -> ShapeRange:
     return tuple(d[0] for d in dims), tuple(d[1] for d in dims), tuple(d[2] for d in dims)
 
 
-def profile_shapes(spec: ModelSpec, limits: ProfileLimits | None = None) -> dict[str, dict[str, ShapeRange]]:
+def profile_shapes(spec: Manifest, limits: ProfileLimits | None = None) -> dict[str, dict[str, ShapeRange]]:
     """``{"prefill": {input: (min, opt, max)}, "decode": {...}}`` for every graph input."""
     ranges = symbol_ranges(spec, limits or ProfileLimits())
     return {name: {t.name: input_shapes(t, ranges[name]) for t in spec.inputs} for name in PROFILE_NAMES}

@@ -58,7 +58,7 @@ def trt(
 
         argv = build_command(
             str(Path(artifact) / spec.model_file), str(Path(out) / ENGINE_FILE), profile_shapes(spec, limits),
-            timing_cache=timing_cache, tensorrt_major=tensorrt_major, uses_plugin=spec.attention == "trt-plugin",
+            timing_cache=timing_cache, tensorrt_major=tensorrt_major, uses_plugin=spec.lowering == "trt-plugin",
         )  # fmt: skip
         print(format_command(argv))
         return 0

@@ -96,7 +96,7 @@ def test_onnx_export_matches_transformers(families, family: str, lowering: str, 
     batch, and greedy decoding with a growing past, equal transformers'."""
     pytest.importorskip("onnxruntime")
     from radon.export.exporter import export_onnx
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
     from radon.runtime.session import DecoderSession, positions_from_mask
 
     hf, _, ckpt = families[family]

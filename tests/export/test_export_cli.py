@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from radon.cli import main
-from radon.runtime.manifest import read_manifest
+from radon.runtime.contract import read_manifest
 
 
 def _leftovers(folder):

@@ -10,7 +10,7 @@ import pytest
 
 from radon.errors import IntegrityError
 from radon.integrity import sha256_file
-from radon.runtime.manifest import MANIFEST_FILE, read_manifest
+from radon.runtime.contract import MANIFEST_FILE, read_manifest, seal
 from radon.runtime.session import DecoderSession
 
 
@@ -87,5 +87,6 @@ def test_missing_file_and_bad_manifest_are_refused(artifacts, tmp_path):
 def test_newer_minor_manifest_adds_optional_keys(artifacts, tmp_path):
     art = shutil.copytree(artifacts[("gpt2", "portable")], tmp_path / "art")
     data = json.loads((art / MANIFEST_FILE).read_text())
-    (art / MANIFEST_FILE).write_text(json.dumps(data | {"format": "radon-manifest/1.1", "later": {"x": 1}}))
+    newer = seal(data | {"format": "radon-manifest/1.1", "later": {"x": 1}})  # as a newer RADON writes it
+    (art / MANIFEST_FILE).write_text(json.dumps(newer))
     assert read_manifest(art).lowering == "portable"

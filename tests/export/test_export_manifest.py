@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from radon.checkpoint import checkpoint_digest
-from radon.runtime.manifest import read_manifest
+from radon.runtime.contract import read_manifest
 from radon_testing import MISTRAL_HF
 
 WINDOW = MISTRAL_HF["sliding_window"]
@@ -92,7 +92,7 @@ def test_peer_configs(artifacts):
 def test_runtime_modules_do_not_import_torch():
     code = (
         "import sys\n"
-        "import radon.runtime.manifest, radon.runtime.session\n"
+        "import radon.runtime.contract, radon.runtime.session\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from radon.cli import main
 from radon.host import host_summary
 from radon.integrity import hash_files
-from radon.runtime.manifest import read_manifest, write_manifest
+from radon.runtime.contract import read_manifest, write_manifest
 
 FAST = ["--max-tokens", "192", "--context", "64", "--greedy-tokens", "8", "--threads", "1"]
 

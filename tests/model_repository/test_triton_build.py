@@ -15,7 +15,7 @@ from radon.errors import ConfigError, RadonError
 from radon.integrity import hash_files, list_files, read_json, sha256_file, write_json
 from radon.model_repository import build_repository
 from radon.model_repository.request import GENERATE_INPUTS, response_outputs
-from radon.runtime.manifest import MANIFEST_FILE, read_manifest
+from radon.runtime.contract import MANIFEST_FILE, read_manifest, seal
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="needs tritonclient[grpc]"
@@ -181,7 +181,7 @@ def test_refusals(text_artifact, tmp_path):
     data = read_json(bare / MANIFEST_FILE, "m")
     data["tokenizer"] = None
     data["files"] = {k: v for k, v in data["files"].items() if not k.startswith("tokenizer/")}
-    write_json(bare / MANIFEST_FILE, data)
+    write_json(bare / MANIFEST_FILE, seal(data))  # an artifact written without a tokenizer
     with pytest.raises(ConfigError, match="has no tokenizer"):
         build_repository(bare, tmp_path / "d", decoder="python")
 
@@ -197,7 +197,7 @@ def test_rebuild_keeps_other_generate_models_and_refuses_another_artifact(text_a
     shutil.copytree(text_artifact, other)
     data = read_json(other / MANIFEST_FILE, "m")
     data["radon_version"] = "another build"
-    write_json(other / MANIFEST_FILE, data)
+    write_json(other / MANIFEST_FILE, seal(data))  # another artifact's manifest
     with pytest.raises(RadonError, match="--overwrite"):
         build_repository(other, repo, decoder="python")
     build_repository(other, repo, decoder="python", overwrite=True)

@@ -47,7 +47,7 @@ def test_bad_inputs_give_clear_messages(fp32: dict[str, Path], quantized, tmp_pa
 def test_already_quantized_graph_is_refused_even_if_the_manifest_says_fp32(quantized, tmp_path: Path) -> None:
     from radon.export.quantize import quantize_artifact
     from radon.integrity import sha256_file
-    from radon.runtime.manifest import read_manifest, write_manifest
+    from radon.runtime.contract import read_manifest, write_manifest
 
     done = quantized("int8-dynamic", precision="int8-dynamic")
     fake = tmp_path / "fake"

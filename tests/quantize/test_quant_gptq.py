@@ -104,7 +104,7 @@ def test_a_hessian_budget_takes_more_passes_not_a_different_result(fp32, monkeyp
     """With room for one Hessian at a time, every distinct Linear input gets its own pass over the
     text, and the solved blocks are the same as from one pass."""
     from radon.export.quantize.graph import units_of
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
 
     model = onnx.load(str(fp32["ort"] / "model.onnx"))
     manifest = read_manifest(fp32["ort"])

@@ -10,7 +10,7 @@ import pytest
 
 
 def test_int4_default_recipe_passes_its_gate(quantized) -> None:
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
     from radon.runtime.session import DecoderSession
 
     r = quantized("int4", precision="int4")
@@ -81,7 +81,7 @@ def test_block_dq_graph_is_valid_and_matches_matmulnbits(fp32: dict[str, Path], 
 
 
 def test_int4_qdq_artifact_for_tensorrt(quantized) -> None:
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
 
     r = quantized("int4_qdq", lowering="portable", precision="int4", int4=_qdq())
     m = read_manifest(r.path)

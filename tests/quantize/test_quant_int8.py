@@ -11,7 +11,7 @@ import pytest
 
 @pytest.mark.parametrize("precision", ["int8", "int8-dynamic"])
 def test_int8_artifact_passes_its_gate_and_runs(quantized, fp32: dict[str, Path], precision: str) -> None:
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
     from radon.runtime.session import DecoderSession
 
     r = quantized(precision, precision=precision)

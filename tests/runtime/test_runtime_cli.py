@@ -148,7 +148,7 @@ def test_bench_several_artifacts_adds_each_precisions_peers(text_artifact, tmp_p
     from radon.export.quantize import quantize_artifact
     from radon.export.quantize.int4 import Int4Options
     from radon.runtime.bench import run
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
 
     layers = read_manifest(text_artifact).architecture.num_layers  # fc_out's input (176) takes no 4-bit block
     int4 = quantize_artifact(text_artifact, tmp_path / "int4", precision="int4", parity=False, threads=1,

@@ -16,9 +16,9 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from radon.runtime.contract import LOGITS_TO_KEEP, read_manifest
 from radon.runtime.engine import make_engine
-from radon.runtime.manifest import read_manifest
-from radon.runtime.session import LOGITS_TO_KEEP, DecoderSession, positions_from_mask
+from radon.runtime.session import DecoderSession, positions_from_mask
 
 
 def graph_rows(session: DecoderSession, ids: np.ndarray) -> int:

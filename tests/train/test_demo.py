@@ -54,7 +54,7 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
         "answer": facts["serve"]["text"],
     }
     assert "\nanswers:\n" in out and label in out
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
 
     for folder, precision in (("onnx", "fp32"), ("onnx-int8", "int8-dynamic"), ("onnx-int4", "int4")):
         m = read_manifest(demo / folder)  # every file's sha256 checked

@@ -7,7 +7,6 @@ shapes and the trtexec command run without TensorRT.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +66,23 @@ def stand_in_onnx(path: Path, *, with_plugin: bool = False, foreign_op: bool = F
 
 @pytest.fixture
 def make_artifact(tmp_path: Path):  # noqa: ANN201
-    """make_artifact(name, attention=..., io=True, arch=..., **onnx_kwargs) -> artifact folder."""
+    """make_artifact(name, attention=..., arch=..., precision=..., **onnx_kwargs) -> artifact folder with a
+    sealed radon-manifest/1 written by the contract module (the stand-in graph, not an exported one)."""
 
-    def make(name: str = "art", *, attention: str = "portable", io: bool = True, arch: dict | None = None,
+    def make(name: str = "art", *, attention: str = "portable", arch: dict | None = None,
              precision: str = "fp16", **onnx_kwargs: Any) -> Path:  # fmt: skip
         from radon.integrity import hash_files
+        from radon.runtime.contract import (
+            PAST_KEY,
+            PAST_VALUE,
+            PRESENT_KEY,
+            PRESENT_VALUE,
+            Architecture,
+            KVLayout,
+            Manifest,
+            decoder_io,
+            write_manifest,
+        )
 
         folder = tmp_path / name
         folder.mkdir()
@@ -79,17 +90,20 @@ def make_artifact(tmp_path: Path):  # noqa: ANN201
         stand_in_onnx(folder / "model.onnx", **onnx_kwargs)
         (folder / "tokenizer").mkdir()
         (folder / "tokenizer" / "tokenizer.json").write_text("{}")
-        manifest: dict[str, Any] = {  # the radon-manifest/1 layout of runtime/manifest.py, abridged
-            "format": "radon-manifest/1", "model_file": "model.onnx", "lowering": attention,
-            "precision": precision, "architecture": a,
-            "files": hash_files(folder, ["model.onnx", "tokenizer/tokenizer.json"]),
-            "source": {"checkpoint_sha256": "ab" * 32}, "parity": {"max_abs_logit": 1e-4},
-        }  # fmt: skip
-        if io:
-            manifest |= io_entries(
-                a["num_layers"], a["num_kv_heads"], a["head_dim"], a["vocab_size"], "float16"
-            )
-        (folder / "radon_manifest.json").write_text(json.dumps(manifest))
+        window = a["sliding_window"]
+        inputs, outputs = decoder_io(
+            a["num_layers"], a["num_kv_heads"], a["head_dim"], a["vocab_size"], "float16", "float16"
+        )
+        architecture = Architecture(**a, intermediate_size=128, rope_theta=10000.0, norm_eps=1e-5, tie_word_embeddings=False)  # fmt: skip
+        manifest = Manifest(
+            model_file="model.onnx", lowering=attention, precision=precision, opset={"ai.onnx": 17},
+            inputs=inputs, outputs=outputs, architecture=architecture, special_ids={"bos": 1, "eos": 2, "pad": 3},
+            kv_cache=KVLayout(PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, "BNSH", "float16", window and window - 1),
+            source={"checkpoint_sha256": "ab" * 32}, files=hash_files(folder, ["model.onnx", "tokenizer/tokenizer.json"]),
+            tools={}, parity={"max_abs_logit": 1e-4}, tokenizer="tokenizer",
+            quantization={"precision": precision} if precision in ("int8", "int8-dynamic", "int4") else None,
+        )  # fmt: skip
+        write_manifest(folder, manifest)
         return folder
 
     return make

@@ -11,47 +11,49 @@ from radon.errors import IntegrityError, RadonError
 from radon.export.trt.builder import check_source, default_timing_cache
 from radon.export.trt.compat import EngineMismatchError, check_engine_compatible, current_device, release
 from radon.export.trt.manifest import engine_manifest, engine_section, read_model_spec
+from radon.runtime.contract import seal
 
 
 def test_reads_architecture_io_and_hashes(make_artifact) -> None:  # noqa: ANN001
     spec = read_model_spec(make_artifact())
-    assert (spec.num_layers, spec.num_heads, spec.num_kv_heads, spec.head_dim) == (2, 4, 2, 16)
-    assert (spec.window, spec.vocab_size, spec.max_positions) == (8, 320, 512)
-    assert spec.model_file == "model.onnx" and spec.attention == "portable" and spec.precision == "fp16"
+    a = spec.architecture
+    assert (a.num_layers, a.num_attention_heads, a.num_kv_heads, a.head_dim) == (2, 4, 2, 16)
+    assert (a.sliding_window, a.vocab_size, a.max_position_embeddings) == (8, 320, 512)
+    assert spec.model_file == "model.onnx" and spec.lowering == "portable" and spec.precision == "fp16"
     assert [t.name for t in spec.inputs][:3] == ["input_ids", "attention_mask", "position_ids"]
     assert spec.input("past_key_values.1.value").shape == ("batch_size", 2, "past_sequence_length", 16)
-    assert not spec.io_derived and spec.checkpoint_sha256 == "ab" * 32
+    assert spec.source["checkpoint_sha256"] == "ab" * 32
 
 
-def test_io_is_derived_from_contract_4_when_absent(make_artifact) -> None:  # noqa: ANN001
-    spec = read_model_spec(make_artifact(io=False))
-    assert spec.io_derived
-    assert [t.name for t in spec.inputs] == [
-        "input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value",
-        "past_key_values.1.key", "past_key_values.1.value",
-    ]  # fmt: skip
-    assert spec.outputs[0].name == "logits" and spec.outputs[0].dtype == "float16"
-
-
-def test_io_as_a_mapping_and_alternative_keys(tmp_path: Path) -> None:
-    (tmp_path / "radon_manifest.json").write_text(json.dumps({
-        "config": {"num_hidden_layers": 1, "num_heads": 2, "hidden_size": 32, "vocab_size": 50, "max_positions": 64},
-        "io": {"inputs": {"input_ids": {"dtype": "int64", "shape": ["batch_size", "sequence_length"]}},
-               "outputs": {"logits": {"dtype": "float32", "shape": ["batch_size", "sequence_length", 50]}}},
-        "attention": {"lowering": "trt-plugin"}, "precision": {"name": "int8"},
-    }))  # fmt: skip
-    spec = read_model_spec(tmp_path)
-    assert (spec.num_layers, spec.num_kv_heads, spec.head_dim, spec.window) == (1, 2, 16, None)
-    assert spec.attention == "trt-plugin" and spec.precision == "int8"
-    assert spec.inputs[0].name == "input_ids"
+def test_one_reader_refuses_what_the_lenient_one_guessed(make_artifact) -> None:  # noqa: ANN001
+    """TensorRT reads through the contract reader: no IO derived from num_layers, no alternative keys."""
+    art = make_artifact()
+    data = json.loads((art / "radon_manifest.json").read_text())
+    del data["inputs"]
+    (art / "radon_manifest.json").write_text(json.dumps(seal(data)))
+    with pytest.raises(IntegrityError, match="inputs: missing from the manifest"):
+        read_model_spec(art)
+    data = json.loads((art / "radon_manifest.json").read_text()) | {"attention": "trt-plugin"}
+    (art / "radon_manifest.json").write_text(json.dumps(seal(data)))
+    with pytest.raises(IntegrityError, match="attention: unknown key"):
+        read_model_spec(art)
 
 
 def test_missing_fields_are_named(tmp_path: Path) -> None:
-    with pytest.raises(IntegrityError, match="radon_manifest.json: missing"):
+    with pytest.raises(RadonError, match="not a RADON artifact"):
         read_model_spec(tmp_path)
-    (tmp_path / "radon_manifest.json").write_text(json.dumps({"architecture": {"num_layers": 2}}))
-    with pytest.raises(IntegrityError, match="'num_attention_heads' or 'num_heads'"):
+    (tmp_path / "radon_manifest.json").write_text(json.dumps({"format": "radon-manifest/1", "architecture": {"num_layers": 2}}))  # fmt: skip
+    with pytest.raises(IntegrityError, match="model_file: missing from the manifest"):
         read_model_spec(tmp_path)
+
+
+def test_an_edited_manifest_is_refused(make_artifact) -> None:  # noqa: ANN001
+    art = make_artifact()
+    data = json.loads((art / "radon_manifest.json").read_text())
+    data["architecture"]["sliding_window"] = 64
+    (art / "radon_manifest.json").write_text(json.dumps(data))
+    with pytest.raises(IntegrityError, match="radon_manifest.json: edited after it was written"):
+        read_model_spec(art)
 
 
 def test_source_checks(make_artifact) -> None:  # noqa: ANN001
