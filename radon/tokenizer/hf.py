@@ -184,7 +184,9 @@ class HFTokenizer(Tokenizer):
 
     # --- text -------------------------------------------------------------------------------------
     def encode_prompt(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=True).ids
+        # encode_batch_fast releases the GIL (encode holds it): a server tokenizing in a thread keeps its
+        # event loop answering; the ids are the same
+        return self._tok.encode_batch_fast([text], add_special_tokens=True)[0].ids
 
     @property
     def chat_template(self) -> str | None:
