@@ -33,7 +33,8 @@ from radon.model_repository import configs
 from radon.model_repository.decoder import DECODE_LOOPS, GenerateSettings
 from radon.model_repository.pbtxt import to_pbtxt
 from radon.model_repository.server import has_backend
-from radon.runtime.manifest import MANIFEST_FILE, Manifest, read_manifest
+from radon.runtime.contract import MANIFEST_FILE, Manifest, read_manifest
+from radon.runtime.params import check_int
 
 log = logging.getLogger(__name__)
 MARKER = "radon_repository.json"
@@ -136,6 +137,9 @@ def build_repository(
     onnxruntime decoder on a GPU (KIND_GPU; the NGC container).
     """
     artifact, out = Path(artifact), Path(out)
+    check_int("--max-batch", max_batch, low=1, optional=True)
+    check_int("--threads", threads, low=0)
+    check_int("--max-tokens-limit", max_tokens_limit, low=1)
     manifest = read_manifest(artifact, verify=True)
     if not manifest.tokenizer:
         raise ConfigError(f"{artifact}: has no tokenizer/; the Triton repository serves text (export a checkpoint "

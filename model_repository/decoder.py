@@ -106,12 +106,43 @@ def run_decoder(session: DecoderSession, feeds: Mapping[str, np.ndarray],
                 f"{spec.name}: expected {len(spec.shape)} dims {list(spec.shape)}, got {list(value.shape)}"
             )
         arrays[spec.name] = np.ascontiguousarray(value, dtype=NP_DTYPES[spec.dtype])
+    check_decoder_values(manifest, arrays)
     try:
         outs = session.session.run(names, arrays)
     except Exception as exc:  # onnxruntime's own exception types; name the shapes that were fed
         shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in arrays.items() if not k.startswith("past"))
         raise RadonError(f"decoder: onnxruntime failed on {shapes}: {exc}") from None
     return dict(zip(names, outs))
+
+
+def check_decoder_values(manifest: Manifest, arrays: Mapping[str, np.ndarray]) -> None:
+    """What onnxruntime would take silently or refuse in its own words, refused naming the input:
+    ``input_ids`` outside the vocabulary (ONNX Gather wraps a negative index), ``position_ids`` not shaped
+    as ``input_ids`` or outside the model's positions, an ``attention_mask`` that does not cover the
+    past plus the new tokens (contract 3) or holds values other than 0 and 1."""
+    a = manifest.architecture
+    ids, pos, mask = arrays.get("input_ids"), arrays.get("position_ids"), arrays.get("attention_mask")
+    if ids is not None and ids.size and (ids.min() < 0 or ids.max() >= a.vocab_size):
+        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+        raise RadonError(f"input_ids: ids must be in [0, {a.vocab_size}), got {bad}")
+    if ids is not None and pos is not None:
+        if pos.shape != ids.shape:
+            raise RadonError(
+                f"position_ids: expected the shape of input_ids {list(ids.shape)}, got {list(pos.shape)}"
+            )
+        if pos.size and (pos.min() < 0 or pos.max() >= a.max_position_embeddings):
+            bad = int(pos.min()) if pos.min() < 0 else int(pos.max())
+            raise RadonError(f"position_ids: must be in [0, {a.max_position_embeddings}), got {bad}")
+    past = next((v for k, v in arrays.items() if k.startswith("past_key_values.")), None)
+    if ids is not None and mask is not None and past is not None:
+        want = past.shape[2] + ids.shape[1]  # past [batch, kv_heads, past_len, head_dim]
+        if mask.shape != (ids.shape[0], want):
+            raise RadonError(
+                f"attention_mask: expected [{ids.shape[0]}, {want}] (the past's {past.shape[2]} slots + "
+                f"{ids.shape[1]} new tokens), got {list(mask.shape)}"
+            )
+        if mask.size and not np.isin(mask, (0, 1)).all():
+            raise RadonError("attention_mask: values must be 0 or 1")
 
 
 @dataclass(frozen=True)

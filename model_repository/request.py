@@ -344,8 +344,9 @@ def _chat_ids(
         raise RequestError("messages: this generate model takes prompts only (no chat template)", "messages")
     try:
         return tokenize_chat(fields.messages or [])
-    except ChatError as exc:
-        raise RequestError(str(exc), "messages") from None
+    except ChatError as exc:  # e.g. a tokenizer without a chat template: the message names the input
+        message = str(exc) if str(exc).startswith("messages") else f"messages: {exc}"
+        raise RequestError(message, "messages") from None
 
 
 def response_outputs(text: str, generated: int) -> dict[str, np.ndarray]:

@@ -18,7 +18,10 @@ from radon.errors import RadonError
 
 
 def as_texts(values: Any, name: str = "text_input") -> list[str]:
-    """A BYTES tensor (any shape) as a flat list of str; bytes must be UTF-8."""
+    """A BYTES tensor (any shape) as a flat list of str; bytes must be UTF-8. None (the input is absent:
+    Triton counts inputs, so an unknown one can stand in for a required one) is refused by name."""
+    if values is None:
+        raise RadonError(f"{name}: required")
     out = []
     for v in np.asarray(values, dtype=object).reshape(-1):
         if isinstance(v, bytes):
@@ -58,13 +61,25 @@ def unpad(input_ids: np.ndarray, input_lengths: np.ndarray) -> list[list[int]]:
     return [input_ids[b, : int(n)].tolist() for b, n in enumerate(lengths)]
 
 
-def decode_ids(tokenizer: Any, token_ids: np.ndarray, lengths: np.ndarray | None = None,
+def decode_ids(tokenizer: Any, token_ids: np.ndarray | None, lengths: np.ndarray | None = None,
                skip_special_tokens: bool = True) -> list[str]:  # fmt: skip
-    """Text of each row of ``token_ids`` (B, T) (a 1-D array is one row), cut to ``lengths`` when given."""
+    """Text of each row of ``token_ids`` (B, T) (a 1-D array is one row), cut to ``lengths`` when given
+    (each in [0, T]: a row cannot be longer than the ids sent)."""
+    if token_ids is None:
+        raise RadonError("token_ids: required")
     ids = np.asarray(token_ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise RadonError(f"token_ids: expected integer ids, got {ids.dtype}")
     ids = ids.reshape(1, -1) if ids.ndim == 1 else ids.reshape(ids.shape[0], -1)
+    if lengths is not None:
+        flat = np.asarray(lengths).reshape(-1)
+        if flat.size != ids.shape[0]:
+            raise RadonError(
+                f"sequence_length: expected one length per row ({ids.shape[0]}), got {flat.size}"
+            )
+        bad = [int(n) for n in flat if not 0 <= int(n) <= ids.shape[1]]
+        if bad:
+            raise RadonError(f"sequence_length: must be in [0, {ids.shape[1]}] (the ids sent), got {bad[0]}")
     rows = unpad(ids, lengths) if lengths is not None else [r.tolist() for r in ids]
     vocab = tokenizer.vocab_size
     for row in rows:

@@ -26,12 +26,11 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         responses = []
         for request in requests:
-            ids = pb_utils.get_input_tensor_by_name(request, "token_ids").as_numpy()
+            ids = pb_utils.get_input_tensor_by_name(request, "token_ids")
             lengths = pb_utils.get_input_tensor_by_name(request, "sequence_length")
             try:
-                texts = decode_ids(
-                    self.tokenizer, ids, None if lengths is None else lengths.as_numpy(), self.skip
-                )
+                texts = decode_ids(self.tokenizer, None if ids is None else ids.as_numpy(),
+                                   None if lengths is None else lengths.as_numpy(), self.skip)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as an error
                 error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
                 responses.append(pb_utils.InferenceResponse(error=error))

@@ -28,7 +28,8 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                texts = as_texts(pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy())
+                tensor = pb_utils.get_input_tensor_by_name(request, "text_input")
+                texts = as_texts(None if tensor is None else tensor.as_numpy())
                 ids, lengths = encode_texts(self.tokenizer, texts, self.add_special_tokens)
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as an error
                 error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
