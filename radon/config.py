@@ -43,6 +43,12 @@ DERIVED = (
     "attention_bias", "attention_out_bias", "mlp_bias",
 )  # fmt: skip
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+# 10 T parameters: past any model RADON's formats and tools handle (Llama 3.1 405B is 4e11), so a config
+# beyond it is a typo; it is refused when the config is read, before anything is allocated
+MAX_PARAMETERS = 10**13
+# sizes of the largest public models, to name the key a too-large estimate comes from
+SIZE_KEYS = {"hidden_size": 16384, "intermediate_size": 65536, "vocab_size": 262144, "num_layers": 128,
+             "max_position_embeddings": 1 << 20}  # fmt: skip
 
 
 @dataclass
@@ -176,6 +182,33 @@ class ModelConfig:
             value = getattr(self, key)
             if value is not None and not 0 <= value < self.vocab_size:
                 raise ConfigError(f"{key}: {value} is outside the vocabulary [0, {self.vocab_size})")
+        if self.num_parameters() > MAX_PARAMETERS:
+            raise ConfigError(self._size_message(f"past the {MAX_PARAMETERS:.0e} parameters RADON accepts"))
+
+    # ---- size --------------------------------------------------------------------------------
+    def num_parameters(self) -> int:
+        """Parameters of ``HybridTransformerModel(self)``, computed, not allocated (``radon.info``)."""
+        from radon.info import count_parameters
+
+        return count_parameters(self).total
+
+    def _size_message(self, why: str, dtype_bytes: int = 4) -> str:
+        key = max(SIZE_KEYS, key=lambda k: getattr(self, k) / SIZE_KEYS[k])
+        n = self.num_parameters()
+        return (
+            f"{key}: {getattr(self, key)} gives an estimated {n:.3g} parameters, {n * dtype_bytes / 1e9:,.1f} GB "
+            f"of float32 weights, {why}"
+        )
+
+    def check_memory(self, available: int | None = None) -> None:
+        """Refuse, before allocating, a model whose float32 weights exceed ``available`` bytes (default:
+        this machine's physical memory), naming the key that makes it large and the estimate."""
+        if available is None:
+            available = physical_memory()
+        if available and 4 * self.num_parameters() > available:
+            raise ConfigError(
+                self._size_message(f"more than this machine's {available / 1e9:,.1f} GB of memory")
+            )
 
     def _validate_family(self) -> None:
         """Biases and rope scaling: derive the family's defaults, refuse what the family cannot hold."""
@@ -305,6 +338,10 @@ class ModelConfig:
             raise ConfigError(
                 f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}), so not a JSON config") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
         return cls.from_dict(data, source=str(path))
 
 
@@ -334,6 +371,16 @@ def resolve_config_path(path: str | Path) -> Path:
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+def physical_memory() -> int:
+    """Bytes of physical memory (0 where the OS does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
 def _positive(cfg: ModelConfig, key: str) -> None:
     value = getattr(cfg, key)
     if value is None or value < 1:

@@ -87,13 +87,27 @@ def guess_lang(path: str | Path) -> str:
 
 def read_prefix(path: Path, max_bytes: int = 0) -> str:
     """The text of ``path``, or its first ``max_bytes`` bytes cut at the last line end (0 = whole file)."""
+    if path.is_dir():
+        raise RadonError(f"{path}: a folder, not a text file")
     if not path.is_file():
         raise RadonError(f"{path}: no such text file")
-    data = path.read_bytes()
-    if max_bytes and len(data) > max_bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RadonError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    cut_short = bool(max_bytes) and len(data) > max_bytes
+    if cut_short:
         cut = data.rfind(b"\n", 0, max_bytes)
         data = data[: cut + 1] if cut > 0 else data[:max_bytes]
-    text = data.decode("utf-8", errors="ignore" if max_bytes else "strict") if data else ""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not (cut_short and exc.reason == "unexpected end of data"):  # only a cut may split a character
+            raise RadonError(
+                f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                "radon eval reads UTF-8 files"
+            ) from None
+        text = data[: exc.start].decode("utf-8")
     if not text.strip():
         raise RadonError(f"{path}: the text file is empty")
     return text

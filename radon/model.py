@@ -231,6 +231,8 @@ class HybridTransformerModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         config.validate()
+        if torch.empty(0).device.type != "meta":  # a meta-device build allocates nothing
+            config.check_memory()  # refused before torch tries to allocate more than the machine has
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         for arch in config.architectures:  # attributes, so tensors are named "mistral.layers.0...."

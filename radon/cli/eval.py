@@ -68,17 +68,17 @@ def evaluate(
             f"--context {context} is over the model's max_position_embeddings ({model.config.max_position_embeddings})"
         )
     stride = stride or max(1, context // 2)
-    unigram, unigram_note = (
-        _unigram(checkpoint, train_data, tokenizer, model.config.vocab_size) if baselines else (None, "")
-    )
     files = []
     for item in text:
         lang, sep, name = item.partition("=")
         path = Path(name if sep else item)
         files.append((lang if sep else guess_lang(path), path))
+    bodies = [read_prefix(path, max_bytes) for _, path in files]  # every file is checked before scoring
+    unigram, unigram_note = (
+        _unigram(checkpoint, train_data, tokenizer, model.config.vocab_size) if baselines else (None, "")
+    )
     scores = []
-    for lang, path in files:
-        body = read_prefix(path, max_bytes)
+    for (lang, path), body in zip(files, bodies, strict=True):
         scores.append(
             score_text(
                 model,
