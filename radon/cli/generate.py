@@ -68,10 +68,11 @@ def generate(
         top_p: keep the smallest set of tokens whose probability reaches p (1 = off).
         min_p: drop tokens below min_p times the most likely token's probability (0 = off).
         repetition_penalty: above 1 discourages tokens already in the text.
-        seed: random seed for sampling.
+        seed: random seed for sampling, in [0, 2**63).
         stop: strings that end the generation (the text is cut before them).
         sliding_window_size: attention window; an artifact accepts only the window it was exported with.
-        use_flash_attention: the fused attention path (FlexAttention) of the reference model.
+        use_flash_attention: the fused attention kernel: FlexAttention on a checkpoint; an artifact's
+            ort lowering (GroupQueryAttention) is fused, a portable one refuses it.
         providers: onnxruntime execution providers for an artifact, comma-separated (default: CPU).
         threads: intra-op threads (onnxruntime for an artifact, torch for a checkpoint).
         stream: print text as it is generated.

@@ -49,7 +49,9 @@ class GenerateRequest(_Body):
     """The seed's API request (MIGRATION_GUIDE.md), plus DESIGN.md's min_p, seed, stop, max_new_tokens and ignore_eos."""
 
     prompt: str
-    max_length: int | None = Field(None, description="prompt + new tokens, in tokens")
+    max_length: int | None = Field(
+        None, description="a ceiling on prompt + new tokens, capped at the server's limit and the context"
+    )
     max_new_tokens: int | None = Field(None, description="new tokens; wins over max_length")
     temperature: float = Field(0.0, description="0 = greedy")
     top_k: int = 0
