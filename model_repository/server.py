@@ -155,12 +155,20 @@ def pytriton_install(env: Path, info: dict) -> ServerInstall:
 
 
 def find_server(*, venv: str | Path | None = None, prefer_path: bool = True) -> ServerInstall:
-    """The tritonserver to run: on PATH first (unless ``prefer_path`` is False or ``venv`` is given), else
-    nvidia-pytriton's in the first environment of ``candidate_envs`` that has it. RadonError (one line
-    naming scripts/make_triton_env.sh) when there is none."""
+    """The tritonserver to run: nvidia-pytriton's in ``venv`` when it is given (an error if it has none);
+    else on PATH first (unless ``prefer_path`` is False), else nvidia-pytriton's in the first environment
+    of ``candidate_envs`` that has it. RadonError (one line naming scripts/make_triton_env.sh) when
+    there is none."""
     binary = shutil.which("tritonserver")
     if binary and prefer_path and venv is None:
         return ServerInstall("path", Path(binary), _backends_in(NGC_BACKENDS))
+    if venv is not None:  # asked for by name: that environment or an error, never another one
+        info = probe_env(Path(venv))
+        if info is None:
+            raise RadonError(
+                f"--env {venv}: not a Python environment (no bin/python that runs); run {MAKE_ENV}"
+            )
+        return pytriton_install(Path(venv), info)
     problems = []
     for env in candidate_envs(venv):
         info = probe_env(env)

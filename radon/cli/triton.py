@@ -87,18 +87,22 @@ def serve(
         models: load only these models (Triton's explicit model control), e.g. radon radon_tokenizer: the in-process decode loop needs no radon_decoder, whose weights are a second copy in memory.
     """
     from radon.errors import ConfigError
-    from radon.model_repository.server import TritonServer, check_repository, find_server
+    from radon.model_repository.server import TritonServer, check_port_free, check_repository, find_server
+    from radon.runtime.params import check_float, check_int
 
-    if not startup_timeout > 0:  # also NaN
-        raise ConfigError(f"--startup-timeout: must be > 0 seconds, got {startup_timeout}")
-    if log_verbose < 0:
-        raise ConfigError(f"--log-verbose: must be >= 0, got {log_verbose}")
+    # the user's mistakes first, before looking for a server or touching signals
+    check_float("--startup-timeout", startup_timeout, low=0, low_open=True)
+    check_int("--log-verbose", log_verbose, low=0)
     ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
+    for flag, port in ports.items():
+        check_int(flag, port, low=1, high=65535)
     if len(set(ports.values())) < len(ports):
         raise ConfigError(
             f"--http-port, --grpc-port, --metrics-port: must differ, got {list(ports.values())}"
         )
-    check_repository(repository)  # before looking for a server: the user's mistake is named first
+    check_repository(repository)
+    for flag, port in ports.items():  # TritonServer.start checks again, right before starting
+        check_port_free(host, port, flag)
     install = find_server(venv=env)
     server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                           host=host, install=install, log_verbose=log_verbose, models=models)  # fmt: skip
@@ -146,6 +150,19 @@ def client(
         json: print one JSON object (text, responses, timings) instead of the text.
     """
     from radon.model_repository.client import generate
+    from radon.runtime.params import check_float, check_int, check_seed, check_stop_strings, check_text
+
+    # the flags are checked here, as the generate model would: a value Triton's own JSON parser cannot
+    # take (a negative --seed for its UINT64 input) would otherwise come back as Triton's HTTP 500
+    check_text("--prompt", prompt)
+    check_int("--max-tokens", max_tokens, low=1, high=2**31 - 1)  # the model's max_tokens is INT32
+    check_float("--temperature", temperature, low=0, optional=True)
+    check_int("--top-k", top_k, low=0, high=2**31 - 1, optional=True)
+    check_float("--top-p", top_p, low=0, high=1, low_open=True, optional=True)
+    check_float("--repetition-penalty", repetition_penalty, low=0, low_open=True, optional=True)
+    check_seed(seed, "--seed")
+    check_stop_strings("--stop", stop)
+    check_float("--timeout", timeout, low=0, low_open=True)
 
     def show(piece: str) -> None:
         print(piece, end="", flush=True)
