@@ -9,10 +9,14 @@
 from __future__ import annotations
 
 import json as jsonlib
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from radon.cli._app import Opt
+
+AT_LEAST_1 = Opt(ge=1)  # checked at parse time: exit 2 naming the flag
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 def bench(
@@ -20,15 +24,15 @@ def bench(
     *,
     architectures: bool = False,
     compare: bool = False,
-    batch: int = 1,
-    prompt_tokens: int = 128,
-    new_tokens: int = 128,
-    runs: int = 3,
-    rounds: int = 2,
+    batch: Annotated[int, AT_LEAST_1] = 1,
+    prompt_tokens: Annotated[int, AT_LEAST_1] = 128,
+    new_tokens: Annotated[int, AT_LEAST_1] = 128,
+    runs: Annotated[int, AT_LEAST_1] = 3,
+    rounds: Annotated[int, AT_LEAST_1] = 2,
     device: str = "cpu",
     dtype: Literal["float32", "float16", "bfloat16"] = "float32",
-    threads: int = 0,
-    kv_context: int = 32768,
+    threads: Annotated[int, Opt(ge=0)] = 0,
+    kv_context: Annotated[int, AT_LEAST_1] = 32768,
     reference: Annotated[Path | None, Opt(metavar="CKPT")] = None,
     spinning: str = "on",
     cache: str | None = None,
@@ -74,6 +78,8 @@ def bench(
             raise RadonError(
                 "--reference, --spinning, --cache and --huge-pages belong to `radon bench ARTIFACT`"
             )
+        if not DEVICE.fullmatch(device):
+            raise RadonError(f"--device: expected cpu, cuda or cuda:N, got {device!r}")
         if len(targets) != 2:
             raise RadonError(
                 f"--architectures takes exactly two configs (CONFIG_A CONFIG_B), got {len(targets)}"

@@ -42,7 +42,11 @@ def demo(
         force: replace outputs of an earlier run.
     """
     from radon.demo import QUICK_RECIPE, RECIPE, DemoContext, resolve_data, run_demo
+    from radon.errors import RadonError
     from radon.host import host_summary
+
+    if out.exists() and not out.is_dir():
+        raise RadonError(f"--out {out}: is a file, not a folder")
 
     recipe = QUICK_RECIPE if quick else RECIPE
     print(f"radon demo{' --quick' if quick else ''}: outputs in {out}")

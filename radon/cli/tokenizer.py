@@ -17,31 +17,58 @@ def _training_files(
     from radon.data import builtin_corpus, corpus_files, find_data_dir
     from radon.errors import RadonError
 
-    given = {"ru": ru, "en": en, "code": code}
-    if any(v is not None for v in given.values()):
-        missing = [f"--{k}" for k, v in given.items() if v is None]
+    flags = {"ru": ru, "en": en, "code": code}
+    given = {k: Path(v) for k, v in flags.items() if v is not None}
+    if given:
+        missing = [f"--{k}" for k in flags if k not in given]
         if missing:
             raise RadonError(f"give all three of --ru, --en, --code (missing {', '.join(missing)})")
         for k, v in given.items():
-            if not Path(v).is_file():
+            if not v.is_file():
                 raise RadonError(f"--{k} {v}: no such file")
-        return {k: Path(v) for k, v in given.items()}, "the given files"
+            if v.stat().st_size == 0:
+                raise RadonError(f"--{k} {v}: the file is empty")
+        return given, "the given files"
     folder = find_data_dir(data)
     if folder is not None:
         return corpus_files(folder), f"the data folder {folder}"
     return builtin_corpus(scratch), "the built-in corpus (smoke run: no ../shared/data, RADON_DATA or --data)"
 
 
+def _check_text(text: str, flag: str) -> str:
+    """``text`` from the command line: bytes that were not UTF-8 reach Python as lone surrogates."""
+    from radon.errors import RadonError
+
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RadonError(f"{flag}: not UTF-8 text (at character {exc.start})") from None
+    return text
+
+
+def _check_writable_target(out: Path) -> None:
+    """Refuse an --out that cannot become a folder, before minutes of training."""
+    from radon.errors import RadonError
+
+    if out.exists() and not out.is_dir():
+        raise RadonError(f"--out {out}: is a file, not a folder")
+    above = out.parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise RadonError(f"--out {out}: cannot write here ({above} is a file, not a folder)")
+
+
 def train(
     *,
     out: Path,
-    vocab_size: int,
+    vocab_size: Annotated[int, Opt(ge=1, le=2**31 - 1)],
     ru: Path | None = None,
     en: Path | None = None,
     code: Path | None = None,
     data: Path | None = None,
-    ru_share: float | None = None,
-    sample_mb: float = 4.0,
+    ru_share: Annotated[float | None, Opt(gt=0, lt=1)] = None,
+    sample_mb: Annotated[float, Opt(ge=0)] = 4.0,
     type: Literal["hybrid", "bpe"] = "hybrid",
     force: bool = False,
     quiet: bool = False,
@@ -70,14 +97,11 @@ def train(
     from radon.data import sample_text
     from radon.errors import RadonError
     from radon.integrity import atomic_directory, sha256_file
-    from radon.tokenizer import train_bpe, train_hybrid
+    from radon.tokenizer import BPETokenizer, HybridTokenizer, train_bpe, train_hybrid
 
-    if vocab_size < 1:
-        raise RadonError(f"--vocab-size: must be positive, got {vocab_size}")
-    if sample_mb < 0:
-        raise RadonError(f"--sample-mb: must be >= 0, got {sample_mb}")
     if ru_share is not None and type == "bpe":
         raise RadonError("--ru-share applies to --type hybrid only")
+    _check_writable_target(out)
     if out.exists() and not force:
         raise RadonError(f"{out}: already exists (use --force to replace it)")
     max_bytes = None if sample_mb == 0 else int(sample_mb * 1e6)
@@ -90,6 +114,7 @@ def train(
         }
         if not quiet:
             print(f"training a {type} tokenizer ({vocab_size} ids) on {origin}", file=sys.stderr)
+        tok: HybridTokenizer | BPETokenizer
         if type == "hybrid":
             tok = train_hybrid(texts["ru"], texts["en"], texts["code"], vocab_size, ru_share,
                                progress=not quiet, sources=sources)  # fmt: skip
@@ -107,8 +132,8 @@ def stats(
     *,
     text: Annotated[list[str] | None, Opt(metavar="[LANG=]FILE")] = None,
     data: Path | None = None,
-    max_mb: float = 0.0,
-    repeats: int = 1,
+    max_mb: Annotated[float, Opt(ge=0)] = 0.0,
+    repeats: Annotated[int, Opt(ge=1)] = 1,
     json: bool = False,
 ) -> int:
     """Per language: tokens per word (fertility), chars and bytes per token, unknown rate, round trip, speed.
@@ -130,14 +155,18 @@ def stats(
     from radon.tokenizer import load_tokenizer
     from radon.tokenizer.stats import format_table, iter_labels, measure, total
 
-    if max_mb < 0:
-        raise RadonError(f"--max-mb: must be >= 0, got {max_mb}")
+    if text and data is not None:
+        raise RadonError("--data measures a data folder's eval/ files; it does not apply with --text")
     tok = load_tokenizer(directory)
     if text:
         pairs = []
         for item in text:
             label, sep, name = item.partition("=")
             path = Path(name if sep else item)
+            if sep and not (label.strip() and name):
+                raise RadonError(f"--text {item}: expected LANG=FILE or FILE")
+            if path.is_file() and path.stat().st_size == 0:
+                raise RadonError(f"--text {path}: the file is empty")
             pairs.append((label if sep else next(iter_labels([path.name])), path))
     else:
         folder = find_data_dir(data)
@@ -180,6 +209,7 @@ def encode(
     """
     from radon.tokenizer import HybridTokenizer, load_tokenizer
 
+    text = _check_text(text, "--text")
     tok = load_tokenizer(directory)
     ids = tok.encode(text, add_bos=add_bos, add_eos=add_eos)
     pieces = [tok.id_to_token(i) for i in ids]
@@ -200,6 +230,6 @@ def encode(
     )
     print("ids:", " ".join(map(str, ids)))
     width = len(str(max(ids, default=0)))
-    for i, part, piece, piece_text in zip(ids, parts, pieces, texts):
-        print(f"{i:>{width}}  {part:<8} {piece!r:<24} {piece_text!r}")
+    for i, part, piece, shown in zip(ids, parts, pieces, texts):
+        print(f"{i:>{width}}  {part:<8} {piece!r:<24} {shown!r}")
     return 0

@@ -23,6 +23,7 @@ RECIPE_FLAGS = (
     "batch_size", "grad_accum", "context", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
     "grad_clip", "seed", "eval_every", "save_every", "max_bytes_per_language", "val_fraction",
 )  # fmt: skip
+AT_LEAST_0, AT_LEAST_1 = Opt(ge=0), Opt(ge=1)  # bounds checked at parse time: exit 2 naming the flag
 
 
 def train(
@@ -33,30 +34,30 @@ def train(
         str | None, Opt(aliases=("--data_path",), metavar="ru=FILE,en=FILE,code=FILE|DIR|FILE")
     ] = None,
     tokenizer: Annotated[Path | None, Opt(metavar="DIR")] = None,
-    steps: int | None = None,
-    minutes: float | None = None,
-    batch_size: int | None = None,
-    grad_accum: int | None = None,
-    context: int | None = None,
-    lr: float | None = None,
-    min_lr_ratio: float | None = None,
-    warmup_steps: int | None = None,
-    weight_decay: float | None = None,
-    grad_clip: float | None = None,
+    steps: Annotated[int | None, AT_LEAST_1] = None,
+    minutes: Annotated[float | None, Opt(gt=0)] = None,
+    batch_size: Annotated[int | None, AT_LEAST_1] = None,
+    grad_accum: Annotated[int | None, AT_LEAST_1] = None,
+    context: Annotated[int | None, Opt(ge=2)] = None,
+    lr: Annotated[float | None, Opt(gt=0)] = None,
+    min_lr_ratio: Annotated[float | None, Opt(ge=0, le=1)] = None,
+    warmup_steps: Annotated[int | None, AT_LEAST_0] = None,
+    weight_decay: Annotated[float | None, AT_LEAST_0] = None,
+    grad_clip: Annotated[float | None, AT_LEAST_0] = None,
     mixture: Annotated[str | None, Opt(metavar="ru=W,en=W,code=W")] = None,
-    seed: int | None = None,
-    eval_every: int | None = None,
-    save_every: int | None = None,
-    max_bytes_per_language: int | None = None,
-    val_fraction: float | None = None,
+    seed: Annotated[int | None, Opt(ge=0, le=2**63 - 1)] = None,
+    eval_every: Annotated[int | None, AT_LEAST_0] = None,
+    save_every: Annotated[int | None, AT_LEAST_0] = None,
+    max_bytes_per_language: Annotated[int | None, AT_LEAST_0] = None,
+    val_fraction: Annotated[float | None, Opt(ge=0, lt=0.5)] = None,
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto",
     use_fp16: Annotated[bool, Opt(aliases=("--use_fp16",))] = False,
     gradient_checkpointing: Annotated[bool, Opt(aliases=("--gradient_checkpointing",))] = False,
     compile: bool = False,
-    threads: int = 0,
+    threads: Annotated[int, AT_LEAST_0] = 0,
     device: str = "auto",
     resume: Annotated[Path | None, Opt(metavar="CKPT")] = None,
-    stop_after: int | None = None,
+    stop_after: Annotated[int | None, AT_LEAST_1] = None,
     force: bool = False,
     progress: bool = True,
     json: bool = False,
@@ -90,7 +91,7 @@ def train(
         eval_every: steps between validation-loss evaluations (default 100; 0 = at the end only).
         save_every: steps between resumable checkpoints (default 0 = at the end only).
         max_bytes_per_language: text read per language (default 0 = enough for the run).
-        val_fraction: tail of each language's tokens held out for the validation loss (default 0.02).
+        val_fraction: tail of each language's tokens held out for the validation loss, below 0.5 (default 0.02).
         precision: auto = bf16 autocast on CUDA, fp32 on the CPU.
         use_fp16: fp16 autocast with a GradScaler on CUDA (the seed's flag).
         gradient_checkpointing: recompute activations in the backward pass to save memory.
@@ -119,7 +120,7 @@ def train(
     if resume is not None:
         cfg = _resumed_recipe(resume, given, steps)
     else:
-        cfg = TrainConfig(**given, steps=steps or 1000, minutes=minutes or 0.0)
+        cfg = TrainConfig(**given, steps=1000 if steps is None else steps, minutes=minutes or 0.0)
     cfg.precision, cfg.use_fp16, cfg.compile, cfg.threads, cfg.device = (
         precision, use_fp16, compile, threads, device,
     )  # fmt: skip
@@ -186,7 +187,7 @@ def _run(
         model_config, cfg, files, tok, out, resume=resume, stop_after=stop_after, force=force,
         progress=progress, report=lambda m: tqdm.write(m, file=sys.stderr),
     )  # fmt: skip
-    summary = {
+    summary: dict[str, Any] = {
         "checkpoint": str(result.checkpoint),
         "step": result.step,
         "total_steps": result.total_steps,

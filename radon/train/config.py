@@ -9,6 +9,7 @@ the first steps, and that count is then recorded like any other.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,20 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        for key in (
+            "lr",
+            "min_lr_ratio",
+            "weight_decay",
+            "beta1",
+            "beta2",
+            "grad_clip",
+            "val_fraction",
+            "minutes",
+        ):
+            if not math.isfinite(getattr(self, key)):
+                raise ConfigError(f"{key}: must be a finite number, got {getattr(self, key)}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed: must be in [0, 2**63), got {self.seed}")
         for key in ("steps", "batch_size", "grad_accum", "context"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -76,8 +91,10 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for lang, weight in self.mixture.items():
-            if not weight >= 0:
-                raise ConfigError(f"mixture: the weight of {lang!r} must be >= 0, got {weight}")
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ConfigError(
+                    f"mixture: the weight of {lang!r} must be a finite number >= 0, got {weight}"
+                )
         if self.mixture and not sum(self.mixture.values()) > 0:
             raise ConfigError("mixture: at least one language needs a positive weight")
 

@@ -116,8 +116,8 @@ def _graceful_interrupts(flag: dict[str, bool], report: Callable[[str], None]) -
     try:
         yield
     finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
+        for signum, h in previous.items():
+            signal.signal(signum, h)
 
 
 @torch.no_grad()
@@ -160,45 +160,120 @@ def train(
     ``resume`` continues a checkpoint written by ``train`` (its model, optimizer, RNG, recipe and data,
     unless ``data`` is given). ``stop_after`` ends this run after that many steps in all, with a
     resumable checkpoint, while the schedule still spans ``cfg.steps``.
+
+    The stages: read what a resume brings -> check the request -> build the model, data and optimizer
+    -> restore a resumed run's state -> the loop, which saves checkpoints.
     """
     say = report or log.info
     out = Path(out)
     saved_state: dict[str, Any] = {}
+    model: HybridTransformerModel | None = None
     if resume is not None:
         resume = Path(resume)
-        saved_state = st.read_state(resume)
-        model = load_model(resume).train()
-        model_config = model.config
-        if tokenizer is None and (resume / "tokenizer").is_dir():
-            from radon.tokenizer import load_tokenizer
-
-            tokenizer = load_tokenizer(resume / "tokenizer")
-        if data is None:
-            data = {lang: [Path(p) for p in s["files"]] for lang, s in saved_state["data"].items()}
+        saved_state, model, model_config, tokenizer, data = _resumed(resume, tokenizer, data)
     if model_config is None:
         raise RadonError("--config: give a model config (a file or a preset name such as demo)")
     if tokenizer is None:
         raise RadonError("--tokenizer: give a tokenizer folder (train one with `radon tokenizer train`)")
     check_request(model_config, cfg, out, force=force, resume=resume)
-    vocab = _tokenizer_vocab(tokenizer)
-    if vocab is not None and vocab > model_config.vocab_size:
-        raise RadonError(
-            f"the tokenizer has {vocab} tokens but the model's vocab_size is {model_config.vocab_size}; "
-            f"set vocab_size to {vocab} in the config"
-        )
+    check_vocab(tokenizer, model_config, resumed=resume is not None)
+    run = _setup(model, model_config, cfg, data, tokenizer, out, saved_state, say)
+    if resume is not None:
+        _restore(run, resume, saved_state)
+    return _loop(run, resume, stop_after, progress, say)
 
+
+def check_vocab(tokenizer: Encoder, model_config: ModelConfig, *, resumed: bool = False) -> None:
+    """The tokenizer's ids must be the model's rows: more would index past the embedding, fewer leave
+    rows that generation can sample and no tokenizer can decode. A resumed checkpoint trained before
+    this check keeps the looser rule (no id past the embedding)."""
+    vocab = _tokenizer_vocab(tokenizer)
+    if vocab is None or vocab == model_config.vocab_size or (resumed and vocab < model_config.vocab_size):
+        return
+    raise RadonError(
+        f"--tokenizer has {vocab} ids but the model config's vocab_size is {model_config.vocab_size}; "
+        f"set vocab_size to {vocab} in the config, or train a tokenizer with --vocab-size "
+        f"{model_config.vocab_size}"
+    )
+
+
+def _resumed(
+    resume: Path, tokenizer: Encoder | None, data: Mapping[str, Sequence[Path]] | None
+) -> tuple[dict[str, Any], HybridTransformerModel, ModelConfig, Encoder | None, Mapping[str, Sequence[Path]]]:
+    """What ``--resume`` brings: the saved state, the model, and the tokenizer and data unless given."""
+    saved_state = st.read_state(resume)
+    model = load_model(resume).train()
+    if tokenizer is None and (resume / "tokenizer").is_dir():
+        from radon.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(resume / "tokenizer")
+    if data is None:
+        data = {lang: [Path(p) for p in s["files"]] for lang, s in saved_state["data"].items()}
+    return saved_state, model, model.config, tokenizer, data
+
+
+@dataclass
+class _Run:
+    """What the stages share: the model and its optimizer, the data, and the history so far."""
+
+    cfg: TrainConfig
+    model: HybridTransformerModel
+    optimizer: torch.optim.Optimizer
+    precision: Precision
+    mixture: Mixture
+    tokenizer: Encoder
+    out: Path
+    data_summary: dict[str, Any]
+    counts: Any  # token counts per id, saved beside the optimizer state
+    start: int = 0
+    losses: list[float] = field(default_factory=list)
+    val_losses: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def save(self, step: int) -> Path:
+        """An atomic, resumable checkpoint at ``step``: model, tokenizer, optimizer, RNG and recipe."""
+        cfg, precision = self.cfg, self.precision
+        state = {
+            "radon_version": __version__,
+            "step": step,
+            "train_config": cfg.to_dict(),
+            "precision": precision.name,
+            "device": str(precision.device),
+            "threads": torch.get_num_threads(),
+            "losses": self.losses,
+            "val_losses": self.val_losses,
+            "tokens_seen": step * cfg.tokens_per_step,
+            "data": self.data_summary,
+            "mixture": self.mixture.weights,
+            "scaler": precision.scaler.state_dict() if precision.scaler is not None else None,
+            "finished": step >= cfg.steps,
+        }
+        return save_checkpoint(
+            self.model, self.out, tokenizer=self.tokenizer, overwrite=True,
+            write_extra=lambda tmp: st.write_state(tmp, self.optimizer, state, self.counts),
+        )  # fmt: skip
+
+
+def _setup(
+    model: HybridTransformerModel | None,
+    model_config: ModelConfig,
+    cfg: TrainConfig,
+    data: Mapping[str, Sequence[Path]] | None,
+    tokenizer: Encoder,
+    out: Path,
+    saved_state: dict[str, Any],
+    say: Callable[[str], None],
+) -> _Run:
+    """The model on its device, the tokenized data mixture and the optimizer."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(device, cfg.precision, cfg.use_fp16)
-    if resume is None:
+    if model is None:
         torch.manual_seed(cfg.seed)
         model = HybridTransformerModel(model_config)
     model = model.to(device).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing or model_config.gradient_checkpointing
 
     t0 = time.perf_counter()
-    planned = int(
-        saved_state.get("train_config", {}).get("steps", cfg.steps)
-    )  # a resumed run reads the same text
+    planned = int(saved_state.get("train_config", {}).get("steps", cfg.steps))  # a resume reads the same text
     mixture = build_mixture(
         data or {}, tokenizer, context=cfg.context, seed=cfg.seed, weights=cfg.mixture,
         total_tokens=0 if cfg.minutes else planned * cfg.tokens_per_step,
@@ -206,63 +281,45 @@ def train(
         bos_id=model_config.bos_token_id or 0,
     )  # fmt: skip
     data_summary = {lang: s.summary() for lang, s in mixture.streams.items()}
-    if saved_state and {k: v["train_tokens"] for k, v in saved_state.get("data", {}).items()} != {
-        k: v["train_tokens"] for k, v in data_summary.items()
-    }:
+    saved_tokens = {k: v["train_tokens"] for k, v in saved_state.get("data", {}).items()}
+    if saved_state and saved_tokens != {k: v["train_tokens"] for k, v in data_summary.items()}:
         log.warning(
             "the training data differ from the checkpoint's; the resumed run is not a bit-exact continuation"
         )
-    say(
-        "data: "
-        + ", ".join(
-            f"{k} {v['train_tokens']:,} tokens (w={mixture.weights[k]:.2f})" for k, v in data_summary.items()
-        )
-        + f" [{time.perf_counter() - t0:.1f}s]"
+    summary = ", ".join(
+        f"{k} {v['train_tokens']:,} tokens (w={mixture.weights[k]:.2f})" for k, v in data_summary.items()
     )
-    counts = mixture.token_counts(model_config.vocab_size)
+    say(f"data: {summary} [{time.perf_counter() - t0:.1f}s]")
+    return _Run(
+        cfg=cfg, model=model, optimizer=make_optimizer(model, cfg), precision=precision, mixture=mixture,
+        tokenizer=tokenizer, out=out, data_summary=data_summary,
+        counts=mixture.token_counts(model_config.vocab_size),
+    )  # fmt: skip
 
-    optimizer = make_optimizer(model, cfg)
-    start = 0
-    losses: list[float] = []
-    val_losses: dict[str, dict[str, float]] = {}
-    if resume is not None:
-        tensors = st.read_optimizer_tensors(resume)
-        st.restore_optimizer(optimizer, tensors, saved_state["param_groups"])
-        st.restore_rng(tensors)
-        if precision.scaler is not None and saved_state.get("scaler"):
-            precision.scaler.load_state_dict(saved_state["scaler"])
-        start = int(saved_state["step"])
-        losses = [float(x) for x in saved_state.get("losses", [])][:start]
-        val_losses = dict(saved_state.get("val_losses", {}))
 
-    step_fn = _make_step(model, optimizer, mixture, cfg, precision)
+def _restore(run: _Run, resume: Path, saved_state: dict[str, Any]) -> None:
+    """A resumed run's optimizer, RNG and GradScaler states, its step and its loss history."""
+    tensors = st.read_optimizer_tensors(resume)
+    st.restore_optimizer(run.optimizer, tensors, saved_state["param_groups"])
+    st.restore_rng(tensors)
+    if run.precision.scaler is not None and saved_state.get("scaler"):
+        run.precision.scaler.load_state_dict(saved_state["scaler"])
+    run.start = int(saved_state["step"])
+    run.losses = [float(x) for x in saved_state.get("losses", [])][: run.start]
+    run.val_losses = dict(saved_state.get("val_losses", {}))
+
+
+def _loop(
+    run: _Run, resume: Path | None, stop_after: int | None, progress: bool, say: Callable[[str], None]
+) -> TrainResult:
+    """Optimizer steps from ``run.start`` to the end, with validation, checkpoints and Ctrl-C handling."""
+    cfg, model, precision, start = run.cfg, run.model, run.precision, run.start
+    step_fn = _make_step(model, run.optimizer, run.mixture, cfg, precision)
     if cfg.minutes and resume is None:
         cfg.steps = 10**9  # fixed after CALIBRATION_STEPS timed steps
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    last_ckpt: Path | None = resume if resume is not None and out.resolve() == resume.resolve() else None
+    last_ckpt: Path | None = resume if resume is not None and run.out.resolve() == resume.resolve() else None
     last_ckpt_step = start if last_ckpt is not None else -1
-
-    def save(step: int) -> Path:
-        state = {
-            "radon_version": __version__,
-            "step": step,
-            "train_config": cfg.to_dict(),
-            "precision": precision.name,
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "losses": losses,
-            "val_losses": val_losses,
-            "tokens_seen": step * cfg.tokens_per_step,
-            "data": data_summary,
-            "mixture": mixture.weights,
-            "scaler": precision.scaler.state_dict() if precision.scaler is not None else None,
-            "finished": step >= cfg.steps,
-        }
-        return save_checkpoint(
-            model, out, tokenizer=tokenizer, overwrite=True,
-            write_extra=lambda tmp: st.write_state(tmp, optimizer, state, counts),
-        )  # fmt: skip
-
     if end <= start:
         raise RadonError(
             f"{resume}: already at step {start} of {cfg.steps}; nothing to train (raise --steps to continue)"
@@ -271,19 +328,19 @@ def train(
     seconds, compile_seconds, step = 0.0, 0.0, start
     bar = _progress_bar(start, end, progress)
     threads_before = torch.get_num_threads()
-    if cfg.threads and device.type == "cpu":
+    if cfg.threads and precision.device.type == "cpu":
         torch.set_num_threads(cfg.threads)  # restored when training ends
     try:
         with _graceful_interrupts(flag, say):
             while step < end:  # `end` is fixed after calibration with --minutes
                 t = time.perf_counter()
-                loss = step_fn(step)
+                loss = _step_or_explain(step_fn, step, cfg)
                 dt = time.perf_counter() - t
                 if step == start and cfg.compile:
                     compile_seconds = dt
                 else:
                     seconds += dt
-                losses.append(loss)
+                run.losses.append(loss)
                 if cfg.minutes and resume is None and step == start + CALIBRATION_STEPS:
                     per_step = seconds / (CALIBRATION_STEPS + (0 if cfg.compile else 1))
                     _steps_for_budget(cfg, step, per_step, compile_seconds)
@@ -303,20 +360,20 @@ def train(
                         f"Last good checkpoint: {last_ckpt or 'none written'}"
                     )
                 if (cfg.eval_every and done % cfg.eval_every == 0) or done == end:
-                    val = validation_losses(model, mixture, cfg, precision)
-                    val_losses[str(done)] = val
+                    val = validation_losses(model, run.mixture, cfg, precision)
+                    run.val_losses[str(done)] = val
                     line = ", ".join(f"{k} {v:.3f}" for k, v in val.items())
                     (bar.write if progress else say)(f"step {done}/{end}: train {loss:.3f}, val {line}")
                 if flag["stop"] and done < end:
-                    last_ckpt, last_ckpt_step = save(done), done
+                    last_ckpt, last_ckpt_step = run.save(done), done
                     raise TrainingInterrupted(
                         f"interrupted at step {done} of {cfg.steps}; saved a resumable checkpoint: {last_ckpt}. "
                         f"Continue with: radon train --resume {last_ckpt} --out {last_ckpt}"
                     )
                 if cfg.save_every and done % cfg.save_every == 0 and done < end:
-                    last_ckpt, last_ckpt_step = save(done), done
+                    last_ckpt, last_ckpt_step = run.save(done), done
                 step = done
-            last_ckpt, last_ckpt_step = save(end), end
+            last_ckpt, last_ckpt_step = run.save(end), end
     except KeyboardInterrupt:
         where = f"{last_ckpt} (step {last_ckpt_step})" if last_ckpt is not None else "none was written"
         raise TrainingInterrupted(
@@ -326,10 +383,23 @@ def train(
         bar.close()
         torch.set_num_threads(threads_before)
     return TrainResult(
-        checkpoint=last_ckpt, step=end, total_steps=cfg.steps, losses=losses, val_losses=val_losses,
+        checkpoint=last_ckpt, step=end, total_steps=cfg.steps, losses=run.losses, val_losses=run.val_losses,
         seconds=seconds, tokens=(end - start) * cfg.tokens_per_step, precision=precision.name,
-        compile_seconds=compile_seconds, data=data_summary,
+        compile_seconds=compile_seconds, data=run.data_summary,
     )  # fmt: skip
+
+
+def _step_or_explain(step_fn: Callable[[int], float], step: int, cfg: TrainConfig) -> float:
+    """One step; running out of memory is the flags' doing, so say which flags, not a traceback."""
+    try:
+        return step_fn(step)
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError | torch.OutOfMemoryError) and "allocate" not in str(exc):
+            raise
+        raise RadonError(
+            f"step {step + 1}: out of memory with --batch-size {cfg.batch_size} x --context {cfg.context} "
+            f"tokens per micro-batch; lower --batch-size or --context (--grad-accum keeps the tokens per step)"
+        ) from None
 
 
 def _make_step(
