@@ -2,6 +2,7 @@
 
     scripts/make_triton_env.sh                    # once: .triton-venv (nvidia-pytriton, numpy<2)
     python scripts/bench_triton.py load --clients 32 --duration 60 [--config demo] [--json out.json]
+    python scripts/bench_triton.py load --clients 32 --duration 60 --servers triton   # docs/reliability.md
     python scripts/bench_triton.py bls --configs tiny,demo,bench_100m --tokens 64 --rounds 5
 
 ``load``: one server on loopback at a time, the same artifact and batching (max batch 8, greedy, the
@@ -12,7 +13,10 @@ streaming requests back to back (``--max-tokens`` new tokens each) for ``--warmu
 ``--duration`` seconds; the report gives requests completed per second, time to the first streamed
 token (p50, p99), streamed tokens per second, errors, and the server's RSS (the whole process tree:
 tritonserver plus its python stubs) after the warm-up and at the end, whose ratio is the leak check
-(within 10%). Every answer is first checked against the runtime's own greedy text.
+(within 10%). Every answer is first checked against the runtime's own greedy text. After each Triton
+run the server is stopped and its process group (tritonserver and its stubs) must be gone: the report
+counts the processes left (``orphans``). ``--servers triton`` skips ``radon serve``. The exit status
+is 1 on any error, wrong text, RSS growth past 10% or orphan.
 
 ``bls``: one client, requests one after another, greedy, ``--tokens`` new tokens: the time per token
 after the first (client-side arrival of the streamed pieces over gRPC) of the generate model with the
@@ -169,6 +173,16 @@ class Triton:
     def pid(self) -> int:
         return self.server.pid or 0
 
+    def orphans(self, pgid: int, wait_s: float = 15.0) -> int:
+        """Processes left in the stopped server's process group (it leads a session of its own) after
+        ``wait_s`` seconds: 0 when tritonserver and every python stub are gone."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(int(p.name)) == pgid]
+            if not left or time.monotonic() > deadline:
+                return len(left)
+            time.sleep(0.2)
+
     @staticmethod
     def body(prompt: str, n: int) -> dict:
         return {"text_input": prompt, "max_tokens": n, "stream": True}
@@ -176,6 +190,14 @@ class Triton:
     @staticmethod
     def piece(event: dict) -> str | None:
         return event.get("text_output")
+
+
+def _pgid(pid: int) -> int | None:
+    """The process group of ``pid`` (``/proc/PID/stat``), or None when it is gone."""
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class RadonServe:
@@ -352,11 +374,15 @@ def run_load(args) -> dict:
     expected = {p: gen.generate_text(p, args.max_tokens) for p in PROMPTS}
     del gen
     results = []
-    for protocol in args.protocols.split(","):
+    servers = args.servers.split(",")
+    for protocol in args.protocols.split(",") if "triton" in servers else []:
         with Triton(repo, args.work, protocol) as server:
             results.append(load_run(server, args, expected))
-    with RadonServe(art, args.threads, args.max_batch, args.work) as server:
-        results.append(load_run(server, args, expected))
+            pgid = server.pid
+        results[-1]["orphans"] = server.orphans(pgid)
+    if "radon" in servers:
+        with RadonServe(art, args.threads, args.max_batch, args.work) as server:
+            results.append(load_run(server, args, expected))
     return {"config": args.config, "artifact": str(art), "clients": args.clients, "duration_s": args.duration,
             "warmup_s": args.warmup, "max_tokens": args.max_tokens, "max_batch": args.max_batch,
             "threads": args.threads, "results": results}  # fmt: skip
@@ -458,13 +484,14 @@ def run_bls(args) -> dict:
 # ---- report -------------------------------------------------------------------------------------
 def markdown(kind: str, report: dict) -> str:
     if kind == "load":
-        lines = ["| server | completed | errors | requests/s | TTFT p50 ms | TTFT p99 ms | tokens/s | "
-                 "RSS after warm-up MB | RSS end MB | end / warm-up | load avg |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        lines = ["| server | completed | errors | wrong text | requests/s | TTFT p50 ms | TTFT p99 ms | tokens/s | "
+                 "RSS after warm-up MB | RSS end MB | end / warm-up | orphans after stop | load avg |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
         for r in report["results"]:
-            lines.append(f"| {r['server']} | {r['completed']} | {r['errors']} | {r['requests_per_s']} | "
+            lines.append(f"| {r['server']} | {r['completed']} | {r['errors']} | {r['wrong_text']} | {r['requests_per_s']} | "
                          f"{r['ttft_p50_ms']} | {r['ttft_p99_ms']} | {r['tokens_per_s']} | {r['rss_after_warmup_mb']} | "
-                         f"{r['rss_end_mb']} | {r['rss_ratio']} | {r['load_before']} → {r['load_after']} |")  # fmt: skip
+                         f"{r['rss_end_mb']} | {r['rss_ratio']} | {r.get('orphans', '-')} | "
+                         f"{r['load_before']} → {r['load_after']} |")  # fmt: skip
         return "\n".join(lines)
     lines = ["| model | radon.runtime ms/token | generate model, decode loop, responses | ms/token | overhead | "
              "fixed ms per request | load avg |", "|---|---:|---|---:|---:|---:|---|"]  # fmt: skip
@@ -490,6 +517,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--protocols", default="http,grpc", help="load: Triton's client protocols, in turn")
+    parser.add_argument("--servers", default="triton,radon", help="load: triton, radon or both")
     parser.add_argument("--configs", default="tiny,demo", help="bls: comma-separated models")
     parser.add_argument("--tokens", type=int, default=64, help="bls: new tokens per request")
     parser.add_argument("--rounds", type=int, default=5)
@@ -508,7 +536,8 @@ def main() -> int:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print(markdown(args.kind, report))
     if args.kind == "load":
-        bad = [r for r in report["results"] if r["errors"] or r["wrong_text"] or r["rss_ratio"] > 1.10]
+        bad = [r for r in report["results"]
+               if r["errors"] or r["wrong_text"] or r["rss_ratio"] > 1.10 or r.get("orphans")]  # fmt: skip
         return 1 if bad else 0
     return 0
 
