@@ -67,7 +67,7 @@ class Limits:
             if name == "api_key" or (name == "max_prompt_chars" and value is None):
                 continue
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise RadonError(f"--{name.replace('_', '-')}: must be > 0, got {value}")
+                raise RadonError(f"--{name.replace('_', '-')}: must be > 0, got {value:g}")
         if self.api_key is not None and not self.api_key.strip():
             raise RadonError("--api-key / RADON_API_KEY: the key is empty (leave both out for no key)")
 
@@ -166,9 +166,12 @@ class Guard:
                     'Bearer realm="radon"')  # fmt: skip
         scheme, _, token = values[0].strip().partition(b" ")
         if scheme.lower() != b"bearer":  # the scheme is case-insensitive (RFC 7235 2.1), the token is not
-            name = scheme.decode("latin-1")[:20]
-            return (f"Authorization: expected the Bearer scheme, got {name!r}",
+            # name the scheme only when credentials follow it: a bare value may be the key itself
+            got = f", got {scheme.decode('latin-1')[:20]!r}" if token.strip() else ""
+            return (f"Authorization: expected 'Bearer <key>'{got}",
                     'Bearer realm="radon", error="invalid_request"')  # fmt: skip
+        if not token.strip():
+            return "Authorization: the Bearer token is empty", 'Bearer realm="radon", error="invalid_request"'
         assert self._key is not None
         if not hmac.compare_digest(token.strip(), self._key):
             return ("Authorization: the bearer token is not this server's API key",

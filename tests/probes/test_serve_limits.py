@@ -190,11 +190,11 @@ HTTP_PROBES: list[tuple[str, Callable[[SimpleNamespace], Answer], int, str, dict
     ("auth-key-prefix-only", via_httpx("GET", "/v1/models", headers={"Authorization": f"Bearer {KEY[:-1]}"}),
      401, r"not this server's API key", {}),
     ("auth-bearer-no-token", via_httpx("GET", "/v1/models", headers={"Authorization": "Bearer"}), 401,
-     r"Authorization", {"www-authenticate": "Bearer"}),
+     r"Authorization: the Bearer token is empty", {"www-authenticate": "Bearer"}),
     ("auth-basic-scheme", via_httpx("GET", "/v1/models", auth=("user", KEY)), 401,
-     r"expected the Bearer scheme, got 'Basic'", {}),
+     r"expected 'Bearer <key>', got 'Basic'", {}),
     ("auth-key-without-scheme", via_httpx("GET", "/v1/models", headers={"Authorization": KEY}), 401,
-     r"expected the Bearer scheme", {}),
+     r"expected 'Bearer <key>'\"", {}),
     ("auth-x-api-key-header", via_httpx("GET", "/v1/models", headers={"X-API-Key": KEY}), 401,
      r"Authorization: this server needs an API key", {}),
     ("auth-key-in-query", via_httpx("GET", f"/v1/models?api_key={KEY}"), 401, r"Authorization", {}),
@@ -220,6 +220,7 @@ def test_http_probe(server, case):
     answer = send(server)
     assert answer.status == status, (answer.status, answer.text)
     assert re.search(message, answer.text), answer.text
+    assert KEY not in answer.text and KEY.upper() not in answer.text, "a refusal echoed the API key"
     for name, part in headers.items():
         assert part in answer.headers.get(name, "<absent>"), (name, answer.headers)
     if status in (408, 413, 431):
