@@ -4,9 +4,8 @@ A verb is a plain function. Parameters without a default are positional; keyword
 ``--flags`` (underscores become dashes). The docstring's first paragraph is the description, and its
 ``Args:`` section gives each flag's help. ``Annotated[T, Opt(...)]`` adds aliases (the seed's
 ``--model_config``) or a metavar. Supported types: str, int, float, Path, bool, Literal[...],
-``X | None`` and ``list[X]``. ``Opt(ge=, gt=, le=, lt=)`` bounds a number at parse time (pydantic's names); a
-bounded float must also be finite. A value out of range is argparse's usual error: exit 2, one line
-naming the flag.
+``X | None`` and ``list[X]``. ``Opt(ge=, gt=, le=, lt=)`` bounds a number (pydantic's names); a bounded float
+must also be finite. A value out of range is refused before the verb runs, in one line naming the flag.
 """
 
 from __future__ import annotations
@@ -40,29 +39,38 @@ class Opt:
         return any(b is not None for b in (self.ge, self.gt, self.le, self.lt))
 
 
-def _bounded(tp: Callable[[str], Any], opt: Opt) -> Callable[[str], Any]:
-    """``tp`` (int or float) that also checks ``opt``'s bounds and, for floats, finiteness."""
-
-    def parse(text: str) -> Any:
-        value = tp(text)  # a ValueError becomes argparse's "invalid int value: 'x'"
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if opt.ge is not None and not value >= opt.ge:
-            raise argparse.ArgumentTypeError(f"must be >= {_number(opt.ge)}, got {text}")
-        if opt.gt is not None and not value > opt.gt:
-            raise argparse.ArgumentTypeError(f"must be > {_number(opt.gt)}, got {text}")
-        if opt.le is not None and not value <= opt.le:
-            raise argparse.ArgumentTypeError(f"must be <= {_number(opt.le)}, got {text}")
-        if opt.lt is not None and not value < opt.lt:
-            raise argparse.ArgumentTypeError(f"must be < {_number(opt.lt)}, got {text}")
-        return value
-
-    parse.__name__ = getattr(tp, "__name__", "value")
-    return parse
+def _out_of_bounds(value: float, opt: Opt) -> str | None:
+    """What is wrong with ``value`` under ``opt``'s bounds, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if opt.ge is not None and not value >= opt.ge:
+        return f"must be >= {_number(opt.ge)}"
+    if opt.gt is not None and not value > opt.gt:
+        return f"must be > {_number(opt.gt)}"
+    if opt.le is not None and not value <= opt.le:
+        return f"must be <= {_number(opt.le)}"
+    if opt.lt is not None and not value < opt.lt:
+        return f"must be < {_number(opt.lt)}"
+    return None
 
 
 def _number(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+def check_bounds(fn: Callable[..., Any], values: dict[str, Any]) -> None:
+    """Refuse a flag whose value is outside its ``Opt`` bounds, naming the flag (one line, exit 2)."""
+    from radon.errors import RadonError
+
+    hints = typing.get_type_hints(fn, include_extras=True)
+    for name, value in values.items():
+        _, opt = _unwrap(hints.get(name, str))
+        if not opt.bounded or value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            problem = _out_of_bounds(item, opt)
+            if problem:
+                raise RadonError(f"--{name.replace('_', '-')}: {problem}, got {item}")
 
 
 def _doc_sections(doc: str) -> tuple[str, dict[str, str]]:
@@ -127,10 +135,8 @@ def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, tp: Any, h
             kwargs["type"] = type(kwargs["choices"][0])
     else:
         kwargs["type"] = tp if tp in (str, int, float, Path) else str
-    if opt.bounded:
-        if kwargs.get("type") not in (int, float):
-            raise TypeError(f"{p.name}: Opt bounds apply to int and float flags only")
-        kwargs["type"] = _bounded(kwargs["type"], opt)
+    if opt.bounded and kwargs.get("type") not in (int, float):
+        raise TypeError(f"{p.name}: Opt bounds apply to int and float flags only")
     if opt.metavar:
         kwargs["metavar"] = opt.metavar
     if kwargs.get("help") and "default" in kwargs and kwargs["default"] not in (None, False, [], ()):
@@ -159,5 +165,6 @@ def build_parser(fn: Callable[..., Any], prog: str) -> argparse.ArgumentParser:
 def call(fn: Callable[..., Any], prog: str, argv: list[str]) -> int:
     """Parse ``argv`` for ``fn`` and call it; returns the exit status."""
     ns = build_parser(fn, prog).parse_args(argv)
+    check_bounds(fn, vars(ns))
     result = fn(**vars(ns))
     return int(result or 0)

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from radon.cli._app import Opt
 
-AT_LEAST_1 = Opt(ge=1)  # checked at parse time: exit 2 naming the flag
+AT_LEAST_1 = Opt(ge=1)  # radon.cli._app.check_bounds: exit 2 naming the flag
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 

@@ -67,7 +67,7 @@ def train(
     en: Path | None = None,
     code: Path | None = None,
     data: Path | None = None,
-    ru_share: Annotated[float | None, Opt(gt=0, lt=1)] = None,
+    ru_share: float | None = None,
     sample_mb: Annotated[float, Opt(ge=0)] = 4.0,
     type: Literal["hybrid", "bpe"] = "hybrid",
     force: bool = False,
@@ -99,6 +99,8 @@ def train(
     from radon.integrity import atomic_directory, sha256_file
     from radon.tokenizer import BPETokenizer, HybridTokenizer, train_bpe, train_hybrid
 
+    if ru_share is not None and not 0 < ru_share < 1:  # before any text is read; NaN fails here too
+        raise RadonError(f"--ru-share: must be between 0 and 1 (exclusive), got {ru_share}")
     if ru_share is not None and type == "bpe":
         raise RadonError("--ru-share applies to --type hybrid only")
     _check_writable_target(out)

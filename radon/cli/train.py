@@ -23,7 +23,7 @@ RECIPE_FLAGS = (
     "batch_size", "grad_accum", "context", "lr", "min_lr_ratio", "warmup_steps", "weight_decay",
     "grad_clip", "seed", "eval_every", "save_every", "max_bytes_per_language", "val_fraction",
 )  # fmt: skip
-AT_LEAST_0, AT_LEAST_1 = Opt(ge=0), Opt(ge=1)  # bounds checked at parse time: exit 2 naming the flag
+AT_LEAST_0, AT_LEAST_1 = Opt(ge=0), Opt(ge=1)  # radon.cli._app.check_bounds: exit 2 naming the flag
 
 
 def train(
