@@ -143,18 +143,7 @@ class BPETokenizer(PieceTableTokenizer):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / BPE_FILE).write_text(self._part.tok.to_str(), encoding="utf-8")
-        config = {
-            "type": self.type_name,
-            "vocab_size": self.vocab_size,
-            "unk_token_id": self.unk_token_id,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-            "special_tokens": list(SPECIAL_TOKENS),
-            "split": self.split,
-            "offsets": {"bpe": len(SPECIAL_TOKENS)},
-            "training": self.training,
-        }
+        config = self._config({"bpe": len(SPECIAL_TOKENS)}, training=self.training)
         write_config(directory, config, [BPE_FILE])
         return directory
 

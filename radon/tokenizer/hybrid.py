@@ -172,23 +172,13 @@ class HybridTokenizer(PieceTableTokenizer):
         directory.mkdir(parents=True, exist_ok=True)
         (directory / UNIGRAM_FILE).write_bytes(self._uni.proto)
         (directory / BPE_FILE).write_text(self._bpe.tok.to_str(), encoding="utf-8")
-        config = {
-            "type": self.type_name,
-            "vocab_size": self.vocab_size,
-            "unk_token_id": self.unk_token_id,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-            "special_tokens": list(SPECIAL_TOKENS),
-            "split": self.split,
-            "offsets": {name: start for name, (start, _) in self._ranges().items()},
-            "router": {
-                "version": ROUTER_VERSION,
-                "rule": "Cyrillic words joined by spaces and punctuation -> unigram; everything else -> bpe "
-                "(docs/tokenizer.md)",
-            },
-            "training": self.training,
+        router = {
+            "version": ROUTER_VERSION,
+            "rule": "Cyrillic words joined by spaces and punctuation -> unigram; everything else -> bpe "
+            "(docs/tokenizer.md)",
         }
+        offsets = {name: start for name, (start, _) in self._ranges().items()}
+        config = self._config(offsets, router=router, training=self.training)
         write_config(directory, config, [UNIGRAM_FILE, BPE_FILE])
         return directory
 

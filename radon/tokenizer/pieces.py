@@ -10,8 +10,10 @@ also what the ``tokenizers`` ByteLevel pre-tokenizer uses.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -131,6 +133,26 @@ class PieceTableTokenizer(Tokenizer):
             return table[i]
 
         return ByteStreamDecoder(token_bytes)
+
+    @property
+    @abstractmethod
+    def split(self) -> dict[str, int]:
+        """Sizes of the id space's parts, in id order; they sum to ``vocab_size``."""
+
+    def _config(self, offsets: dict[str, int], **extra: Any) -> dict[str, Any]:
+        """radon_tokenizer.json's fields, common ones first; ``extra`` holds a type's own keys."""
+        return {
+            "type": self.type_name,
+            "vocab_size": self.vocab_size,
+            "unk_token_id": self.unk_token_id,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+            "special_tokens": list(SPECIAL_TOKENS),
+            "split": self.split,
+            "offsets": offsets,
+            **extra,
+        }
 
     def _with_specials(self, ids: list[int], add_bos: bool, add_eos: bool) -> list[int]:
         if add_bos:
