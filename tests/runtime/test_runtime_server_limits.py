@@ -174,3 +174,30 @@ def test_docker_files_show_a_key_without_setting_one():
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "RADON_API_KEY" in dockerfile and not re.search(r"^\s*ENV\b.*RADON_API_KEY", dockerfile, re.M)
     assert compose.count("RADON_API_KEY=${RADON_API_KEY:-}") == 2  # empty unless the user sets it
+
+
+@pytest.mark.slow
+def test_bench_serve_limits_script_end_to_end(text_artifact, tmp_path):
+    """scripts/bench_serve_limits.py, small, on the tiny model: big prompts refused by the server (413),
+    every slow socket closed by the header timeout, and the clients served without an error."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    argv = ["--artifact", str(text_artifact), "--prompt-mb", "2", "--slowloris", "100", "--clients", "8",
+            "--duration", "5", "--json", str(out)]  # fmt: skip
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_serve_limits.py"), *argv],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["big_prompts"]["4x2MB_expect_100_continue"]["statuses"] == ["413"] * 4
+    assert r["big_prompts"]["4x2MB_blind"]["server_refused"] == {"body_too_large": 4}
+    slow = r["slowloris"]
+    assert (
+        slow["closed_with_408"] == 100
+        and slow["still_open"] == 0
+        and slow["server_refused"]["header_timeout"] == 100
+    )
+    for load in r["load"]:
+        assert load["errors"] == 0 and set(load["statuses"]) == {"200"}, load
+    assert "| slowloris: 100 sockets" in run.stdout
