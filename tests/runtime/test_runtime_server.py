@@ -1,5 +1,6 @@
-"""``radon serve``'s app under a real uvicorn on a loopback port: every 4xx, streaming, the OpenAI client,
-16 concurrent requests, disconnects, /health and /metrics.
+"""``radon serve``'s app under a real uvicorn on a loopback port, with its default limits and no key:
+every 4xx, the seed's request, streaming, the OpenAI client, 16 concurrent requests, disconnects,
+/health and /metrics.
 
 The server runs in a thread of this process (uvicorn.Server on a socket bound to port 0). Expected
 texts come from a second generator on the same artifact, used directly (greedy, so deterministic).
@@ -30,6 +31,7 @@ PROMPTS = [f"{w} number {i}" for i, w in enumerate(["Привет", "Hello", "de
 @pytest.fixture(scope="module")
 def server(text_artifact):
     from radon.runtime.server import create_app
+    from radon.runtime.server.limits import uvicorn_settings
 
     gen = radon.runtime.load(text_artifact, threads=1)
     app = create_app(gen, max_tokens_limit=LIMIT, max_batch=8, model_name="radon-test")
@@ -37,7 +39,8 @@ def server(text_artifact):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # radon serve's own stack: default limits, no key, the guarded protocol
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_settings(app)))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 30  # hang guard only: no test asserts how long anything takes
