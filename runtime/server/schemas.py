@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from radon.errors import RadonError
 from radon.runtime.params import check_text
@@ -24,10 +25,10 @@ def _check_keys(data: Any, where: str) -> None:
     if isinstance(data, dict):
         for key, value in data.items():
             try:
-                check_text(f"{where}: a key", key)
-            except RadonError as exc:
-                raise ValueError(str(exc)) from None
-            _check_keys(value, f"{where}.{key}" if where != "body" else key)
+                check_text(f"{where}: a key" if where else "a key", key)
+            except RadonError as exc:  # pydantic's own error type, so its message is ours as it stands
+                raise PydanticCustomError("text", "{message}", {"message": str(exc)}) from None
+            _check_keys(value, f"{where}.{key}" if where else key)
     elif isinstance(data, list):
         for i, item in enumerate(data):
             _check_keys(item, f"{where}[{i}]")
@@ -41,7 +42,7 @@ class _Body(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _keys_are_text(cls, data: Any) -> Any:
-        _check_keys(data, "body")
+        _check_keys(data, "")
         return data
 
 
