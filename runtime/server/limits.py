@@ -17,7 +17,8 @@ Two guards, each where the thing it bounds can be seen:
   ``client_max_body_size``) and the body deadline (408, ``body_timeout``). The body is read whole
   here, so the app parses a body that is known to be complete and small.
 
-Refusals that end a request early carry ``Connection: close``: the rest of the body is never read.
+Refusals that end a request before its body is read carry ``Connection: close``: the rest of the body
+is never read, so a refused client cannot keep the socket by trickling it.
 Each refusal is counted in ``radon_requests_refused_total{reason=...}``.
 """
 
@@ -135,7 +136,7 @@ class Guard:
             problem = self._auth_problem(headers)
             if problem is not None:
                 message, challenge = problem
-                await self._refuse(send, path, 401, "unauthorized", message, param="Authorization",
+                await self._refuse(send, path, 401, "unauthorized", message, param="Authorization", close=True,
                                    extra={"www-authenticate": challenge})  # fmt: skip
                 return
         generation = scope["method"] == "POST" and path in GENERATION_ROUTES
@@ -143,7 +144,7 @@ class Guard:
             wait = retry_after(self.metrics)
             await self._refuse(send, path, 429, "concurrency", f"too many requests: {self.active} are in progress, "
                                f"this server's limit (--max-concurrent-requests) is {lim.max_concurrent_requests}; "
-                               f"retry after {wait} s", extra={"retry-after": str(wait)})  # fmt: skip
+                               f"retry after {wait} s", extra={"retry-after": str(wait)}, close=True)  # fmt: skip
             return
         if generation:
             self.active += 1
