@@ -108,3 +108,20 @@ def test_bad_generation_parameters(kw: dict, key: str) -> None:
 def test_empty_prompt_refused() -> None:
     with pytest.raises(ConfigError, match="input_ids"):
         _model().generate(torch.zeros(1, 0, dtype=torch.long), max_new_tokens=3)
+
+
+def test_max_length_is_a_ceiling_capped_at_the_context() -> None:
+    """The seed's max_length 32000 on a 256-position model: capped, not refused (radon.runtime.params)."""
+    model = _model()
+    ids = torch.tensor([[5, 6, 7]])
+    out = model.generate(ids, max_length=32000, ignore_eos=True)
+    assert out.shape == (1, model.config.max_position_embeddings)
+    assert model.generate(ids, max_length=9, ignore_eos=True).shape == (1, 9)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"temperature": float("nan")}, {"top_p": float("inf")}, {"seed": -1}, {"top_k": True}]
+)
+def test_non_finite_and_mistyped_parameters_are_refused(kw: dict) -> None:
+    with pytest.raises(ConfigError, match=f"^{next(iter(kw))}: "):
+        _model().generate(torch.tensor([[5, 6]]), max_new_tokens=2, do_sample=True, **kw)
