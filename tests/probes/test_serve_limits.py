@@ -319,14 +319,24 @@ def test_flag_probe(server, capsys, argv, message):
     assert message in err and "Traceback" not in err, err
 
 
-def test_flag_probe_artifact(tmp_path: Path, capsys):
-    """Parametrized by hand: each needs its own folder. A missing folder, a file, a folder without a manifest."""
-    (tmp_path / "file.onnx").write_text("x")
-    (tmp_path / "empty").mkdir()
-    for path, message in [(tmp_path / "missing", "is not a folder"), (tmp_path / "file.onnx", "is not a folder"),
-                          (tmp_path / "empty", "has no radon_manifest.json")]:  # fmt: skip
-        code, err = run_cli(["serve", str(path)], capsys)
-        assert code == 2 and f"ARTIFACT: {path}" in err and message in err, err
+ARTIFACT_PROBES = [  # (id, how to make the path under tmp_path, message)
+    ("artifact-missing", lambda d: d / "missing", "is not a folder"),
+    (
+        "artifact-a-file",
+        lambda d: (d / "model.onnx", (d / "model.onnx").write_text("x"))[0],
+        "is not a folder",
+    ),
+    ("artifact-no-manifest", lambda d: (d / "empty", (d / "empty").mkdir())[0], "has no radon_manifest.json"),
+]
+
+
+@pytest.mark.parametrize(
+    "make, message", [p[1:] for p in ARTIFACT_PROBES], ids=[p[0] for p in ARTIFACT_PROBES]
+)
+def test_flag_probe_artifact(tmp_path: Path, capsys, make, message):
+    path = make(tmp_path)
+    code, err = run_cli(["serve", str(path)], capsys)
+    assert code == 2 and f"ARTIFACT: {path}" in err and message in err and "Traceback" not in err, err
 
 
 def test_flag_probe_api_key_env_blank(server, capsys, monkeypatch):
