@@ -319,14 +319,20 @@ def test_flag_probe(server, capsys, argv, message):
     assert message in err and "Traceback" not in err, err
 
 
-ARTIFACT_PROBES = [  # (id, how to make the path under tmp_path, message)
-    ("artifact-missing", lambda d: d / "missing", "is not a folder"),
-    (
-        "artifact-a-file",
-        lambda d: (d / "model.onnx", (d / "model.onnx").write_text("x"))[0],
-        "is not a folder",
-    ),
-    ("artifact-no-manifest", lambda d: (d / "empty", (d / "empty").mkdir())[0], "has no radon_manifest.json"),
+def _a_file(folder: Path) -> Path:
+    (folder / "model.onnx").write_text("x")
+    return folder / "model.onnx"
+
+
+def _no_manifest(folder: Path) -> Path:
+    (folder / "empty").mkdir()
+    return folder / "empty"
+
+
+ARTIFACT_PROBES = [  # (id, the path to serve, made under tmp_path; message)
+    ("artifact-missing", lambda folder: folder / "missing", "is not a folder"),
+    ("artifact-a-file", _a_file, "is not a folder"),
+    ("artifact-no-manifest", _no_manifest, "has no radon_manifest.json"),
 ]
 
 
