@@ -42,7 +42,7 @@ def serve(
     POST /v1/completions, POST /v1/chat/completions (the model's own chat template) and
     GET /v1/models (OpenAI-compatible, streaming too), GET /health,
     GET /metrics (Prometheus). Requests are queued and compatible ones batched; a client that
-    disconnects stops its generation. Limits (docs/runtime.md, "Limits"): a body over
+    disconnects stops its generation. Limits (docs/runtime.md, "Limits and authentication"): a body over
     --max-body-bytes is 413, more than --max-concurrent-requests generation requests or a queue
     past --max-queue is 429 / 503 with Retry-After, slow headers or bodies are 408 and closed.
 

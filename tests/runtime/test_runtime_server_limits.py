@@ -201,3 +201,18 @@ def test_bench_serve_limits_script_end_to_end(text_artifact, tmp_path):
     for load in r["load"]:
         assert load["errors"] == 0 and set(load["statuses"]) == {"200"}, load
     assert "| slowloris: 100 sockets" in run.stdout
+
+
+def test_the_cli_defaults_are_the_library_defaults():
+    """``radon serve``'s flags repeat ``Limits``' defaults as literals (its --help must not import uvicorn)."""
+    import dataclasses
+    import inspect
+
+    from radon.cli.serve import serve
+    from radon.runtime.server.limits import Limits
+
+    flags = inspect.signature(serve).parameters
+    for field in dataclasses.fields(Limits):
+        if field.name in flags:
+            assert flags[field.name].default == field.default, field.name
+    assert {f.name for f in dataclasses.fields(Limits)} - set(flags) == {"max_header_bytes", "max_headers"}
