@@ -75,6 +75,10 @@ def serve(
     with the Python of an environment that has numpy<2 (the python backend stub needs it): --env, or
     $RADON_TRITON_VENV, or .triton-venv, made by scripts/make_triton_env.sh.
 
+    A folder that is not a model repository is refused naming the missing file, a port in use naming
+    the flag; "ready" means the server this command started answers. tritonserver (and its python
+    stubs) go down with this command however it ends, kill -9 included.
+
     Args:
         repository: a model repository (radon triton build).
         http_port: HTTP port (generate: POST /v2/models/radon/generate and /generate_stream).
