@@ -235,3 +235,13 @@ def test_metrics_are_prometheus_text(server):
     assert metric(server.url, "radon_requests_total") > 0
     assert 'radon_requests_total{route="/api/v1/generate",status="400"}' in r.text
     assert metric(server.url, "radon_model_info") == 1
+
+
+def test_the_stream_reports_the_budget_in_its_done_event(server, text_gen):
+    body = {"prompt": PROMPTS[3], "max_length": 20, "stream": True}
+    with httpx.stream("POST", f"{server.url}/api/v1/generate", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        done = sse_events(r)[-1]
+    n_prompt = len(text_gen.tokenizer.encode(PROMPTS[3], add_bos=True))
+    assert done["type"] == "done" and done["budget"]["max_new_tokens"] == 20 - n_prompt
+    assert done["budget"]["set_by"] == "max_length" and done["budget"]["capped_by"] is None
