@@ -215,18 +215,20 @@ def _genai(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str, 
     return peer
 
 
-LLAMA_QUANT_FTYPES = {
-    "q4_0": 2
-}  # llama.h's LLAMA_FTYPE_MOSTLY_Q4_0 (convert_hf_to_gguf.py cannot write Q4_0)
+# llama.h's LLAMA_FTYPE_MOSTLY_*: each made by llama.cpp's own quantizer from the f32 file, as
+# llama-quantize does (convert_hf_to_gguf.py cannot write Q4_0 or K-quants)
+LLAMA_QUANT_FTYPES = {"q8_0": 7, "q4_0": 2, "q4_k_m": 15}
 QUANTIZE = (
     "import sys, llama_cpp as l; p = l.llama_model_quantize_default_params(); p.ftype = int(sys.argv[3]); "
     "sys.exit(l.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), p))"
 )
 
 
-def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str, kind: str = "f32") -> Peer:
-    """llama.cpp on a GGUF of the same weights: ``f32`` and ``q8_0`` from ``convert_hf_to_gguf.py``,
-    ``q4_0`` by llama.cpp's own quantizer (``llama_model_quantize``) from the f32 file."""
+def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: str, kind: str = "f32",
+              own_tokenizer: bool = False) -> Peer:  # fmt: skip
+    """llama.cpp on a GGUF of the same weights: ``f32`` from ``convert_hf_to_gguf.py``, ``q8_0``, ``q4_0``
+    and ``q4_k_m`` by llama.cpp's own quantizer (``llama_model_quantize``) from the f32 file.
+    ``own_tokenizer``: ``hf`` holds a tokenizer the converter reads (a real model's), so no stub."""
     name = "llamacpp" if kind == "f32" else f"llamacpp-{kind}"
     model = cache / f"model-{kind}.gguf"
     peer = Peer(name, f"llama.cpp {kind if kind == 'f32' else kind.upper()}", str(bench_py), model,
@@ -240,7 +242,7 @@ def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: st
         )
     elif not model.is_file():
         if kind in LLAMA_QUANT_FTYPES:
-            source = _llamacpp(hf, cache, bench_py, log_file, no_venv, "f32")
+            source = _llamacpp(hf, cache, bench_py, log_file, no_venv, "f32", own_tokenizer)
             peer.skipped = source.skipped or _run(
                 [str(bench_py), "-c", QUANTIZE, str(source.model), str(peer.model), str(LLAMA_QUANT_FTYPES[kind])],
                 f"llama.cpp quantize {kind}", log_file,
@@ -250,7 +252,7 @@ def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: st
                 f"{convert} is missing (scripts/make_bench_venv.sh keeps it from llama.cpp's sources)"
             )
         else:
-            src = gguf_source(hf, bench_py, log_file)
+            src = hf if own_tokenizer else gguf_source(hf, bench_py, log_file)
             peer.skipped = src if isinstance(src, str) else _run(
                 [str(bench_py), str(convert), str(src), "--outtype", kind, "--outfile", str(peer.model)],
                 "convert_hf_to_gguf.py", log_file,
