@@ -58,6 +58,24 @@ def test_an_environment_with_numpy_2_or_without_radon_is_refused(tmp_path):
         pytriton_install(tmp_path, info | {"numpy_version": "1.26.4", "radon_runtime": False})
 
 
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="reads Linux /proc")
+def test_listening_ports_are_the_process_own():
+    """Readiness counts only when the started process itself listens on the HTTP port: a socket this
+    process listens on is found, one that is merely bound, or another process's, is not."""
+    import socket
+
+    from radon.model_repository.server import listening_ports
+
+    with socket.socket() as listener, socket.socket() as bound:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        bound.bind(("127.0.0.1", 0))
+        ports = listening_ports(os.getpid())
+        assert ports is not None and listener.getsockname()[1] in ports
+        assert bound.getsockname()[1] not in ports
+    assert listening_ports(2**22 + 7) is None  # no such process: unknown, not "no ports"
+
+
 @pytest.mark.triton
 def test_a_decoder_the_server_cannot_run_is_refused_before_starting(text_artifact, tmp_path, server_install):
     repo = build_repository(text_artifact, tmp_path / "repo", decoder="onnxruntime").repository
