@@ -9,6 +9,7 @@ the graph builder reads them (``WeightTable``), one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +18,13 @@ import numpy as np
 
 from radon.config import ModelConfig
 from radon.errors import RadonError
-from radon.runtime.contract import decoder_io
+from radon.runtime.contract import Architecture, decoder_io
 
 
 @dataclass(frozen=True)
 class DecoderSpec:
-    """Architecture numbers of the one stack a graph runs (GPT-2 or the rotary stack).
+    """Architecture numbers of the one stack a graph runs (GPT-2 or the rotary stack), with ``ModelConfig``'s
+    field names (as the manifest's ``contract.Architecture``), plus what only the graph builder needs.
 
     ``arch`` is the stack (llama and qwen2 run the rotary one, "mistral"); ``model_type`` is the family
     the checkpoint came from. Biases need no switch here: ``extract_weights`` exports every bias the
@@ -32,17 +34,17 @@ class DecoderSpec:
     arch: str  # "gpt2" | "mistral"
     num_layers: int
     hidden_size: int
-    num_heads: int
+    num_attention_heads: int
     num_kv_heads: int
     head_dim: int
     intermediate_size: int
     vocab_size: int
-    max_positions: int
-    window: int | None  # W keys per query, itself included (contract 3); None = full causal
+    max_position_embeddings: int
+    sliding_window: int | None  # W keys per query, itself included (contract 3); None = full causal
     rope_theta: float
     norm_eps: float
-    activation: str
-    tied_embeddings: bool
+    activation_function: str
+    tie_word_embeddings: bool
     bos_token_id: int | None
     eos_token_id: int | None
     pad_token_id: int | None
@@ -65,17 +67,17 @@ class DecoderSpec:
             arch=arch,
             num_layers=cfg.num_layers,
             hidden_size=cfg.hidden_size,
-            num_heads=cfg.num_attention_heads,
+            num_attention_heads=cfg.num_attention_heads,
             num_kv_heads=cfg.num_kv_heads,  # type: ignore[arg-type]
             head_dim=cfg.head_dim,  # type: ignore[arg-type]
             intermediate_size=cfg.intermediate_size,  # type: ignore[arg-type]
             vocab_size=cfg.vocab_size,
-            max_positions=cfg.max_position_embeddings,
-            window=cfg.window_for(arch),
+            max_position_embeddings=cfg.max_position_embeddings,
+            sliding_window=cfg.window_for(arch),
             rope_theta=cfg.rope_theta,
             norm_eps=cfg.layer_norm_eps if arch == "gpt2" else cfg.rms_norm_eps,
-            activation=cfg.activation_for(arch),
-            tied_embeddings=bool(cfg.tie_word_embeddings),
+            activation_function=cfg.activation_for(arch),
+            tie_word_embeddings=bool(cfg.tie_word_embeddings),
             bos_token_id=cfg.bos_token_id,
             eos_token_id=cfg.eos_token_id,
             pad_token_id=cfg.pad_token_id,
@@ -86,9 +88,15 @@ class DecoderSpec:
             mlp_bias=mlp_bias,
         )
 
+    def architecture(self) -> Architecture:
+        """The manifest's record of these numbers: the same field names, GPT-2 without a rope_theta."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(Architecture)}
+        return Architecture(**shared | {"model_type": self.model_type or self.arch,
+                                          "rope_theta": None if self.arch == "gpt2" else self.rope_theta})  # fmt: skip
+
     @property
     def q_size(self) -> int:
-        return self.num_heads * self.head_dim
+        return self.num_attention_heads * self.head_dim
 
     @property
     def kv_size(self) -> int:
@@ -97,7 +105,7 @@ class DecoderSpec:
     @property
     def kv_keep(self) -> int | None:
         """Past positions the runtime keeps between steps: W - 1 with a window, all without."""
-        return None if self.window is None else self.window - 1
+        return None if self.sliding_window is None else self.sliding_window - 1
 
 
 def io_table(
@@ -187,7 +195,9 @@ def extract_weights(model: Any, spec: DecoderSpec) -> tuple[WeightTable, dict[st
     put(f"{prefix}norm.weight", "norm.weight")
     if f"{prefix}norm.bias" in tensors:
         put(f"{prefix}norm.bias", "norm.bias")
-    if not spec.tied_embeddings:  # a tied head reads embed_tokens.weight itself (lowering_common.tied_head)
+    if (
+        not spec.tie_word_embeddings
+    ):  # a tied head reads embed_tokens.weight itself (lowering_common.tied_head)
         put("lm_head.weight", "lm_head.weight", transpose=True)
     return weights, names
 
@@ -202,7 +212,7 @@ def rotary_tables(spec: DecoderSpec) -> tuple[np.ndarray, np.ndarray]:
 
     from radon.model import rotary_cos_sin
 
-    positions = torch.arange(spec.max_positions)[None]
+    positions = torch.arange(spec.max_position_embeddings)[None]
     cos, sin = rotary_cos_sin(positions, spec.head_dim, spec.rope_theta, torch.float32, spec.rope_scaling)
     half = spec.head_dim // 2
     return cos[0, :, :half].numpy().copy(), sin[0, :, :half].numpy().copy()

@@ -47,7 +47,6 @@ from radon.runtime.contract import (
     PAST_VALUE,
     PRESENT_KEY,
     PRESENT_VALUE,
-    Architecture,
     KVLayout,
     Manifest,
     TensorSpec,
@@ -98,9 +97,9 @@ def limits_of(built: BuiltGraph) -> dict[str, str]:
         )
         limits["head_dim"] = "a multiple of 16 (GroupQueryAttention)"
     if built.spec.arch == "gpt2":
-        limits["positions"] = f"position_ids < {built.spec.max_positions} (learned position table)"
+        limits["positions"] = f"position_ids < {built.spec.max_position_embeddings} (learned position table)"
     else:
-        limits["positions"] = f"position_ids < {built.spec.max_positions} (rotary cos/sin tables)"
+        limits["positions"] = f"position_ids < {built.spec.max_position_embeddings} (rotary cos/sin tables)"
     return limits
 
 
@@ -109,14 +108,7 @@ def make_manifest(built: BuiltGraph, checkpoint: Path, files: dict[str, str], ex
     from radon.checkpoint import checkpoint_digest
 
     s = built.spec
-    arch = Architecture(
-        model_type=s.model_type or s.arch, num_layers=s.num_layers, hidden_size=s.hidden_size, num_attention_heads=s.num_heads,
-        num_kv_heads=s.num_kv_heads, head_dim=s.head_dim, intermediate_size=s.intermediate_size,
-        vocab_size=s.vocab_size, max_position_embeddings=s.max_positions, sliding_window=s.window,
-        rope_theta=None if s.arch == "gpt2" else s.rope_theta, norm_eps=s.norm_eps,
-        tie_word_embeddings=s.tied_embeddings, attention_bias=s.attention_bias,
-        attention_out_bias=s.attention_out_bias, mlp_bias=s.mlp_bias, rope_scaling=s.rope_scaling,
-    )  # fmt: skip
+    arch = s.architecture()
     kv_dtype = next(t["dtype"] for t in built.io["inputs"] if t["name"].startswith("past_key_values"))
     return Manifest(
         model_file=MODEL_FILE,

@@ -33,12 +33,13 @@ def _config_from(manifest: Manifest) -> Any:
 def describe_artifact(path: str | Path, context: int) -> dict[str, Any]:
     """A JSON-ready description of an artifact folder; ``"text"`` holds the printable report.
 
-    Hashes are not checked here (``radon info`` is a quick look); loading an artifact checks them.
+    The artifact is checked as a loader checks it (seal, paths, file hashes, graph), so ``radon info``
+    never describes an artifact that would not load.
     """
     from radon.info import count_parameters, human_bytes, human_count
 
     path = Path(path)
-    m = read_manifest(path, verify=False)
+    m = read_manifest(path)
     a = m.architecture
     params = count_parameters(_config_from(m)).total
     sizes = {name: (path / name).stat().st_size for name in m.files if (path / name).is_file()}

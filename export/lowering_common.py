@@ -106,7 +106,7 @@ def linear(g: DecoderGraph, x: str, base: str, *, bias: bool = True) -> str:
 
 def activation(g: DecoderGraph, x: str, name: str) -> str:
     """The MLP non-linearity in standard ops (GELU tanh/erf, SiLU, ReLU)."""
-    b, act = g.b, g.spec.activation
+    b, act = g.b, g.spec.activation_function
     if act in ("gelu_new", "gelu_pytorch_tanh"):  # 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
         x3 = b.op("Mul", [b.op("Mul", [x, x]), x])
         inner = b.op("Mul", [b.op("Add", [x, b.op("Mul", [x3, g.scalar(0.044715)])]), g.scalar(GELU_TANH_C)])
@@ -164,7 +164,7 @@ def lm_head(g: DecoderGraph, x: str, *, logits_to_keep: bool = False) -> None:
     A head tied to the embedding reads the embedding table itself (``tied_head``)."""
     if logits_to_keep:
         x = keep_last_positions(g, x)
-    if g.spec.tied_embeddings:
+    if g.spec.tie_word_embeddings:
         y = tied_head(g, x)
     else:
         y = g.b.op("MatMul", [x, g.param("lm_head.weight")], name="lm_head.MatMul")

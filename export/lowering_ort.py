@@ -123,9 +123,9 @@ def _attention(
     qkv = linear(g, x, f"{p}.qkv")
     cos, sin = tables if tables is not None else ("", "")
     attrs = {
-        "num_heads": spec.num_heads,
+        "num_heads": spec.num_attention_heads,
         "kv_num_heads": spec.num_kv_heads,
-        "local_window_size": spec.window if spec.window is not None else -1,
+        "local_window_size": spec.sliding_window if spec.sliding_window is not None else -1,
     }
     past = [PAST_KEY.format(i=i), PAST_VALUE.format(i=i)]
     outs = [f"{p}/context", PRESENT_KEY.format(i=i), PRESENT_VALUE.format(i=i)]
@@ -145,7 +145,7 @@ def _attention(
         ins = [qkv, "", "", *past, seqlens, total, "", "", "", bias]
         return b.ms("GroupQueryAttention", ins, outputs=outs, name=f"{p}.GQA", **attrs)[0]
     q, k, v = b.split(qkv, [spec.q_size, spec.kv_size, spec.kv_size], axis=-1, name=f"{p}.Split")
-    q = b.ms("RotaryEmbedding", [q, "position_ids", cos, sin], num_heads=spec.num_heads,
+    q = b.ms("RotaryEmbedding", [q, "position_ids", cos, sin], num_heads=spec.num_attention_heads,
              rotary_embedding_dim=spec.head_dim, interleaved=0, name=f"{p}.q.RotaryEmbedding")  # fmt: skip
     k = b.ms("RotaryEmbedding", [k, "position_ids", cos, sin], num_heads=spec.num_kv_heads,
              rotary_embedding_dim=spec.head_dim, interleaved=0, name=f"{p}.k.RotaryEmbedding")  # fmt: skip
@@ -161,7 +161,7 @@ def _bias(g: DecoderGraph, base: str) -> str | None:
 def _mlp_ort(g: DecoderGraph, x: str, i: int) -> str:
     """The MLP up to fc_out's MatMul; fc_out's bias, if any, is left to the next Skip norm."""
     b = g.b
-    if g.spec.arch == "gpt2" and g.spec.activation in ("gelu_new", "gelu_pytorch_tanh"):
+    if g.spec.arch == "gpt2" and g.spec.activation_function in ("gelu_new", "gelu_pytorch_tanh"):
         h = b.op("MatMul", [x, g.param(f"layers.{i}.mlp.fc_in.weight")], name=f"layers.{i}.mlp.fc_in.MatMul")
         h = b.ms("FastGelu", [h, g.param(f"layers.{i}.mlp.fc_in.bias")], name=f"layers.{i}.mlp.FastGelu")
         return b.op(

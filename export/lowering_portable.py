@@ -41,8 +41,8 @@ def band_bias(g: DecoderGraph) -> str:
         "Sub", [b.unsqueeze(q_slot, [1]), b.unsqueeze(k_slot, [0])], name="mask.diff"
     )  # (T, S): i - j
     allowed = b.op("GreaterOrEqual", [diff, b.const(0)], name="mask.causal")
-    if spec.window is not None:
-        inside = b.op("Less", [diff, b.const(spec.window)], name="mask.window")
+    if spec.sliding_window is not None:
+        inside = b.op("Less", [diff, b.const(spec.sliding_window)], name="mask.window")
         allowed = b.op("And", [allowed, inside], name="mask.band")
     itself = b.op("Equal", [diff, b.const(0)], name="mask.self")
     real = b.unsqueeze(
@@ -102,7 +102,7 @@ def project_qkv(g: DecoderGraph, x: str, i: int, rope: tuple[str, str] | None) -
     """q (B, nh, T, hd) and the step's keys/values (B, nkv, S, hd), past included; writes the presents."""
     b, spec = g.b, g.spec
     p = f"layers.{i}.attn"
-    nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
+    nh, nkv, hd = spec.num_attention_heads, spec.num_kv_heads, spec.head_dim
     qkv = linear(g, x, f"{p}.qkv")
     q, k, v = b.split(qkv, [spec.q_size, spec.kv_size, spec.kv_size], axis=-1, name=f"{p}.Split")
     perm = [0, 2, 1, 3]
@@ -131,7 +131,7 @@ def attend(g: DecoderGraph, q: str, keys: str, values: str, bias: str, i: int) -
     """softmax(q k^T / sqrt(hd) + bias) v: (B, nh, T, hd), grouped-query without repeating K/V."""
     b, spec = g.b, g.spec
     p = f"layers.{i}.attn"
-    nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
+    nh, nkv, hd = spec.num_attention_heads, spec.num_kv_heads, spec.head_dim
     q = b.op("Mul", [q, g.scalar(1.0 / math.sqrt(hd))], name=f"{p}.q.scale")
     rep = nh // nkv
     if rep > 1:  # (B, nkv, rep, T, hd) against (B, nkv, 1, S, hd): no repeated K/V

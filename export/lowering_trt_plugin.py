@@ -26,7 +26,7 @@ def attention(g: DecoderGraph, x: str, i: int, bias: str | None, rope: tuple[str
     g.b.nodes.append(
         make_attention_node(
             q, keys, values, "attention_mask", context,
-            window=spec.window or 0, num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads,
+            window=spec.sliding_window or 0, num_heads=spec.num_attention_heads, num_kv_heads=spec.num_kv_heads,
             head_dim=spec.head_dim, name=f"layers.{i}.attn.SlidingWindowAttention",
         )
     )  # fmt: skip

@@ -125,8 +125,13 @@ def token_streams(
         for path in files:
             if not Path(path).is_file():
                 raise RadonError(f"--text: {path}: no such file")
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read(MAX_TEXT_CHARS)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read(MAX_TEXT_CHARS)
+            except UnicodeDecodeError as exc:
+                raise RadonError(f"--text: {path}: not UTF-8 text (at byte {exc.start} of a chunk)") from None
+            if not text.strip():
+                raise RadonError(f"--text: {path}: the text file is empty")
             streams.append(
                 TokenStream(Path(path).stem, np.array(encode(tokenizer, text)[:max_tokens], np.int64))
             )

@@ -57,7 +57,7 @@ def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
     return {
         "model": {
             "bos_token_id": spec.bos_token_id,
-            "context_length": spec.max_positions,
+            "context_length": spec.max_position_embeddings,
             "decoder": {
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
                 "filename": model_file,
@@ -75,7 +75,7 @@ def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
                     "present_key_names": genai_pattern(PRESENT_KEY),
                     "present_value_names": genai_pattern(PRESENT_VALUE),
                 },
-                "num_attention_heads": spec.num_heads,
+                "num_attention_heads": spec.num_attention_heads,
                 "num_hidden_layers": spec.num_layers,
                 "num_key_value_heads": spec.num_kv_heads,
             },
@@ -91,7 +91,7 @@ def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
             "do_sample": False,
             "early_stopping": True,
             "length_penalty": 1.0,
-            "max_length": spec.max_positions,
+            "max_length": spec.max_position_embeddings,
             "min_length": 0,
             "no_repeat_ngram_size": 0,
             "num_beams": 1,

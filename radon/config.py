@@ -362,6 +362,10 @@ def resolve_config_path(path: str | Path) -> Path:
         return p / "config.json"
     if p.is_file():
         return p
+    if p.is_dir():
+        raise ConfigError(
+            f"{p}: a folder without config.json: not a checkpoint, artifact or Hugging Face folder"
+        )
     named = presets()
     if str(path) in named:
         return named[str(path)]

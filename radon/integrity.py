@@ -51,9 +51,19 @@ def hash_files(root: str | Path, names: Iterable[str]) -> dict[str, str]:
     return {name: sha256_file(root / name) for name in names}
 
 
+def check_complete(folder: str | Path) -> None:
+    """Refuse a folder that a writer has not finished (``INCOMPLETE_MARKER``): a killed run left it."""
+    if (Path(folder) / INCOMPLETE_MARKER).exists():
+        raise IntegrityError(
+            f"{folder}: half-written ({INCOMPLETE_MARKER} present): the export, quantize or save that wrote it "
+            "did not finish. Delete it; the next run of the same command also removes it"
+        )
+
+
 def verify_files(root: str | Path, recorded: Mapping[str, str], what: str = "artifact") -> None:
     """Raise IntegrityError naming the first file that is missing or whose sha256 differs."""
     root = Path(root)
+    check_complete(root)
     for name, expected in recorded.items():
         path = root / name
         if not path.is_file():
@@ -75,6 +85,7 @@ def digest_of(hashes: Mapping[str, str]) -> str:
 def read_json(path: str | Path, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
+        check_complete(path.parent)
         raise IntegrityError(f"{path}: missing ({what})")
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from radon.errors import IntegrityError, RadonError
-from radon.integrity import INCOMPLETE_MARKER, list_files, read_json, verify_files, write_json
+from radon.integrity import check_complete, list_files, read_json, verify_files, write_json
 
 log = logging.getLogger(__name__)
 MANIFEST_FILE = "radon_manifest.json"
@@ -275,6 +275,9 @@ class Manifest:
             )
         for key, name in manifest_paths(self):
             check_relative(name, key)
+        kinds = (".onnx", ".plan") if self.tensorrt else (".onnx",)
+        if not self.model_file.endswith(kinds):
+            raise IntegrityError(f"{MANIFEST_FILE}: model_file: {self.model_file} is not a{' TensorRT engine or' if self.tensorrt else 'n'} ONNX graph ({' or '.join(kinds)})")  # fmt: skip
         if self.model_file not in self.files:
             raise IntegrityError(
                 f"{MANIFEST_FILE}: files: the model file {self.model_file} has no recorded sha256"
@@ -412,11 +415,7 @@ def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest:
         raise RadonError(f"{artifact}: no such artifact folder (a folder holding {MANIFEST_FILE})")
     if not artifact.is_dir():
         raise RadonError(f"{artifact}: not a folder (an artifact is a folder holding {MANIFEST_FILE})")
-    if (artifact / INCOMPLETE_MARKER).exists():
-        raise IntegrityError(
-            f"{artifact}: half-written ({INCOMPLETE_MARKER} present): the export or quantize that wrote it "
-            "did not finish. Delete it; the next run of the same command also removes it"
-        )
+    check_complete(artifact)
     path = artifact / MANIFEST_FILE
     if not path.is_file():
         raise RadonError(f"{artifact}: not a RADON artifact (no {MANIFEST_FILE})")

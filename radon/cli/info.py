@@ -8,6 +8,8 @@ from typing import Annotated
 
 from radon.cli._app import Opt
 
+CHECKPOINT_HASHES = "radon_checkpoint.json"  # radon.checkpoint.HASHES_FILE (that module imports torch)
+
 
 def info(
     target: Annotated[str, Opt(metavar="CONFIG|CHECKPOINT|ARTIFACT|HF_DIR|GGUF")],
@@ -18,7 +20,8 @@ def info(
     """Print parameters, weight memory per dtype, and KV-cache memory at a context length.
 
     Counts are exact (the model is never instantiated). The KV cache of a sliding-window model stops
-    growing at the window.
+    growing at the window. A checkpoint's or an artifact's files are checked against their recorded
+    sha256 first, so a truncated or edited one is named rather than described.
 
     Args:
         target: a config JSON, a preset name (radon info mistral_7b), a checkpoint folder, an artifact folder,
@@ -33,6 +36,13 @@ def info(
     if context < 1:
         raise RadonError(f"--context: must be >= 1, got {context}")
     path = Path(target)
+    if (path / CHECKPOINT_HASHES).is_file():  # a checkpoint: its files must be what it recorded
+        from radon.integrity import read_json, verify_files
+
+        hashes = read_json(path / CHECKPOINT_HASHES, "the checkpoint's file hashes")
+        if not isinstance(hashes, dict) or not isinstance(hashes.get("files"), dict):
+            raise RadonError(f"{path / CHECKPOINT_HASHES}: not a RADON checkpoint's hashes file")
+        verify_files(path, hashes["files"], what="checkpoint")
     if (path / "radon_manifest.json").is_file():
         from radon.export.info import describe_artifact  # from the manifest alone, no torch
 
