@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from radon.errors import RadonError
-from radon.runtime.manifest import Manifest
+from radon.runtime.contract import Manifest
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent  # the repository root of an editable install
