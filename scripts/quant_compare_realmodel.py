@@ -108,7 +108,7 @@ def size_of(path: Path) -> int:
 
 def refused(path: Path) -> str | None:
     """None when this tree's runtime loads the artifact (manifest, seal and file hashes), else why not."""
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
 
     try:
         read_manifest(path)
