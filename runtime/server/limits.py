@@ -87,14 +87,18 @@ class Overloaded(Exception):
 
 
 def text_chars(value: Any) -> int:
-    """Characters of text in a prompt: a string, a list of strings, or chat messages (every string in them)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(text_chars(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(text_chars(v) for v in value)
-    return 0
+    """Characters of text in a prompt: a string, a list of strings, or chat messages (every string in
+    them). Iterative: a body nested a thousand levels deep is counted, not a RecursionError."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
 
 
 def error_body(path: str, status: int, message: str, param: str | None) -> dict[str, Any]:

@@ -208,6 +208,9 @@ HTTP_PROBES: list[tuple[str, Callable[[SimpleNamespace], Answer], int, str, dict
     ("prompt-chars-chat-messages", via_httpx("POST", "/v1/chat/completions", headers=AUTH, json=CHAT |
      {"messages": [{"role": "user", "content": "d" * 300}] * 2}), 400, r"messages: \d+ characters.*--max-prompt",
      {}),
+    ("prompt-chars-chat-nested-deep", via_httpx("POST", "/v1/chat/completions", headers=AUTH | {"Content-Type": "application/json"}, content=json.dumps(
+     CHAT | {"messages": json.loads("[" * 600 + json.dumps("e" * 501) + "]" * 600)})), 400,
+     r"messages: 501 characters.*--max-prompt-chars", {}),
     # --- the queue (503 with Retry-After): three prompts cannot join a queue of two ---
     ("queue-three-prompts-over-two", via_httpx("POST", "/v1/completions", headers=AUTH,
      json=COMPLETION | {"prompt": ["x", "y", "z"]}), 503, r"queue:.*adds 3.*\(--max-queue\) is 2", {"retry-after": ""}),
