@@ -36,6 +36,10 @@ def info(
     if context < 1:
         raise RadonError(f"--context: must be >= 1, got {context}")
     path = Path(target)
+    if path.is_dir():
+        from radon.integrity import check_complete
+
+        check_complete(path)  # what a killed run left is named as such, whatever it holds yet
     if (path / CHECKPOINT_HASHES).is_file():  # a checkpoint: its files must be what it recorded
         from radon.integrity import read_json, verify_files
 

@@ -506,29 +506,47 @@ def test_next_export_removes_stale_temporaries(models, tmp_path, cli) -> None:  
     assert not (out / INCOMPLETE_MARKER).exists()
 
 
-def test_kill_9_mid_export_leaves_nothing_loadable(models, tmp_path, cli) -> None:  # noqa: ANN001
+KILLED = {  # id -> the command, with {src} for its input and {out} for its output
+    "export": ["export", "onnx", "{ckpt}", "--out", "{out}", "--no-parity", "--threads", "1"],
+    "quantize": ["quantize", "{art}", "--out", "{out}", "--precision", "int8-dynamic", "--no-parity", "--threads", "1"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("verb", list(KILLED), ids=lambda v: f"kill-9-mid-{v}")
+def test_kill_9_leaves_nothing_loadable(models, tmp_path, cli, verb) -> None:  # noqa: ANN001
     out = tmp_path / "killed"
-    argv = [sys.executable, "-m", "radon", "export", "onnx", str(models.ckpt), "--out", str(out), "--no-parity",
-            "--threads", "1"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [a.format(ckpt=models.ckpt, art=models.artifact, out=out) for a in KILLED[verb]]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "radon", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + HANG_GUARD
     temporaries: list[Path] = []
     while time.time() < deadline and proc.poll() is None:
-        temporaries = [p for p in tmp_path.glob(".killed.tmp-*") if any(p.iterdir())]
+        temporaries = [p for p in tmp_path.glob(".killed.tmp-*") if len(list(p.iterdir())) > 1]
         if temporaries:
             break
-        time.sleep(0.005)
-    assert temporaries, "the export never started writing its temporary folder"
-    time.sleep(0.05)  # let it write a little more
+        time.sleep(0.002)
+    assert temporaries, f"radon {verb} never started writing its temporary folder"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()  # the final name never appears half-written
     for tmp in temporaries:
         rc, err = cli("generate", tmp, "--prompt", "hi", "--max-new-tokens", "2")
         assert rc == 2 and "half-written" in err
-    rc, err = cli("export", "onnx", models.ckpt, "--out", out, "--no-parity", "--threads", "1")
+        rc, err = cli("info", tmp)
+        assert rc == 2 and "half-written" in err
+    rc, err = cli(*argv)
     assert rc == 0, err
     assert not list(tmp_path.glob(".killed.tmp-*"))  # the next run removed what the killed one left
+
+
+def test_next_quantize_removes_stale_temporaries(models, tmp_path, cli) -> None:  # noqa: ANN001
+    stale = Path(shutil.copytree(models.artifact, tmp_path / f".q.tmp-{dead_pid()}-xyz"))
+    (stale / INCOMPLETE_MARKER).write_text("dead")
+    rc, err = cli("quantize", models.artifact, "--out", tmp_path / "q", "--precision", "int8-dynamic",
+                  "--no-parity", "--threads", "1")  # fmt: skip
+    assert rc == 0, err
+    assert not stale.exists() and (tmp_path / "q" / MANIFEST_FILE).is_file()
 
 
 # ---- 7. configs: contradictions and absurd sizes ---------------------------------------------------------
