@@ -31,7 +31,11 @@ def _training_files(
         return given, "the given files"
     folder = find_data_dir(data)
     if folder is not None:
-        return corpus_files(folder), f"the data folder {folder}"
+        files = corpus_files(folder)
+        for path in files.values():
+            if path.stat().st_size == 0:
+                raise RadonError(f"{path}: the file is empty (in the data folder {folder})")
+        return files, f"the data folder {folder}"
     return builtin_corpus(scratch), "the built-in corpus (smoke run: no ../shared/data, RADON_DATA or --data)"
 
 

@@ -48,6 +48,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         configs[name] = root / f"{name}.json"
         configs[name].write_text(json.dumps(cfg), encoding="utf-8")
     (root / "not_a_tokenizer").mkdir()
+    for folder, langs in (("data_empty_ru", ("en", "code")), ("data_no_code", ("ru", "en"))):
+        (root / folder).mkdir()
+        for lang in langs:
+            (root / folder / f"{lang}.txt").write_text((root / f"{lang}.txt").read_text(encoding="utf-8"))
+    (root / "data_empty_ru" / "ru.txt").write_bytes(b"")
     return SimpleNamespace(root=root, tok=tok_dir, configs=configs)
 
 
@@ -183,6 +188,8 @@ TOKENIZER_PROBES = [  # (id, argv, what the message must name)
     ("train-en-missing", [*TOK_TRAIN, *TOK_FILES[:2], "--en", "{root}/nope.txt", *TOK_FILES[4:]], "nope.txt"),
     ("train-only-ru", [*TOK_TRAIN, *TOK_FILES[:2]], "--en"),
     ("train-data-missing", [*TOK_TRAIN, "--data", "{root}/no_data"], "no_data"),
+    ("train-data-empty-ru", [*TOK_TRAIN, "--data", "{root}/data_empty_ru"], "data_empty_ru/ru.txt"),
+    ("train-data-no-code", [*TOK_TRAIN, "--data", "{root}/data_no_code"], "code.txt"),
     ("train-out-is-a-file", ["tokenizer", "train", "--out", "{root}/en.txt", "--vocab-size", "512", *TOK_FILES], "en.txt"),
     ("train-out-under-a-file", ["tokenizer", "train", "--out", "{root}/en.txt/tok", "--vocab-size", "512", *TOK_FILES], "en.txt"),
     ("train-type-unknown", [*TOK_TRAIN, "--type", "wordpiece", *TOK_FILES], "--type"),
