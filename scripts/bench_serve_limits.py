@@ -33,6 +33,7 @@ import re
 import selectors
 import shlex
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -231,7 +232,7 @@ def slowloris(server: Server, n: int, every: float = 2.0) -> dict[str, Any]:
     """``n`` sockets, each a partial request plus one header line every ``every`` s, until the server
     closes them all (or 3 header timeouts pass after the last one opened)."""
     timeout = float(server.limits["header_timeout"])
-    idle, refused0 = server.rss(), server.refused()
+    idle, refused0, cpu0 = server.rss(), server.refused(), server.cpu()
     sel = selectors.DefaultSelector()
     opened: dict[socket.socket, float] = {}
     closed: dict[str, list[float]] = {"408": [], "closed": [], "reset": []}
@@ -275,7 +276,8 @@ def slowloris(server: Server, n: int, every: float = 2.0) -> dict[str, Any]:
             "reset": len(closed["reset"]), "still_open": still_open, "header_timeout_s": timeout,
             "lifetime_min_s": round(lifetimes[0], 2) if lifetimes else None,
             "lifetime_max_s": round(lifetimes[-1], 2) if lifetimes else None,
-            "server_refused": _delta(server.refused(), refused0)} | watch.summary(idle)  # fmt: skip
+            "server_refused": _delta(server.refused(), refused0),
+            "server_cpu_s": round(server.cpu() - cpu0, 2)} | watch.summary(idle)  # fmt: skip
 
 
 async def _clients(server: Server, clients: int, duration: float, key: str | None) -> dict[str, Any]:
@@ -367,7 +369,8 @@ def markdown(results: dict[str, Any], argv: list[str]) -> str:
                  f"with 408, {s['closed_silently']} closed silently, {s['reset']} reset, {s['still_open']} still "
                  f"open; lifetime {s['lifetime_min_s']}–{s['lifetime_max_s']} s (header timeout "
                  f"{s['header_timeout_s']:g} s) | {s['health_p50_ms']} / {s['health_p99_ms']} / "
-                 f"{s['health_max_ms']} | {s['rss_idle_mb']} → {s['rss_peak_mb']} (+{s['rss_peak_over_idle_mb']}) | |")  # fmt: skip
+                 f"{s['health_max_ms']} | {s['rss_idle_mb']} → {s['rss_peak_mb']} (+{s['rss_peak_over_idle_mb']}) | "
+                 f"{s['server_cpu_s']} |")  # fmt: skip
     lines += ["", "| clients | API key | requests OK (per s) | statuses | errors | latency p50 / p99 (s) | "
               "/health p50 / p99 / max (ms) | RSS after 5 s → last (max), MB | server CPU (s) |",
               "|---|---|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
@@ -392,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of each load test")
     p.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     args = p.parse_args(argv)
+    signal.signal(
+        signal.SIGTERM, lambda *_: sys.exit(143)
+    )  # so the servers are stopped by the finally blocks
     argv = sys.argv[1:] if argv is None else argv
     artifact = args.artifact or build_artifact()
     results: dict[str, Any] = {"loadavg_before": " ".join(f"{x:.1f}" for x in os.getloadavg())}
