@@ -14,6 +14,10 @@ Errors are 4xx with a message naming the field: OpenAI's ``{"error": {"message",
 "code"}}`` shape under ``/v1`` and for unknown routes and methods anywhere (a client with a wrong base
 URL still reads an OpenAI error), ``{"detail": ..., "param": ...}`` for the seed's route. A client that
 disconnects stops its generation.
+
+What one client may take (body, headers, time, connections, concurrency, queue, prompt characters) and
+the API key are ``limits.py``'s: its ASGI guard wraps this app, and a request's planning (tokenizer,
+chat template, checks) runs in a worker thread, so the event loop keeps answering while it runs.
 """
 
 from __future__ import annotations
