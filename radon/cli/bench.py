@@ -95,6 +95,10 @@ def bench(
         else:
             print(format_report(results, settings))
         return 0
+    given = {"dtype": dtype, "device": device, "rounds": rounds, "kv_context": kv_context}
+    stray = [f"--{k.replace('_', '-')}" for k, v in given.items() if v != (bench.__kwdefaults__ or {})[k]]
+    if stray:
+        raise RadonError(f"{', '.join(stray)}: only for `radon bench --architectures`, not ARTIFACT mode")
     import importlib
 
     try:
@@ -106,6 +110,14 @@ def bench(
                 "`radon bench --architectures CONFIG_A CONFIG_B` is available"
             ) from None
         raise
+    if cache is not None:
+        from radon.runtime.engine import ENGINES
+
+        unknown = [c for c in cache.split(",") if c not in ENGINES]
+        if unknown:
+            raise RadonError(
+                f"--cache: expected {', '.join(ENGINES)} (comma-separated: an A/B), got {unknown[0]!r}"
+            )
     return int(
         runtime_bench.run(
             [Path(t) for t in targets],
