@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from radon.errors import IntegrityError, RadonError
@@ -65,6 +65,9 @@ def verify_files(root: str | Path, recorded: Mapping[str, str], what: str = "art
     root = Path(root)
     check_complete(root)
     for name, expected in recorded.items():
+        parts = PurePosixPath(name).parts
+        if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
+            raise IntegrityError(f"{root}: the {what}'s hashes name {name!r}, a path outside its folder")
         path = root / name
         if not path.is_file():
             raise IntegrityError(f"{path}: missing from the {what} (recorded in its hashes)")

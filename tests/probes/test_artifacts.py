@@ -454,6 +454,20 @@ def test_truncated_checkpoint_is_named_by_info_and_export(models, tmp_path, cli)
         assert rc == 2 and "model.safetensors: sha256 mismatch" in err
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/hostname", "/etc/hostname"],
+    ids=["checkpoint-hashes-dotdot", "checkpoint-hashes-absolute"],
+)
+def test_checkpoint_hashes_stay_inside(models, tmp_path, cli, name) -> None:  # noqa: ANN001
+    ck = Path(shutil.copytree(models.ckpt, tmp_path / "ck"))
+    data = json.loads((ck / "radon_checkpoint.json").read_text())
+    data["files"][name] = "0" * 64
+    (ck / "radon_checkpoint.json").write_text(json.dumps(data))
+    rc, err = cli("export", "onnx", ck, "--out", tmp_path / "e", "--no-parity")
+    assert rc == 2 and name in err and "a path outside its folder" in err
+
+
 # ---- 6. half-written folders: a kill -9 mid-export, and stale temporaries -------------------------------
 def half_written(models: SimpleNamespace, tmp_path: Path) -> Path:
     """A copy of the artifact as a killed export leaves it: its temporary name, the marker inside."""
