@@ -88,7 +88,7 @@ def compare_with_bpe(
     speed_chars: int = 1 << 19,
     repeats: int = 3,
     progress: bool = False,
-    keep: dict[str, Any] | None = None,
+    keep: dict[Any, Any] | None = None,  # "bpe" and ("hybrid", share) keys
 ) -> list[Comparison]:
     """Train one single BPE and one hybrid per ru share on ``train`` (ru/en/code), measure on ``evals``.
 

@@ -157,8 +157,8 @@ class HybridTokenizer(PieceTableTokenizer):
             return self._with_specials([], add_bos, add_eos)
         runs = self.router.split(text)
         if len(runs) == 1:
-            ids = (self._uni.encode_runs([text])[0]) if runs[0][0] else self._bpe.encode(text)
-            return self._with_specials(ids, add_bos, add_eos)
+            one = self._uni.encode_runs([text])[0] if runs[0][0] else self._bpe.encode(text)
+            return self._with_specials(one, add_bos, add_eos)
         uni = iter(self._uni.encode_runs([r for u, r in runs if u]))
         rest = iter(self._bpe.encode_runs([r for u, r in runs if not u]))
         ids: list[int] = []
