@@ -9,6 +9,10 @@ from typing import Annotated, Literal
 
 from radon.cli._app import Opt
 
+# Every id gets a table entry (reserved ones too), so a size past any real vocabulary (the largest are
+# ~262k) would only allocate gigabytes of placeholders before anything fails.
+MAX_VOCAB = 1 << 21
+
 
 def _training_files(
     ru: Path | None, en: Path | None, code: Path | None, data: Path | None, scratch: Path
@@ -66,7 +70,7 @@ def _check_writable_target(out: Path) -> None:
 def train(
     *,
     out: Path,
-    vocab_size: Annotated[int, Opt(ge=1, le=2**31 - 1)],
+    vocab_size: Annotated[int, Opt(ge=1, le=MAX_VOCAB)],
     ru: Path | None = None,
     en: Path | None = None,
     code: Path | None = None,
@@ -85,7 +89,7 @@ def train(
 
     Args:
         out: tokenizer folder to write (refused if it exists, unless --force).
-        vocab_size: total ids, specials included; must equal the model's vocab_size.
+        vocab_size: total ids, specials included (at most 2,097,152); must equal the model's vocab_size.
         ru: Russian training text (UTF-8).
         en: English training text (UTF-8).
         code: source-code training text (UTF-8).

@@ -176,6 +176,7 @@ TOK_FILES = ["--ru", "{root}/ru.txt", "--en", "{root}/en.txt", "--code", "{root}
 TOKENIZER_PROBES = [  # (id, argv, what the message must name)
     ("train-vocab-size-zero", [*TOK_TRAIN[:5], "0", "--quiet", *TOK_FILES], "--vocab-size"),
     ("train-vocab-size-not-int", [*TOK_TRAIN[:5], "4k", "--quiet", *TOK_FILES], "--vocab-size"),
+    ("train-vocab-size-absurd", [*TOK_TRAIN[:5], "100000000", "--quiet", *TOK_FILES], "--vocab-size"),
     ("train-vocab-size-too-small", [*TOK_TRAIN[:5], "10", "--quiet", *TOK_FILES], "--vocab-size 10"),
     ("train-sample-mb-nan", [*TOK_TRAIN, "--sample-mb", "nan", *TOK_FILES], "--sample-mb"),
     ("train-sample-mb-negative", [*TOK_TRAIN, "--sample-mb", "-1", *TOK_FILES], "--sample-mb"),
