@@ -97,8 +97,8 @@ def open_gguf(path: str | Path) -> GGUFFile:
     gguf = require("gguf", extra="gguf", purpose="reading GGUF files")
     try:
         reader = gguf.GGUFReader(str(path))
-    except (ValueError, OSError) as exc:
-        raise IntegrityError(f"{path}: not a readable GGUF file: {exc}") from None
+    except (ValueError, OSError, IndexError) as exc:  # a truncated file fails inside gguf's numpy views
+        raise IntegrityError(f"{path}: not a readable GGUF file (truncated or corrupt): {exc}") from None
     meta: dict[str, Any] = {}
     for key, field in reader.fields.items():
         meta[key] = len(field.data) if key in ARRAY_KEYS_SKIPPED else field_value(field)

@@ -468,6 +468,38 @@ def test_checkpoint_hashes_stay_inside(models, tmp_path, cli, name) -> None:  # 
     assert rc == 2 and name in err and "a path outside its folder" in err
 
 
+GGUF_CUTS = {"magic-only": 4, "header": 24, "metadata": 96, "tensor-data": -16}  # bytes kept (negative: cut)
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A complete GGUF file with one tensor, written by the gguf package's own writer."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.ones((8, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("verb", ["convert", "info"])
+@pytest.mark.parametrize("cut", list(GGUF_CUTS), ids=[f"gguf-truncated-{c}" for c in GGUF_CUTS])
+def test_truncated_gguf(tiny_gguf, tmp_path, cli, cut, verb) -> None:  # noqa: ANN001
+    keep = GGUF_CUTS[cut]
+    path = tmp_path / "model.gguf"
+    path.write_bytes(tiny_gguf[:keep])
+    argv = ["convert", "--from-gguf", path, "--out", tmp_path / "ck"] if verb == "convert" else ["info", path]
+    rc, err = cli(*argv)
+    assert rc == 2 and "model.gguf: not a readable GGUF file (truncated or corrupt)" in err
+    assert not (tmp_path / "ck").exists()
+
+
 # ---- 6. half-written folders: a kill -9 mid-export, and stale temporaries -------------------------------
 def half_written(models: SimpleNamespace, tmp_path: Path) -> Path:
     """A copy of the artifact as a killed export leaves it: its temporary name, the marker inside."""
