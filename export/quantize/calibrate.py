@@ -8,6 +8,8 @@ one-token decode with a past), and writes three files:
                             ``quantize_static(calibration_cache_path=...)`` reads instead of calibrating again
     calibration.cache       the same ranges as a TensorRT calibration cache (``trt_cache.py``)
     calibration_meta.json   the text (file hashes, token-id sha256), method, feeds per path, source model
+    smoothing.npz           with ``smooth_alpha``: SmoothQuant's factors (``smooth.py``), applied to the
+                            graph before its ranges are measured, and again by ``radon quantize``
 
 Every float activation is calibrated (not only the MatMul inputs the ONNX quantizer needs), so the
 TensorRT cache covers the whole network. Ranges are symmetric (TensorRT's INT8 is symmetric, and the
@@ -31,8 +33,9 @@ import onnx
 
 from radon.errors import RadonError
 from radon.export.quantize.calibration_data import CalibrationSet
-from radon.export.quantize.graph import annotate_types
+from radon.export.quantize.graph import Unit, annotate_types
 from radon.export.quantize.reader import PATHS, DecoderCalibrationReader, build_feeds
+from radon.export.quantize.smooth import SMOOTHING_FILE, Smoothing, plan_smoothing, smoothed_source
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION, write_trt_cache
 from radon.integrity import read_json, write_json
 
@@ -48,6 +51,10 @@ TRT_CACHE = "calibration.cache"
 CALIBRATION_META = "calibration_meta.json"
 TYPED_MODEL = "model_typed.onnx"
 EXTERNAL_DATA_BYTES = 1 << 30
+# The histogram methods hold every activation of a calibration step at once (all are outputs): run the
+# feeds once per group of outputs instead (docs/export.md, "Memory"). The mask probe runs on a short prefill.
+OUTPUT_GROUPS = 2
+PROBE_TOKENS = 16
 
 
 def ort_method(method: str) -> Any:
@@ -86,6 +93,12 @@ class Calibration:
     @property
     def trt_cache(self) -> Path:
         return self.folder / TRT_CACHE
+
+    @property
+    def smoothing(self) -> Smoothing | None:
+        """The SmoothQuant factors the ranges were measured with (None: the graph as exported)."""
+        path = self.folder / SMOOTHING_FILE
+        return Smoothing.load(path) if path.is_file() else None
 
     @classmethod
     def load(cls, folder: str | Path) -> Calibration:
@@ -145,14 +158,17 @@ def calibrate_model(
     calibrator.infer_session = ort.InferenceSession(calibrator.augmented_model_path, opts,
                                                     providers=["CPUExecutionProvider"])  # fmt: skip
     excluded: list[str] = []
+    sizes: dict[str, int] = {}
     if getattr(calibrator, "tensors_to_calibrate", None):
         # masking constants (the float32 lowest that a banded mask adds) are not activations, and their
         # range overflows a histogram: find them on the first feed (a prefill) and leave them out
+        # (cut to PROBE_TOKENS: every activation of the step is held at once here)
         names = [o.name for o in calibrator.infer_session.get_outputs()]
-        first = calibrator.infer_session.run(None, reader.feeds[0])
+        first = calibrator.infer_session.run(None, _short(reader.feeds[0]))
         excluded = sorted(
             n for n, v in zip(names, first) if v.size and _is_mask(v) and n in calibrator.tensors_to_calibrate
         )
+        sizes = {n: v.nbytes for n, v in zip(names, first)}
         del first  # onnxruntime's output buffers: held, they would pin the session's arena
         calibrator.tensors_to_calibrate = set(calibrator.tensors_to_calibrate) - set(excluded)
         if excluded:
@@ -162,10 +178,11 @@ def calibrate_model(
         inputs = {i.name for i in onnx.load(str(typed_model), load_external_data=False).graph.input}
         calibrator.tensors_to_calibrate = set(calibrator.tensors_to_calibrate) - inputs
     with contextlib.redirect_stdout(io.StringIO()) as said:  # the histogram calibrators print progress
-        _collect(calibrator, reader, method)
+        _collect(calibrator, reader, method, sizes)
         table = calibrator.compute_data()
     if said.getvalue().strip():
-        log.info("onnxruntime calibrator: %s", said.getvalue().strip().replace("\n", "; "))
+        lines = dict.fromkeys(said.getvalue().strip().splitlines())  # each collect_data call says the same
+        log.info("onnxruntime calibrator: %s", "; ".join(lines))
     del calibrator
     return table
 
@@ -210,16 +227,63 @@ def _weights_left_on_disk() -> Iterator[None]:
         base.create_inference_session = saved_session
 
 
-def _collect(calibrator: Any, reader: DecoderCalibrationReader, method: str) -> None:
+def _collect(calibrator: Any, reader: DecoderCalibrationReader, method: str, sizes: dict[str, int]) -> None:
     if method == "minmax":
         calibrator.collect_data(reader)
-    else:
-        # the histogram collectors stack each tensor's values over the runs of one call, which fails when
-        # prefill and decode feeds give different shapes: hand them one feed per call (histograms merge)
-        for i in range(len(reader)):
-            reader.set_range(i, i + 1)
-            calibrator.collect_data(reader)
+        return
+    # the histogram collectors stack each tensor's values over the runs of one call, which fails when
+    # prefill and decode feeds give different shapes: hand them one feed per call (histograms merge).
+    # Every activation of a step is an output, held at once: in OUTPUT_GROUPS groups of outputs, each
+    # over every feed, a step holds a fraction of them (the same histograms, one more forward pass each)
+    session = calibrator.infer_session
+    try:
+        for group in _output_groups(session, calibrator.tensors_to_calibrate, sizes, OUTPUT_GROUPS):
+            calibrator.infer_session = _SomeOutputs(session, group)
+            for i in range(len(reader)):
+                reader.set_range(i, i + 1)
+                calibrator.collect_data(reader)
+    finally:
+        calibrator.infer_session = session
         reader.set_range(0, len(reader))
+
+
+def _short(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A prefill feed (empty past) cut to its first ``PROBE_TOKENS`` positions; any other feed as it is."""
+    t = feed["input_ids"].shape[1]
+    if t <= PROBE_TOKENS or feed.get("attention_mask", np.empty((1, 0))).shape[1] != t:
+        return feed
+    cut = ("input_ids", "attention_mask", "position_ids")
+    return {k: (v[:, :PROBE_TOKENS] if k in cut else v) for k, v in feed.items()}
+
+
+def _output_groups(session: Any, wanted: Any, sizes: dict[str, int], count: int) -> list[set[str]]:
+    """The calibrated outputs in graph order, cut into ``count`` runs of about equal bytes per step."""
+    names = [o.name for o in session.get_outputs() if o.name in wanted]
+    total = sum(sizes.get(n, 0) for n in names) or 1
+    groups: list[set[str]] = [set() for _ in range(count)]
+    seen = 0
+    for n in names:
+        groups[min(count - 1, seen * count // total)].add(n)
+        seen += sizes.get(n, 0)
+    return [g for g in groups if g]
+
+
+class _SomeOutputs:
+    """The calibrator's session, seen as if its graph had only the outputs ``names`` (onnxruntime runs
+    the whole graph and frees every other activation as soon as it is read)."""
+
+    def __init__(self, session: Any, names: set[str]) -> None:
+        self.session = session
+        self.outputs = [o for o in session.get_outputs() if o.name in names]
+
+    def get_inputs(self) -> Any:
+        return self.session.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self.outputs
+
+    def run(self, output_names: Any, feed: Any, *args: Any) -> Any:
+        return self.session.run(output_names or [o.name for o in self.outputs], feed, *args)
 
 
 def run_calibration(
@@ -233,11 +297,16 @@ def run_calibration(
     threads: int | None = None,
     trt_version: str = DEFAULT_TRT_VERSION,
     source: dict[str, Any] | None = None,
+    smooth_alpha: float = 0.0,
+    units: list[Unit] | None = None,
+    keep: list[str] | None = None,
 ) -> Calibration:
     """Calibrate ``model`` into ``out``: the artifact's fp32 graph, or its ``stream.Source`` (weights on disk).
 
     ``session``: a DecoderSession on the artifact, or a function that opens one; the feeds are built with
-    it, and a session opened here is closed before the calibrator opens its own.
+    it, and a session opened here is closed before the calibrator opens its own. ``smooth_alpha`` > 0
+    (a ``stream.Source`` only): SmoothQuant the MatMul ``units`` not in ``keep`` on the same feeds first
+    (``smooth.py``), calibrate the smoothed graph, and save the factors beside the table.
     """
     from onnxruntime.quantization.calibrate import save_tensors_data
 
@@ -256,6 +325,12 @@ def run_calibration(
         else:
             feeds = build_feeds(session, cal_set.samples, paths, folder=spill)
         reader = DecoderCalibrationReader(feeds)
+        smoothing = None
+        if smooth_alpha:
+            if isinstance(model, onnx.ModelProto) or units is None:
+                raise RadonError("smoothing needs the artifact's graph as a stream.Source and its units")
+            smoothing = plan_smoothing(model, units, keep or [], feeds, smooth_alpha, Path(tmp), threads)
+            model = smoothed_source(model, smoothing)
         if isinstance(model, onnx.ModelProto):
             typed = save_typed_model(model, Path(tmp))
         else:  # a stream.Source: the typed graph, its weights streamed to external data beside it
@@ -263,12 +338,15 @@ def run_calibration(
         table = calibrate_model(typed, reader, method, Path(tmp), threads)
         feed_paths = reader.paths()  # while the feeds are on disk
     save_tensors_data(table, out / CALIBRATION_TABLE)
+    if smoothing is not None:
+        smoothing.save(out / SMOOTHING_FILE)
     amax = {k: v for k, v in amax_of(table).items() if v <= MASK_LIMIT}
     write_trt_cache(out / TRT_CACHE, amax, trt_version)
     meta = {
         "method": method, "paths": feed_paths, "symmetric": True, "tensors": len(amax),
         "data": cal_set.to_dict(), "source": source or {}, "trt_cache": {"file": TRT_CACHE, "version": trt_version},
         "seconds": round(time.perf_counter() - start, 2),
+        "smoothing": smoothing.summary() if smoothing is not None else None,
     }  # fmt: skip
     write_json(out / CALIBRATION_META, meta)
     log.info("calibrated %d tensors (%s) in %.1f s", len(amax), method, meta["seconds"])

@@ -3,7 +3,11 @@
 - **static** (``--precision int8``): ``onnxruntime.quantization.quantize_static`` in ``QuantFormat.QDQ``,
   weights per output channel (``MatMul`` axis 1) and symmetric, activations per tensor and symmetric
   (TensorRT's INT8 is symmetric, so the same Q/DQ graph serves onnxruntime and TensorRT), ranges from
-  ``calibrate.py``'s table (``calibration_cache_path``), so calibration runs once.
+  ``calibrate.py``'s table (``calibration_cache_path``), so calibration runs once. Real models' outlier
+  activation channels are first moved into the weights by SmoothQuant (``smooth.py``,
+  ``DEFAULT_SMOOTH_ALPHA``), which ``calibrate.py`` applies before it measures the ranges, and units
+  whose inputs stay too spread stay float32 (``OUTLIER_SPREAD``); the graph stays plain Q/DQ with
+  per-tensor activations on the MatMul inputs, plus a ``Mul`` before each attention output projection.
 - **dynamic** (``--precision int8-dynamic``, the CPU default): llama.cpp's ``Q8_0`` scheme in onnxruntime's
   ``MatMulNBits`` (``bits=8``): int8 weights, symmetric, one float scale per block of ``DYNAMIC_BLOCK``
   inputs of an output column, and (``accuracy_level`` 4) activations quantized to int8 at run time per
@@ -30,6 +34,7 @@ from typing import Any
 
 from radon.export.quantize.calibrate import ort_method
 from radon.export.quantize.graph import Unit
+from radon.export.quantize.smooth import Smoothing
 
 log = logging.getLogger(__name__)
 # Weights use 7 bits of range ([-64, 63] in int8). onnxruntime's x86 kernels multiply uint8 activations by
@@ -49,11 +54,30 @@ DYNAMIC_BLOCK = 32
 DYNAMIC_ACCURACY_LEVEL = 4
 
 
+# Static int8's SmoothQuant strength (smooth.py): the share of each activation channel's range moved into
+# the weights. Chosen on SmolLM2-135M (docs/quantization.md, "Static INT8 on real models"). 0 = none.
+DEFAULT_SMOOTH_ALPHA = 0.5
+# A unit whose input, smoothed, still has a channel range over OUTLIER_SPREAD times its median channel's
+# stays float32: one per-tensor scale would leave the median channel about 127 / spread levels.
+# SmolLM2-135M: the down_proj inputs of layers 11 and 28 (massive activations, 1,500x and 290x the
+# median channel before smoothing, 113x and 50x after); every other unit is under 25x.
+OUTLIER_SPREAD = 32.0
+
+
 def static_options() -> dict[str, Any]:
-    """``extra_options`` of the static quantizer; recorded in the recipe."""
+    """``extra_options`` of the static quantizer; recorded in the recipe.
+
+    Q/DQ goes on a MatMul's inputs only, not on its output (``OpTypesToExcludeOutputQuantization``;
+    onnxruntime's QDQ quantizer adds an output pair by default): every reader of a Linear's output here
+    is a float op (the residual add and norm, Split, GroupQueryAttention), so the pair would only round
+    it once more, with one per-tensor scale over the residual stream's massive activations (SmolLM2-135M:
+    down_proj outputs in the thousands): on SmolLM2-135M it was the largest part of static INT8's error
+    (docs/quantization.md). TensorRT's explicit quantization wants Q/DQ on the inputs of its INT8 GEMMs,
+    which is what stays.
+    """
     return {
         "ActivationSymmetric": True, "WeightSymmetric": True, "MatMulConstBOnly": True,
-        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}, "OpTypesToExcludeOutputQuantization": ["MatMul"],
     }  # fmt: skip
 
 
@@ -80,11 +104,19 @@ def quantize_static_nodes(model: Path, out: Path, nodes: list[str], table: Path,
     )  # fmt: skip
 
 
-def static_recipe(units: list[Unit], nodes: list[str], method: str) -> dict[str, Any]:
+def static_recipe(
+    units: list[Unit],
+    nodes: list[str],
+    method: str,
+    smoothing: Smoothing | None = None,
+    outliers: dict[str, float] | None = None,
+) -> dict[str, Any]:
     return {
         "format": "QDQ", "tool": "onnxruntime.quantization.quantize_static", "weights": f"int8, per channel, symmetric{WEIGHT_RANGE}",
         "activations": "int8, per tensor, symmetric, static (calibrated)", "method": method,
         "quantized": [u.name for u in units if u.node in nodes], "extra_options": static_options(),
+        "smoothing": smoothing.summary() if smoothing is not None else None,
+        "outliers_float32": outliers or {},
     }  # fmt: skip
 
 

@@ -46,7 +46,14 @@ from radon.export.quantize.int4 import (
     embedding_int8,
     quantize_int4,
 )
-from radon.export.quantize.int8 import dynamic_config, dynamic_recipe, quantize_static_nodes, static_recipe
+from radon.export.quantize.int8 import (
+    DEFAULT_SMOOTH_ALPHA,
+    OUTLIER_SPREAD,
+    dynamic_config,
+    dynamic_recipe,
+    quantize_static_nodes,
+    static_recipe,
+)
 from radon.export.quantize.sensitivity import (
     DEFAULT_SENSITIVITY_SAMPLES,
     Budget,
@@ -54,6 +61,7 @@ from radon.export.quantize.sensitivity import (
     MixedResult,
     auto_mixed,
 )
+from radon.export.quantize.smooth import SMOOTHING_FILE, check_alpha, smoothed_source
 from radon.export.quantize.stream import Source
 from radon.export.quantize.tied import share_tied_table
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
@@ -155,6 +163,8 @@ def quantize_artifact(
     samples: int = DEFAULT_SAMPLES,
     seq_len: int = DEFAULT_SEQ_LEN,
     method: str = DEFAULT_METHOD,
+    smooth_alpha: float = DEFAULT_SMOOTH_ALPHA,
+    outlier_spread: float | None = OUTLIER_SPREAD,
     block_size: int | None = None,
     keep: list[str] | None = None,
     auto_mixed_budget: float | str | None = "auto",
@@ -177,7 +187,9 @@ def quantize_artifact(
     (algorithm, format, symmetric, accuracy level, embedding, keep precision); ``block_size`` overrides
     its block size and also sets int8-dynamic's embedding blocks; None: for int4 the largest of 128, 64 and
     32 that divides every 4-bit unit (``auto_block_size``), 32 for int8-dynamic's embedding. ``calibration``: a folder
-    written by ``radon calibrate`` whose table static INT8 reuses. Raises RadonError (bad input) or
+    written by ``radon calibrate`` whose table (and smoothing) static INT8 reuses. ``smooth_alpha``: static
+    INT8's SmoothQuant migration strength (``smooth.py``; 0 = none); ``outlier_spread``: static INT8 keeps
+    float32 the units whose smoothed input spreads past it (None = none). Raises RadonError (bad input) or
     QualityGateError (parity), and then writes nothing.
     """
     from radon.export.parity_data import load_tokenizer
@@ -217,6 +229,8 @@ def quantize_artifact(
                 "int4: blocks of %d (the largest of 128, 64, 32 that divides every unit)", opts.block_size
             )
         check_block_size(blocked, opts.block_size)
+    if precision == "int8":
+        check_alpha(smooth_alpha)
     if reference is not None and not Path(reference).is_dir():
         raise RadonError(f"--reference: {reference}: no such checkpoint folder")
     tok_dir = artifact / "tokenizer"
@@ -246,21 +260,30 @@ def quantize_artifact(
                     raise RadonError(
                         f"--calibration: {calibration} was made for another model than {artifact}"
                     )
-                for name in (cal.CALIBRATION_TABLE, cal.TRT_CACHE, cal.CALIBRATION_META):
-                    shutil.copy2(Path(calibration) / name, tmp / name)
+                for name in (cal.CALIBRATION_TABLE, cal.TRT_CACHE, cal.CALIBRATION_META, SMOOTHING_FILE):
+                    if (Path(calibration) / name).is_file():
+                        shutil.copy2(Path(calibration) / name, tmp / name)
                 calib = cal.Calibration(tmp, calib.method, calib.meta)
             else:
                 calib = cal.run_calibration(
                     open_session, src, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
                     source={"artifact": artifact.name, "model_sha256": source_model_sha},
+                    smooth_alpha=smooth_alpha, units=units, keep=kept_names,
                 )  # fmt: skip
                 trim_heap()
-            nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in kept_names]
+            smoothing = calib.smoothing  # SmoothQuant's factors: the graph the ranges were measured on
+            src = smoothed_source(src, smoothing)
+            # units that smoothing could not flatten stay float32 (int8.OUTLIER_SPREAD)
+            outliers = smoothing.outliers(outlier_spread) if smoothing is not None and outlier_spread else {}
+            if outliers:
+                log.info("int8: kept float32, their inputs' outliers past %gx: %s", outlier_spread, outliers)
+            fp32 = kept_names + [u for u in outliers if u not in kept_names]
+            nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in fp32]
             qmodel = stream.quantize_qdq(
-                src, annotate_types(model), units, kept_names,
+                src, annotate_types(src.model), units, fp32,
                 lambda one, q, node: quantize_static_nodes(one, q, node, calib.table, calib.method),
             )  # fmt: skip
-            recipe["int8"] = static_recipe(units, nodes, calib.method)
+            recipe["int8"] = static_recipe(units, nodes, calib.method, smoothing, outliers)
             recipe["calibration"] = calib.meta | {"table": cal.CALIBRATION_TABLE}
         elif precision == "int8-dynamic":
             nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in kept_names]

@@ -16,6 +16,7 @@ def calibrate(
     samples: int = 64,
     seq_len: int = 128,
     method: Literal["minmax", "entropy", "percentile"] = "entropy",
+    smooth_alpha: float = 0.5,
     trt_version: str = "10.9.0",
     threads: int | None = None,
     force: bool = False,
@@ -35,6 +36,8 @@ def calibrate(
         samples: calibration samples (each feeds prefill and decode).
         seq_len: tokens per sample.
         method: onnxruntime's calibration method.
+        smooth_alpha: SmoothQuant strength in (0, 1): how much of each activation channel's range moves into
+            the weights before the ranges are measured (smoothing.npz, reused by radon quantize); 0 = none.
         trt_version: the TensorRT version named in the cache header (TensorRT ignores a cache for another).
         threads: onnxruntime intra-op threads.
         force: replace an existing output folder.
@@ -42,7 +45,8 @@ def calibrate(
     from radon.export.quantize import calibrate_artifact
 
     c = calibrate_artifact(artifact, out, calibration_data=calibration_data, samples=samples, seq_len=seq_len,
-                           method=method, threads=threads, trt_version=trt_version, force=force)  # fmt: skip
+                           method=method, smooth_alpha=smooth_alpha, threads=threads, trt_version=trt_version,
+                           force=force)  # fmt: skip
     d = c.meta["data"]
     print(f"wrote {c.folder}: {c.meta['tensors']} tensors, {c.method}, {d['samples']} samples x {d['seq_len']} "
           f"tokens ({d['source']}), feeds {c.meta['paths']}, sha256 {d['sha256'][:12]}")  # fmt: skip
@@ -59,6 +63,7 @@ def quantize(
     samples: int = 64,
     seq_len: int = 128,
     method: Literal["minmax", "entropy", "percentile"] = "entropy",
+    smooth_alpha: float = 0.5,
     block_size: Literal[32, 64, 128] | None = None,
     keep: Annotated[list[str] | None, Opt(metavar="LAYER")] = None,
     auto_mixed: Annotated[float | None, Opt(metavar="BUDGET")] = None,
@@ -98,6 +103,9 @@ def quantize(
         samples: calibration samples.
         seq_len: tokens per calibration sample.
         method: int8 calibration method.
+        smooth_alpha: int8: SmoothQuant strength in (0, 1), the share of each activation channel's range
+            moved into the per-channel weight scales before calibrating (real models' outlier channels);
+            0 = none.
         block_size: int4 block size (inputs per scale); must divide every quantized input dimension. Default: the largest of 128, 64, 32 that does (fewer scales decode faster; int8-dynamic's embedding: 32).
         keep: layers never quantized to 4 bits: a unit (layers.3.mlp.fc_in), a layer (layers.3), lm_head,
             embed_tokens; for int8, units left float32.
@@ -137,7 +145,7 @@ def quantize(
                        fmt=fmt or "matmulnbits", quantize_embedding=not no_embedding, keep_precision=keep_precision)  # fmt: skip
     r = quantize_artifact(
         artifact, out, precision=precision, calibration_data=calibration_data, calibration=calibration,
-        samples=samples, seq_len=seq_len, method=method, block_size=block_size, keep=keep, auto_mixed_budget=budget,
+        samples=samples, seq_len=seq_len, method=method, smooth_alpha=smooth_alpha, block_size=block_size, keep=keep, auto_mixed_budget=budget,
         max_size_ratio=max_size_ratio or None, int4=opts, reference=reference, parity=not no_parity, texts=text, force=force, threads=threads,
         trt_version=trt_version,
     )  # fmt: skip
