@@ -34,7 +34,18 @@ def is_hf_config(data: Any) -> bool:
 
 
 def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> ModelConfig:
-    """A RADON ModelConfig from a transformers config dict (4.x or 5.x form)."""
+    """A RADON ModelConfig from a transformers config dict (4.x or 5.x form); ConfigError names a missing key."""
+    if not isinstance(hf, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(hf).__name__}")
+    try:
+        return _config_from_hf(hf, source)
+    except KeyError as exc:
+        raise ConfigError(
+            f"{exc.args[0]}: missing from {source} (a {hf.get('model_type')} config needs it)"
+        ) from None
+
+
+def _config_from_hf(hf: dict[str, Any], source: str) -> ModelConfig:
     kind = hf.get("model_type")
     if kind not in HF_ARCHITECTURES:
         names = ", ".join(HF_ARCHITECTURES.values())

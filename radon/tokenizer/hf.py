@@ -121,7 +121,12 @@ class HFTokenizer(Tokenizer):
         path = hf_dir / TOKENIZER_FILE
         if not path.is_file():
             raise RadonError(f"{hf_dir}: no {TOKENIZER_FILE} (only fast tokenizers are supported)")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise IntegrityError(
+                f"{path}: not UTF-8 text (byte {exc.start}), so not a tokenizer.json"
+            ) from None
         tok = _load_tokenizers(text, path)
         extra = {name: (hf_dir / name).read_bytes() for name in OPTIONAL_FILES if (hf_dir / name).is_file()}
         ids: dict[str, int | None] = dict.fromkeys(ROLES)

@@ -500,6 +500,59 @@ def test_truncated_gguf(tiny_gguf, tmp_path, cli, cut, verb) -> None:  # noqa: A
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny transformers Mistral folder (config.json, model.safetensors), saved by transformers."""
+    pytest.importorskip("transformers")
+    from radon_testing import hf_mistral
+
+    return hf_mistral(tmp_path_factory.mktemp("hf") / "mistral")[1]
+
+
+def hf_config_without(key: str) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        data = json.loads((folder / "config.json").read_text())
+        del data[key]
+        (folder / "config.json").write_text(json.dumps(data))
+
+    return edit
+
+
+def write_bytes(name: str, content: bytes | Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        path = folder / name
+        path.write_bytes(content(path.read_bytes()) if callable(content) else content)
+
+    return edit
+
+
+HF_CASES = {  # id -> (edit of a copy, verb, what the message must say)
+    "safetensors-truncated": (write_bytes("model.safetensors", lambda b: b[:1000]), "convert", "model.safetensors: not a readable safetensors file"),
+    "safetensors-header-only": (write_bytes("model.safetensors", lambda b: b[:4]), "convert", "model.safetensors: not a readable safetensors file"),
+    "safetensors-empty": (write_bytes("model.safetensors", b""), "convert", "model.safetensors: not a readable safetensors file"),
+    "config-not-utf8": (write_bytes("config.json", '{"x": "caf\u00e9"}'.encode("latin-1")), "convert", "config.json: malformed JSON"),
+    "config-empty": (write_bytes("config.json", b""), "convert", "config.json: malformed JSON"),
+    "config-array": (write_bytes("config.json", b"[]"), "convert", "config.json: expected a JSON object"),
+    "config-no-layers": (hf_config_without("num_hidden_layers"), "convert", "num_hidden_layers: missing from"),
+    "config-no-layers-info": (hf_config_without("num_hidden_layers"), "info", "num_hidden_layers: missing from"),
+    "config-array-info": (write_bytes("config.json", b"[]"), "info", "config.json: expected a JSON object"),
+    "tokenizer-not-utf8": (write_bytes("tokenizer.json", b"\xff\xfe{}"), "convert", "tokenizer.json: not UTF-8 text"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(HF_CASES), ids=[f"hf-{k}" for k in HF_CASES])
+def test_bad_hugging_face_folder(hf_folder, tmp_path, cli, case) -> None:  # noqa: ANN001
+    folder = Path(shutil.copytree(hf_folder, tmp_path / "hf"))
+    edit, verb, said = HF_CASES[case]
+    edit(folder)
+    argv = (
+        ["convert", "--from-hf", folder, "--out", tmp_path / "ck"] if verb == "convert" else ["info", folder]
+    )
+    rc, err = cli(*argv)
+    assert rc == 2 and said in err
+    assert not (tmp_path / "ck").exists()
+
+
 # ---- 6. half-written folders: a kill -9 mid-export, and stale temporaries -------------------------------
 def half_written(models: SimpleNamespace, tmp_path: Path) -> Path:
     """A copy of the artifact as a killed export leaves it: its temporary name, the marker inside."""
