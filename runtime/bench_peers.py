@@ -252,12 +252,28 @@ def _llamacpp(hf: Path, cache: Path, bench_py: Path, log_file: Path, no_venv: st
                 f"{convert} is missing (scripts/make_bench_venv.sh keeps it from llama.cpp's sources)"
             )
         else:
-            src = hf if own_tokenizer else gguf_source(hf, bench_py, log_file)
+            src = tokenizer4_source(hf, cache) if own_tokenizer else gguf_source(hf, bench_py, log_file)
             peer.skipped = src if isinstance(src, str) else _run(
                 [str(bench_py), str(convert), str(src), "--outtype", kind, "--outfile", str(peer.model)],
                 "convert_hf_to_gguf.py", log_file,
             )  # fmt: skip
     return peer
+
+
+def tokenizer4_source(hf: Path, cache: Path) -> Path:
+    """``hf`` as the peer venv's transformers 4.x loads its tokenizer (the converter does): transformers 5
+    saves ``tokenizer_class: TokenizersBackend``, a class 4.x lacks; links to the files, that key rewritten
+    to ``PreTrainedTokenizerFast`` (the same ``tokenizer.json``), in ``cache/hf-tokenizer4``."""
+    src = cache / "hf-tokenizer4"
+    src.mkdir(exist_ok=True)
+    for f in hf.iterdir():
+        if f.is_file() and f.name != "tokenizer_config.json" and not (src / f.name).exists():
+            (src / f.name).symlink_to(f.resolve())
+    config = json.loads((hf / "tokenizer_config.json").read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (src / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return src
 
 
 def gguf_source(hf: Path, bench_py: Path, log_file: Path) -> Path | str:
