@@ -19,8 +19,8 @@ rescales each block by 14/15 or 16/15.
 
 The Hessians come from the float model's activations (every Linear's input, on the prefill of each
 calibration sample), not from a partly quantized model. One pass over the text serves every unit whose
-Hessians fit in ``HESSIAN_BYTES`` together (float64, K x K per distinct input); a larger model takes
-more passes instead of more memory (a 7B Mistral's would need 64 GB at once).
+Hessians fit in ``HESSIAN_BYTES`` together (float32, K x K per distinct input; SmolLM2-135M's are 405 MB);
+a larger model takes more passes instead of more memory (a 7B Mistral's would need 32 GB at once).
 """
 
 from __future__ import annotations
@@ -42,9 +42,13 @@ log = logging.getLogger(__name__)
 DAMP = 0.01  # fraction of the mean Hessian diagonal added to it (the paper's 1%)
 LAZY_ROWS = 128  # rows rounded between whole-matrix updates (the lazy batch); every block size divides it
 ZERO_POINT = 8  # symmetric 4-bit: stored values 0..15 stand for -8..7
-HESSIAN_BYTES = 1 << 30  # Hessians held at once; past this, another pass over the calibration text
-# unit -> (packed (N, K/bs, bs/2) uint8, scales (N, K/bs) float32)
-Solved = dict[str, tuple[np.ndarray, np.ndarray]]
+HESSIAN_BYTES = 1 << 29  # float32 Hessians held at once; past this, another pass over the calibration text
+# radon quantize's share: Hessians held at once per byte of fp32 weights, beside the onnxruntime session that
+# holds those weights, so the pass peaks near 1.25x the weights (docs/export.md, "Memory"); the number of
+# passes stays about the same at any size (a layer's Hessians grow with its weights), so time stays linear
+HESSIAN_SHARE = 0.25
+# unit -> (packed (N, K/bs, bs/2) uint8, scales (N, K/bs) float32[, zero points (N, ceil(K/bs/2)) uint8])
+Solved = dict[str, tuple[np.ndarray, ...]]
 
 
 # ---- storage: onnxruntime's MatMulNBits layout ---------------------------------------------------------
@@ -81,14 +85,49 @@ def round_to(w: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(w / scale) + ZERO_POINT, 0, 15)
 
 
+def rtn(weight: np.ndarray, block_size: int, symmetric: bool = True) -> np.ndarray:
+    """Round-to-nearest 4-bit blocks of ``block_size`` along K of ``weight`` (K, N), dequantized: what
+    onnxruntime's quantizer stores (symmetric: ``block_scale``; asymmetric: the block's range, widened to
+    hold 0, over 15 levels with an integer zero point)."""
+    k, n = weight.shape
+    blocks = weight.reshape(k // block_size, block_size, n)
+    if symmetric:
+        scale = np.stack([block_scale(b) for b in blocks])[:, None]
+        return ((round_to(blocks, scale) - ZERO_POINT) * scale).reshape(k, n).astype(np.float32)
+    lo = np.minimum(blocks.min(1, keepdims=True), 0.0)
+    hi = np.maximum(blocks.max(1, keepdims=True), 0.0)
+    scale = np.where(hi > lo, (hi - lo) / 15.0, 1.0)
+    zp = np.clip(np.rint(-lo / scale), 0, 15)
+    q = np.clip(np.rint(blocks / scale) + zp, 0, 15)
+    return ((q - zp) * scale).reshape(k, n).astype(np.float32)
+
+
 # ---- the algorithm -----------------------------------------------------------------------------------
 def gptq(
     weight: np.ndarray, hessian: np.ndarray, block_size: int, damp: float = DAMP
 ) -> tuple[np.ndarray, np.ndarray]:
-    """GPTQ of one Linear stored (K inputs, N outputs) with ``hessian`` = X^T X (K, K) of its inputs.
+    """GPTQ of one Linear stored (K inputs, N outputs) with ``hessian`` = X^T X (K, K) of its inputs, in
+    symmetric blocks. Returns the stored values (K, N) uint8 in 0..15 and the scales (K / block_size, N)."""
+    q, scales, _ = gptq_blocks(weight, hessian, block_size, damp, symmetric=True)
+    return q, scales
 
-    Returns the stored values (K, N) uint8 in 0..15 and the scales (K / block_size, N) float32.
-    """
+
+def asymmetric_block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """onnxruntime's asymmetric 4-bit block per column: the range of ``rows`` widened to hold 0, over 15
+    levels, and the integer zero point that puts 0 on a level. Returns (scale, zero point) per column."""
+    lo = np.minimum(rows.min(0), 0.0)
+    hi = np.maximum(rows.max(0), 0.0)
+    scale = np.where(hi > lo, (hi - lo) / 15.0, 1.0).astype(np.float32)
+    return scale, np.clip(np.rint(-lo / scale), 0, 15)
+
+
+def gptq_blocks(
+    weight: np.ndarray, hessian: np.ndarray, block_size: int, damp: float = DAMP, symmetric: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """GPTQ in symmetric blocks (zero point 8, ``block_scale``) or asymmetric ones (``asymmetric_block``,
+    a 4-bit zero point per block, ``MatMulNBits``' fourth input), each block's scale taken on the
+    error-updated weights when the block starts. Returns values (K, N) in 0..15, scales
+    (K / block_size, N) and, asymmetric, zero points (K / block_size, N) in 0..15."""
     k, n = weight.shape
     if k % block_size or LAZY_ROWS % block_size:
         raise RadonError(f"gptq: block size {block_size} must divide the input dimension {k} and {LAZY_ROWS}")
@@ -106,6 +145,7 @@ def gptq(
         ) from None
     q = np.zeros((k, n), np.uint8)
     scales = np.zeros((k // block_size, n), np.float32)
+    zeros = np.full((k // block_size, n), ZERO_POINT, np.float32)
     for start in range(0, k, LAZY_ROWS):
         stop = min(start + LAZY_ROWS, k)
         part = w[start:stop]  # a view: updated in place as rows are rounded
@@ -113,54 +153,116 @@ def gptq(
         local = hinv[start:stop, start:stop]
         for i in range(stop - start):
             row = start + i
+            j = row // block_size
             if row % block_size == 0:
-                scales[row // block_size] = block_scale(part[i : i + block_size])
-            s = scales[row // block_size]
-            q[row] = round_to(part[i], s)
-            err = (part[i] - (q[row].astype(np.float32) - ZERO_POINT) * s) / local[i, i]
+                if symmetric:
+                    scales[j] = block_scale(part[i : i + block_size])
+                else:
+                    scales[j], zeros[j] = asymmetric_block(part[i : i + block_size])
+            s, z = scales[j], zeros[j]
+            q[row] = np.clip(np.rint(part[i] / s) + z, 0, 15)
+            err = (part[i] - (q[row].astype(np.float32) - z) * s) / local[i, i]
             part[i + 1 :] -= np.outer(local[i, i + 1 :], err)
             errors[i] = err
         w[stop:] -= hinv[start:stop, stop:].T @ errors
-    return q, scales
+    return q, scales, None if symmetric else zeros.astype(np.uint8)
+
+
+def pack_zero_points(zeros: np.ndarray) -> np.ndarray:
+    """Zero points (blocks, N) in 0..15 as ``MatMulNBits`` stores them: (N, ceil(blocks / 2)) uint8, the
+    lower block in the low nibble."""
+    z = zeros.T.astype(np.uint8)
+    if z.shape[1] % 2:
+        z = np.pad(z, ((0, 0), (0, 1)))
+    return z[:, 0::2] | (z[:, 1::2] << 4)
+
+
+def dequantize_asymmetric(
+    b: np.ndarray, scales: np.ndarray, zero_points: np.ndarray, block_size: int
+) -> np.ndarray:
+    """The float weights (K, N) that asymmetric B, its scales (N, blocks) and packed zero points stand for."""
+    q = unpack(b).astype(np.float32)
+    z = np.stack([zero_points & 15, zero_points >> 4], -1).reshape(zero_points.shape[0], -1)[
+        :, : scales.shape[1]
+    ]
+    return (q - np.repeat(z.T, block_size, axis=0)) * np.repeat(scales.T, block_size, axis=0)
 
 
 # ---- Hessians from calibration text ------------------------------------------------------------------
-def hessians(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: list[np.ndarray],
+def hessians(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray],
              threads: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
-    """X^T X of every unit's MatMul input over the prefill of each sample, keyed by the input's name."""
+    """X^T X (float32) of every unit's MatMul input over the prefill of each sample, keyed by the input's
+    name. ``model``: the float ModelProto, or a ``stream.Source`` (its weights streamed to the probe's file)."""
     from radon.export.quantize.reader import prefill_feed
     from radon.runtime.session import DecoderSession
 
     if not samples:
         raise RadonError("gptq: no calibration samples")
-    consumers = {n.name: n for n in model.graph.node}
+    graph = _graph_of(model)
+    consumers = {n.name: n for n in graph.graph.node}
     inputs = sorted({consumers[u.node].input[0] for u in units})
     probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+    probe.CopyFrom(graph)
     outputs = {o.name for o in probe.graph.output}
     probe.graph.output.extend(
         helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs if name not in outputs
     )
     sums: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="radon-gptq-") as tmp:
-        onnx.save_model(probe, str(Path(tmp) / manifest.model_file))
-        session = DecoderSession(tmp, manifest=manifest, threads=threads, verify=False)
+        if isinstance(model, onnx.ModelProto):
+            onnx.save_model(probe, str(Path(tmp) / manifest.model_file))
+        else:
+            model.write(Path(tmp), manifest.model_file, model=probe)
+        del probe
+        session = DecoderSession(tmp, manifest=manifest, threads=threads, verify=False, prepacking=False)
         for ids in samples:
             acts = session.session.run(inputs, prefill_feed(session, ids))
             for name, x in zip(inputs, acts):
-                x = x.reshape(-1, x.shape[-1]).astype(np.float64)
-                sums[name] = sums.get(name, 0.0) + x.T @ x
+                x = x.reshape(-1, x.shape[-1]).astype(np.float32)
+                if name in sums:
+                    sums[name] += x.T @ x
+                else:
+                    sums[name] = x.T @ x
+            del acts
+        del session
     return sums
 
 
-def solve(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
-          threads: int | None = None, progress: Any = None, budget: int = HESSIAN_BYTES) -> Solved:  # fmt: skip
-    """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model``.
+def _graph_of(model: Any) -> onnx.ModelProto:
+    return model if isinstance(model, onnx.ModelProto) else model.model
+
+
+def _reader(model: Any) -> Any:
+    """name -> float32 array of a weight, from a ModelProto or a ``stream.Source``."""
+    if isinstance(model, onnx.ModelProto):
+        weights = {t.name: t for t in model.graph.initializer}
+        return lambda name: numpy_helper.to_array(weights[name])
+    return model.array
+
+
+def output_error(weight: np.ndarray, approx: np.ndarray, hessian: np.ndarray, tokens: int) -> np.ndarray:
+    """(N,) float64: each output channel's mean squared error over the calibration tokens when the
+    weights (K, N) become ``approx``: ``diag(ΔWᵀ H ΔW) / tokens``, H = XᵀX (K, K)."""
+    delta = (approx - weight).astype(np.float32)
+    return ((hessian.astype(np.float32) @ delta) * delta).sum(0, dtype=np.float64) / max(tokens, 1)
+
+
+def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
+          threads: int | None = None, progress: Any = None, budget: int = HESSIAN_BYTES,
+          symmetric: bool = True, errors: dict[str, np.ndarray] | None = None,
+          round_weights: bool = True) -> Solved:  # fmt: skip
+    """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model`` (a ModelProto or
+    a ``stream.Source``, whose weights are read one at a time).
 
     Units are grouped by their input (units reading one tensor share its Hessian), and the groups into
     passes whose Hessians fit in ``budget`` bytes; each pass runs the calibration text once.
+    ``symmetric`` False: asymmetric blocks (``gptq_blocks``), with zero points. ``errors``, when given,
+    receives each unit's per-channel mean squared output error on that text (``output_error``), what
+    ``sensitivity`` weighs by the Fisher information. ``round_weights`` False: no GPTQ, only the errors of
+    round-to-nearest blocks (``--algorithm rtn``; ``hqq``'s own scales are not modelled).
     """
-    consumers = {n.name: n for n in model.graph.node}
+    graph = _graph_of(model)
+    consumers = {n.name: n for n in graph.graph.node}
     by_input: dict[str, list[Unit]] = {}
     for u in units:
         if u.op_type == "MatMul":
@@ -168,20 +270,31 @@ def solve(model: onnx.ModelProto, units: list[Unit], manifest: Any, samples: lis
     passes: list[list[Unit]] = [[]]
     held = 0
     for group in by_input.values():
-        size = group[0].shape[0] ** 2 * 8
+        size = group[0].shape[0] ** 2 * 4
         if passes[-1] and held + size > budget:
             passes.append([])
             held = 0
         passes[-1].extend(group)
         held += size
-    weights = {t.name: t for t in model.graph.initializer}
+    array = _reader(model)
     out: Solved = {}
+    tokens = int(sum(s.size for s in samples))
     for part in [p for p in passes if p]:
         hs = hessians(model, part, manifest, samples, threads)
         for u in part:
-            w = numpy_helper.to_array(weights[u.weight])
-            q, scales = gptq(w, hs[consumers[u.node].input[0]], block_size)
-            out[u.name] = (pack(q, block_size), np.ascontiguousarray(scales.T))
+            w = array(u.weight)
+            h = hs[consumers[u.node].input[0]]
+            if round_weights:
+                q, scales, zeros = gptq_blocks(w, h, block_size, symmetric=symmetric)
+                blocks = (pack(q, block_size), np.ascontiguousarray(scales.T))
+                out[u.name] = blocks if zeros is None else (*blocks, pack_zero_points(zeros))
+                zp = ZERO_POINT if zeros is None else np.repeat(zeros, block_size, 0)
+                approx = (q.astype(np.float32) - zp) * np.repeat(scales, block_size, 0)
+            else:
+                approx = rtn(w, block_size, symmetric)
+            if errors is not None:
+                errors[u.name] = output_error(w, approx, h, tokens)
+            del w, approx
             if progress is not None:
                 progress(u.name)
         del hs
@@ -197,9 +310,15 @@ def apply(model: onnx.ModelProto, units: list[Unit], solved: Solved) -> None:
         node = nodes.get(f"{u.weight}_Q4")
         if node is None or u.name not in solved:
             raise RadonError(f"gptq: no 4-bit MatMulNBits for {u.name} (please report)")
-        packed, scales = solved[u.name]
-        for name, value in ((node.input[1], packed), (node.input[2], scales)):
+        blocks = solved[u.name]
+        if len(blocks) != len(node.input) - 1:
+            raise RadonError(
+                f"gptq: {u.name}'s zero points differ between the graph and the solve (please report)"
+            )
+        for name, value in zip(node.input[1:], blocks):
             old = inits[name]
+            if int(np.prod(old.dims)) == value.size and len(old.dims) != value.ndim:
+                value = value.reshape(tuple(old.dims))  # the quantizer may store zero points flat
             if tuple(old.dims) != value.shape:
                 raise RadonError(
                     f"gptq: {name} is {tuple(old.dims)} in the graph, {value.shape} solved (please report)"

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ BLOCK_SIZES = (32, 64, 128)  # the CLI's choices; llama.cpp and genai use 32, GP
 DEFAULT_BLOCK_SIZE = 32  # int8-dynamic's embedding blocks, and the int4 blocks a caller of quantize_int4 gets
 KEEP_PRECISIONS = ("int8", "fp32")
 QDQ_OPSET = 21  # DequantizeLinear's block_size attribute and int4 types
+EIGHT_BIT_BLOCK = 32  # a kept unit's blocks: int8-dynamic's (int8.DYNAMIC_BLOCK)
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,6 @@ class Int4Options:
             raise RadonError(
                 "--int4-format qdq: --algorithm hqq writes zero points, which TensorRT's block DQ cannot take; "
                 "use rtn or gptq"
-            )
-        if self.algorithm == "gptq" and not self.symmetric:
-            raise RadonError(
-                "--no-symmetric: GPTQ (the default --algorithm) writes symmetric blocks; "
-                "add --algorithm rtn or hqq for blocks with zero points"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,11 +297,44 @@ def quantize_int4(
         out = _quantizer(out, _matmul_config(opts), [u.node for u in matmuls if u not in four], opts)
         if solved is not None:
             gptq.apply(out, four, solved)
-    embed = by_name.get(EMBED_UNIT)
+    return _finish(out, by_name.get(EMBED_UNIT), plan, opts)
+
+
+def quantize_int4_streamed(
+    src: Any, units: list[Unit], plan: Plan, opts: Int4Options, solved: Solved | None = None
+) -> onnx.ModelProto:
+    """``quantize_int4`` on a ``stream.Source``: each Linear is quantized in a graph of its own holding
+    only its weight (4 bits by onnxruntime's quantizer, then GPTQ's blocks; kept units by int8-dynamic's
+    8-bit config), so the fp32 model is never resident (``stream.py``). Same nodes and tensors."""
+    from radon.export.quantize.int8 import dynamic_config
+    from radon.export.quantize.stream import quantize_nbits_mixed
+
+    opts.check()
+    if opts.algorithm == "gptq" and solved is None:
+        raise RadonError("--algorithm gptq: solve the blocks first (radon.export.quantize.gptq.solve)")
+    if opts.fmt == "qdq" and plan.int8:
+        raise RadonError(
+            "--int4-format qdq: kept units stay float32 (no 8-bit Q/DQ MatMul); use --keep-precision fp32"
+        )
+    plan = effective_plan(plan, opts)
+    by_name = {u.name: u for u in units}
+    check_block_size([by_name[n] for n in plan.int4 + plan.int8], opts.block_size)
+    four_config, eight_config = _matmul_config(opts), dynamic_config()
+    configs = {u.name: four_config for u in units if u.op_type == "MatMul" and u.name in plan.int4}
+    configs |= {u.name: eight_config for u in units if u.op_type == "MatMul" and u.name in plan.int8}
+    out = quantize_nbits_mixed(src, units, configs)
+    if solved is not None:
+        gptq.apply(out, [u for u in units if u.op_type == "MatMul" and u.name in plan.int4], solved)
+    return _finish(out, by_name.get(EMBED_UNIT), plan, opts)
+
+
+def _finish(out: onnx.ModelProto, embed: Unit | None, plan: Plan, opts: Int4Options) -> onnx.ModelProto:
+    """The embedding at its precision (an int8 one in int8-dynamic's blocks of 32, so that a tied table
+    can be stored once, ``tied.py``), then the TensorRT spelling where asked."""
     if embed is not None and EMBED_UNIT in plan.int4:
         _quantize_embedding(out, embed, opts)
     elif embed is not None and EMBED_UNIT in plan.int8:
-        embedding_int8(out, embed, opts)
+        embedding_int8(out, embed, replace(opts, block_size=EIGHT_BIT_BLOCK))
     if opts.fmt == "qdq":
         from radon.export.quantize.block_dq import matmulnbits_to_dq
 

@@ -15,6 +15,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from radon.export.quantize.int4 import (
     check_block_size,
     effective_plan,
     embedding_int8,
-    quantize_int4,
+    quantize_int4_streamed,
 )
 from radon.export.quantize.int8 import (
     DEFAULT_SMOOTH_ALPHA,
@@ -54,13 +55,7 @@ from radon.export.quantize.int8 import (
     quantize_static_nodes,
     static_recipe,
 )
-from radon.export.quantize.sensitivity import (
-    DEFAULT_SENSITIVITY_SAMPLES,
-    Budget,
-    LogitsProbe,
-    MixedResult,
-    auto_mixed,
-)
+from radon.export.quantize.sensitivity import DEFAULT_SENSITIVITY_SAMPLES, Budget, MixedResult
 from radon.export.quantize.smooth import SMOOTHING_FILE, check_alpha, smoothed_source
 from radon.export.quantize.stream import Source
 from radon.export.quantize.tied import share_tied_table
@@ -72,7 +67,7 @@ from radon.runtime.memory import compact_heap, trim_heap
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "int8-dynamic", "int4")
-STREAMED = ("int8", "int8-dynamic")  # quantized a weight at a time (stream.py)
+STREAMED = PRECISIONS  # every precision is quantized a weight at a time (stream.py)
 # The shipped INT4 recipe ("auto"): keep the most KL-sensitive units at 8 bits until the mean KL on
 # calibration text is at most DEFAULT_INT4_BUDGET *and* at most half the all-4-bit KL, never growing the
 # model past DEFAULT_MAX_SIZE_RATIO of the fp32 artifact. 0.01 is a fifth of the int4 gate's KL (0.05):
@@ -80,7 +75,7 @@ STREAMED = ("int8", "int8-dynamic")  # quantized a weight at a time (stream.py)
 # mixed on every model, also one that plain round-to-nearest already fits (docs/quantization.md).
 DEFAULT_INT4_BUDGET = 0.01
 DEFAULT_RELATIVE_BUDGET = 0.5
-DEFAULT_MAX_SIZE_RATIO = 0.30
+DEFAULT_MAX_SIZE_RATIO = 0.195  # llama.cpp Q4_K_M of SmolLM2-135M: 105 MB of the 538 MB fp32 artifact
 PEER_FILES = ("config.json", "generation_config.json", "genai_config.json")
 PARITY_REPORT = "parity.md"
 
@@ -178,6 +173,7 @@ def quantize_artifact(
     trt_version: str = DEFAULT_TRT_VERSION,
     sensitivity_samples: int = DEFAULT_SENSITIVITY_SAMPLES,
     parity_options: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> QuantizeResult:
     """Quantize the fp32 artifact ``artifact`` into ``out`` (see the module docstring).
 
@@ -190,7 +186,7 @@ def quantize_artifact(
     written by ``radon calibrate`` whose table (and smoothing) static INT8 reuses. ``smooth_alpha``: static
     INT8's SmoothQuant migration strength (``smooth.py``; 0 = none); ``outlier_spread``: static INT8 keeps
     float32 the units whose smoothed input spreads past it (None = none). Raises RadonError (bad input) or
-    QualityGateError (parity), and then writes nothing.
+    QualityGateError (parity), and then writes nothing. ``progress``: called with a line per int4 stage.
     """
     from radon.export.parity_data import load_tokenizer
     from radon.runtime.session import DecoderSession
@@ -205,8 +201,7 @@ def quantize_artifact(
     if out.resolve() == artifact.resolve():
         raise RadonError(f"--out: {out} is the source artifact; write the quantized one elsewhere")
     manifest = read_manifest(artifact)  # verifies every file's sha256
-    # int8 and int8-dynamic read the fp32 weights a unit at a time (stream.py); int4's sensitivity search
-    # and GPTQ work on the whole model in memory
+    # every precision reads the fp32 weights a unit at a time (stream.py)
     src = Source(artifact / manifest.model_file) if precision in STREAMED else None
     model = src.model if src is not None else onnx.load(str(artifact / manifest.model_file))
     check_source(artifact, manifest, model)
@@ -292,9 +287,10 @@ def quantize_artifact(
             recipe["calibration"] = None
             recipe["int8"]["embedding"] = _dynamic_embedding(qmodel, units, kept_names, opts)
         else:
-            budget = _budget(auto_mixed_budget, max_size_ratio, weight_bytes(model))
-            qmodel, mixed, plan = _int4(model, units, kept_names, opts, manifest, cal_set, budget,
-                                        sensitivity_samples, threads)  # fmt: skip
+            # the cap is on the model file: a ratio of the fp32 artifact as written (a tied table once)
+            budget = _budget(auto_mixed_budget, max_size_ratio, _model_size(artifact, manifest))
+            qmodel, mixed, plan = _int4(src, artifact, units, kept_names, opts, manifest, cal_set, budget,
+                                        sensitivity_samples, threads, tied, progress)  # fmt: skip
             recipe["int4"] = opts.to_dict() | {
                 "tool": "onnxruntime.quantization.matmul_nbits_quantizer",
                 "ops": "MatMulNBits + GatherBlockQuantized" if opts.fmt == "matmulnbits" else "DequantizeLinear(block_size) + MatMul",
@@ -391,36 +387,74 @@ def _blocked(u: Unit, opts: Int4Options) -> bool:
     return u.name != EMBED_UNIT or (opts.quantize_embedding and opts.fmt == "matmulnbits")
 
 
-def _int4(model: onnx.ModelProto, units: list[Unit], kept: list[str], opts: Int4Options, manifest: Manifest,
-          cal_set: Any, budget: Budget | None, sensitivity_samples: int,
-          threads: int | None) -> tuple[onnx.ModelProto, MixedResult, Plan]:  # fmt: skip
-    """INT4 with the user's ``--keep`` and, with a budget, ``auto_mixed``'s choice of units kept wider."""
+def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts: Int4Options, manifest: Manifest,
+          cal_set: Any, budget: Budget | None, sensitivity_samples: int, threads: int | None, tied: bool,
+          progress: Callable[[str], None] | None) -> tuple[onnx.ModelProto, MixedResult, Plan]:  # fmt: skip
+    """INT4 with the user's ``--keep`` and, with a budget, the units kept wider by estimated sensitivity.
+
+    A bounded number of passes over calibration text, whatever the number of units (``sensitivity.py``):
+    one Fisher pass (PyTorch, ``sensitivity_samples`` samples), the Hessian passes (onnxruntime, every
+    sample; GPTQ and each unit's output error), then the model is built once, a weight at a time.
+    """
+    from radon.export.quantize import fisher as fisher_mod
+    from radon.export.quantize.sensitivity import choose_keeps, embedding_error, estimate
+
+    say = progress or (lambda _line: None)
     keep_precision = "fp32" if opts.fmt == "qdq" else opts.keep_precision
     blocked = [u for u in units if _blocked(u, opts)]
+    four = [u for u in blocked if u.name not in kept]  # what --keep leaves may still go to 4 bits
+    matmuls = [u for u in four if u.op_type == "MatMul"]
+    fisher: dict[str, Any] = {}
+    if budget is not None and four:
+        t0 = time.perf_counter()
+        fisher_samples = cal_set.samples[:sensitivity_samples]
+        model = fisher_mod.reference_model(artifact, manifest, src.array)
+        fisher = fisher_mod.fisher_diagonals(model, manifest, four, fisher_samples, threads=threads)
+        del model
+        trim_heap()
+        say(f"int4: Fisher information of {len(four)} units from {len(fisher_samples)} samples "
+            f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    errors: dict[str, Any] = {}
     solved = None
-    if opts.algorithm == "gptq":  # once: every candidate plan reuses the same solved blocks
-        from tqdm import tqdm
+    if matmuls and (opts.algorithm == "gptq" or budget is not None):
+        t0 = time.perf_counter()
+        done = [0]
 
-        four = [u for u in blocked if u.name not in kept]  # what --keep leaves may still go to 4 bits
-        with tqdm(total=sum(u.op_type == "MatMul" for u in four), desc="gptq", unit="unit", leave=False,
-                  disable=None) as bar:  # fmt: skip
-            solved = gptq.solve(model, four, manifest, cal_set.samples, opts.block_size, threads,
-                                progress=lambda _name: bar.update())  # fmt: skip
+        def tick(_name: str) -> None:
+            done[0] += 1
+            if done[0] % 20 == 0 or done[0] == len(matmuls):
+                say(f"int4: gptq {done[0]}/{len(matmuls)} units ({time.perf_counter() - t0:.0f} s)")
 
-    def build(four: list[str], eight: list[str], fp32: list[str]) -> onnx.ModelProto:
-        four = [n for n in four if any(u.name == n for u in blocked)]
-        return quantize_int4(model, units, Plan(four, eight, fp32), opts, solved)
-
-    probe = LogitsProbe(manifest, cal_set.samples[:sensitivity_samples], threads)
-    try:
-        reference = probe.logits(model)
-        mixed, qmodel = auto_mixed(build, blocked, probe, reference, budget=budget,
-                                   keep=dict.fromkeys(kept, keep_precision), keep_precision=keep_precision)  # fmt: skip
-    finally:
-        probe.close()
+        held = max(int(gptq.HESSIAN_SHARE * _model_size(artifact, manifest)), 1 << 24)
+        solved = gptq.solve(src, matmuls, manifest, cal_set.samples, opts.block_size, threads, progress=tick,
+                            budget=held, symmetric=opts.symmetric, errors=errors if budget is not None else None,
+                            round_weights=opts.algorithm == "gptq")  # fmt: skip
+        if opts.algorithm != "gptq":
+            solved = None
+    embed = next((u for u in four if u.name == EMBED_UNIT), None)
+    if embed is not None and budget is not None:
+        errors[EMBED_UNIT] = embedding_error(
+            src.array(embed.weight), cal_set.samples, opts.block_size, opts.symmetric
+        )
+    sensitivity = estimate(fisher, errors) if budget is not None else {}
+    if budget is not None and budget.max_bytes is not None:  # the cap is on the file: leave room for the rest
+        others = weight_bytes(src.model) - sum(4 * u.numel for u in blocked)  # norms, rotary, float units
+        budget = replace(budget, max_bytes=budget.max_bytes - others)
+    mixed = choose_keeps(blocked, sensitivity, budget=budget, keep=dict.fromkeys(kept, keep_precision),
+                         keep_precision=keep_precision, block_size=opts.block_size, symmetric=opts.symmetric,
+                         tied=tied)  # fmt: skip
+    mixed.sensitivity_tokens = (
+        int(sum(s.size for s in cal_set.samples[:sensitivity_samples])) if sensitivity else 0
+    )
+    if mixed.steps:
+        say(f"int4: kept {', '.join(s.unit for s in mixed.steps)} at {keep_precision} (estimated KL "
+            f"{mixed.kl_all_int4:.4g} -> {mixed.kl_final:.4g})")  # fmt: skip
     plan = effective_plan(Plan([u.name for u in blocked if u.name not in mixed.kept],
                                [n for n, p in mixed.kept.items() if p == "int8"],
                                [n for n, p in mixed.kept.items() if p == "fp32"] + [u.name for u in units if u not in blocked]), opts)  # fmt: skip
+    t0 = time.perf_counter()
+    qmodel = quantize_int4_streamed(src, units, plan, opts, solved)
+    say(f"int4: built the graph ({time.perf_counter() - t0:.0f} s)")
     return qmodel, mixed, plan
 
 

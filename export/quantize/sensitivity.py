@@ -1,32 +1,39 @@
-"""Per-layer sensitivity and ``--auto-mixed``: which units to keep wider so that INT4 meets a KL budget.
+"""Per-unit sensitivity and ``--auto-mixed``: which units to keep wider so that INT4 meets a KL budget.
 
 The measure is llama.cpp's ``perplexity --kl-divergence``: the mean over token positions of
-KL(p_fp32 || p_quantized) of the next-token distributions, here on calibration text (never the held-out
-text that parity gates on). A unit's *sensitivity* is that KL when only this unit is quantized and
-everything else is float32. ``auto_mixed`` starts from everything at 4 bits and keeps the most sensitive
-unit at ``keep_precision`` (8-bit or float32), re-measuring the real KL of the mixed model after each
-step (KL is not additive), until the mean KL is within the budget. Every step is recorded: the unit, its
-own sensitivity, the KL after keeping it, and the bytes it cost.
+KL(p_fp32 || p_quantized) of the next-token distributions. A unit's *sensitivity* is that KL when only
+this unit is at 4 bits, **estimated** rather than measured: ``½ Σ_c F_c · E[δy_c²]`` over its output
+channels, the diagonal Fisher information of the next-token distribution at the unit's output
+(``fisher.py``, one forward and backward pass of the calibration samples for every unit at once) times
+the channel's mean squared output error at 4 bits (``gptq.output_error``, from the Hessians GPTQ gathers
+anyway), each averaged over the tokens on its own. No model is rebuilt or run per unit, so the search
+costs a bounded number of passes over the calibration text however many units there are: its time
+grows linearly with the parameter count. (Its scale is off on a real model, docs/quantization.md: a few
+positions' "massive activations" have large errors where the gradient is small; the ranking is what
+``choose_keeps`` uses, and parity measures the real KL.)
+
+``choose_keeps`` then keeps the units that save the most estimated KL per byte at ``keep_precision``
+(8-bit or float32), the estimated KL of the model being the sum of its 4-bit units' own, until it is
+within the budget or the size cap stops it. Every step is recorded: the unit, its estimated KL, the
+estimated KL after keeping it, and the bytes it cost. The real KL is measured once, on held-out text, by
+parity.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
-from radon.export.quantize.graph import Unit, weight_bytes
+from radon.export.quantize.graph import EMBED_UNIT, LM_HEAD_UNIT, Unit
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SENSITIVITY_SAMPLES = 16
+DEFAULT_SENSITIVITY_SAMPLES = 16  # calibration samples of the Fisher pass
+INT8_BLOCK = 32  # int8-dynamic's block (int8.DYNAMIC_BLOCK), what a kept unit is stored in
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -46,36 +53,9 @@ def mean_kl(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
     return total / max(positions, 1)
 
 
-class LogitsProbe:
-    """Full-sequence logits of in-memory models on fixed samples, through ``DecoderSession``.
-
-    Each model is written to a scratch folder as the artifact's model file and run with the source
-    artifact's manifest, so the probe sees exactly the IO binding the runtime uses.
-    """
-
-    def __init__(self, manifest: Any, samples: list[np.ndarray], threads: int | None = None) -> None:
-        self.manifest = manifest
-        self.samples = samples
-        self.threads = threads
-        self._tmp = tempfile.TemporaryDirectory(prefix="radon-probe-")
-        self.runs = 0
-
-    def logits(self, model: onnx.ModelProto) -> list[np.ndarray]:
-        from radon.runtime.session import DecoderSession
-
-        folder = Path(self._tmp.name)
-        onnx.save_model(model, str(folder / self.manifest.model_file))
-        session = DecoderSession(folder, manifest=self.manifest, threads=self.threads)
-        self.runs += 1
-        return [session.step(s[None]).logits[0] for s in self.samples]
-
-    def close(self) -> None:
-        self._tmp.cleanup()
-
-
 @dataclass(frozen=True)
 class Budget:
-    """When ``auto_mixed`` stops keeping units wider.
+    """When ``choose_keeps`` stops keeping units wider.
 
     ``kl``: the mean-KL budget. ``relative``: also at most this fraction of the all-4-bit model's KL (the
     default recipe halves the 4-bit error even on a model that is already within ``kl``). ``max_bytes``:
@@ -92,30 +72,33 @@ class Budget:
 
 @dataclass
 class KeepStep:
-    """One step of ``auto_mixed``: a unit kept wider and what it changed."""
+    """One step of ``choose_keeps``: a unit kept wider and what it changed."""
 
     unit: str
     precision: str  # int8 | fp32
-    sensitivity_kl: float  # KL with only this unit at int4
-    kl_after: float  # KL of the whole mixed model after keeping it
-    bytes_added: int  # model bytes this keep cost over 4 bits
-    skipped: str | None = None  # why this unit was not kept after all (the size cap), else None
+    sensitivity_kl: float  # estimated KL with only this unit (or these units) at int4
+    kl_after: float  # estimated KL of the whole mixed model after keeping it
+    bytes_added: int  # model bytes this keep cost over 4 bits (negative: a tied table stored once)
 
 
 @dataclass
 class MixedResult:
-    """What ``auto_mixed`` decided and measured."""
+    """What ``choose_keeps`` decided, on estimates."""
 
     budget: float | None  # the KL target that applied (Budget.target), None without auto-mixed
-    sensitivity: dict[str, float]  # unit -> KL when only it is at int4
-    kl_all_int4: float
-    kl_final: float
+    sensitivity: dict[str, float]  # unit -> estimated KL when only it is at int4
+    kl_all_int4: float  # estimated, every unit but --keep at 4 bits
+    kl_final: float  # estimated, the chosen plan
     met: bool
     steps: list[KeepStep] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)  # unit -> int8 | fp32 (user --keep included)
     seconds: float = 0.0
-    sensitivity_tokens: int = 0
+    sensitivity_tokens: int = 0  # token positions of the Fisher pass
     rule: dict[str, Any] = field(default_factory=dict)  # the Budget it ran with
+    bytes: int = 0  # the units' weight bytes under the chosen plan (plan_bytes)
+    method: str = (
+        "estimated: ½ Σ over tokens and channels of Fisher diagonal x squared output error (fisher.py)"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -123,72 +106,125 @@ class MixedResult:
         return d
 
 
-Build = Callable[[list[str], list[str], list[str]], onnx.ModelProto]  # (int4, int8, fp32) -> model
+def unit_bytes(unit: Unit, precision: str, block_size: int, symmetric: bool = True) -> int:
+    """Bytes a unit's weights take at ``precision`` as ``quantize_int4`` stores them: int4 ``MatMulNBits``
+    / ``GatherBlockQuantized`` (two values a byte, one float32 scale a block, a 4-bit zero point a block
+    when asymmetric); int8 as int8-dynamic (``MatMulNBits`` bits 8, float32 scales in blocks of 32; the
+    embedding also a uint8 zero point a block); fp32."""
+    numel = unit.numel
+    if precision == "fp32":
+        return 4 * numel
+    if precision == "int8":
+        blocks = numel // INT8_BLOCK
+        return numel + 4 * blocks + (blocks if unit.op_type == "Gather" else 0)
+    blocks = numel // block_size
+    rows, per_row = (unit.shape[1], unit.shape[0] // block_size) if unit.op_type == "MatMul" else (
+        unit.shape[0], unit.shape[1] // block_size)  # fmt: skip
+    zero_points = 0 if symmetric else rows * ((per_row + 1) // 2)
+    return numel // 2 + 4 * blocks + zero_points
 
 
-def measure_sensitivity(build: Build, candidates: list[str], probe: LogitsProbe,
-                        reference: list[np.ndarray]) -> dict[str, float]:  # fmt: skip
-    """unit -> mean KL when only that unit is quantized to 4 bits."""
-    out = {}
-    for name in candidates:
-        model = build([name], [], [])
-        out[name] = mean_kl(reference, probe.logits(model))
-        log.info("sensitivity %-24s KL %.5f", name, out[name])
-    return out
+def plan_bytes(units: list[Unit], precisions: dict[str, str], block_size: int, symmetric: bool = True,
+               tied: bool = False) -> int:  # fmt: skip
+    """Bytes of the units' weights under ``precisions`` (unit -> int4 | int8 | fp32). A tied table whose
+    head and embedding are both int8 is stored once (``tied.py``): the embedding adds only its scales."""
+    total = 0
+    for u in units:
+        p = precisions[u.name]
+        if tied and u.name == EMBED_UNIT and p == "int8" and precisions.get(LM_HEAD_UNIT) == "int8":
+            total += 4 * (u.numel // INT8_BLOCK)
+        else:
+            total += unit_bytes(u, p, block_size, symmetric)
+    return total
 
 
-def auto_mixed(
-    build: Build,
+def estimate(fisher: dict[str, np.ndarray], errors: dict[str, np.ndarray]) -> dict[str, float]:
+    """unit -> estimated KL (nats per token) of quantizing that unit alone: ``½ Σ_c F_c · E[δy_c²]``, the
+    Fisher diagonal of each output channel (``fisher.py``) times its mean squared output error
+    (``gptq.output_error``), each averaged over the calibration tokens on its own."""
+    return {u: float(0.5 * np.dot(fisher[u], errors[u])) for u in errors if u in fisher}
+
+
+def embedding_error(
+    table: np.ndarray, samples: list[np.ndarray], block_size: int, symmetric: bool
+) -> np.ndarray:
+    """(hidden,) mean squared error of the looked-up rows over the calibration tokens when the (vocab,
+    hidden) table is in 4-bit blocks along hidden (round to nearest, as onnxruntime's quantizer stores it)."""
+    from radon.export.quantize import gptq
+
+    ids = np.concatenate([np.asarray(s, np.int64) for s in samples])
+    used, counts = np.unique(ids, return_counts=True)
+    rows = table[used].T.astype(np.float32)  # (hidden, used): blocks run along hidden, as GPTQ's K
+    approx = gptq.rtn(rows, block_size, symmetric)
+    return ((approx - rows) ** 2 * counts[None]).sum(1, dtype=np.float64) / ids.size
+
+
+def choose_keeps(
     units: list[Unit],
-    probe: LogitsProbe,
-    reference: list[np.ndarray],
+    sensitivity: dict[str, float],
     *,
     budget: Budget | None,
     keep: dict[str, str],
-    keep_precision: str = "int8",
-) -> tuple[MixedResult, onnx.ModelProto]:
-    """Keep the most sensitive units at ``keep_precision`` until the mean KL is within the budget.
+    keep_precision: str,
+    block_size: int,
+    symmetric: bool = True,
+    tied: bool = False,
+) -> MixedResult:
+    """Which units to keep at ``keep_precision``: the best estimated KL saved per byte first, until the
+    estimated KL is within the budget or no move fits under ``budget.max_bytes``.
 
-    ``keep`` holds the user's ``--keep`` (unit -> precision), which is never quantized to 4 bits; the
-    embedding is kept at ``int8`` only (an 8-bit ``GatherBlockQuantized``) or ``fp32``. ``budget`` None
-    measures the all-4-bit model and keeps nothing more. Returns the result and the final model.
+    The estimate is additive: the model's KL is the sum of its 4-bit units' own (``estimate``), so the
+    choice costs no model evaluation and every unit is weighed once. A move is one unit, or for a tied
+    model the LM head and the embedding together (both int8 share one table, ``tied.py``, which can cost
+    fewer bytes than both at 4 bits). ``keep``: the user's ``--keep`` (unit -> precision), never at 4 bits.
     """
     start = time.perf_counter()
     names = [u.name for u in units]
-    candidates = [n for n in names if n not in keep]
-
-    def assemble(kept: dict[str, str]) -> onnx.ModelProto:
-        four = [n for n in names if n not in kept]
-        eight = [n for n, p in kept.items() if p == "int8"]
-        return build(four, eight, [n for n, p in kept.items() if p == "fp32"])
-
-    sensitivity = measure_sensitivity(build, candidates, probe, reference) if budget is not None else {}
-    kept = dict(keep)
-    model = assemble(kept)
-    kl = kl_all = mean_kl(reference, probe.logits(model))
+    precisions = {n: keep.get(n, "int4") for n in names}
+    size = plan_bytes(units, precisions, block_size, symmetric, tied)
+    four = lambda: sum(sensitivity.get(n, 0.0) for n, p in precisions.items() if p == "int4")  # noqa: E731
+    kl = kl_all = four()
     target = budget.target(kl_all) if budget is not None else None
+    moves: list[tuple[str, ...]] = [(n,) for n in names if n not in keep and n in sensitivity]
+    if (
+        tied
+        and EMBED_UNIT in names
+        and LM_HEAD_UNIT in names
+        and not ({EMBED_UNIT, LM_HEAD_UNIT} & set(keep))
+    ):
+        moves.append((LM_HEAD_UNIT, EMBED_UNIT))
     steps: list[KeepStep] = []
-    ranking = sorted(sensitivity, key=sensitivity.get, reverse=True)
-    size = weight_bytes(model)
-    while target is not None and kl > target and ranking:
-        name = ranking.pop(0)
-        trial = {**kept, name: keep_precision}
-        candidate = assemble(trial)
-        new_size = weight_bytes(candidate)
-        if budget.max_bytes is not None and new_size > budget.max_bytes:
-            steps.append(KeepStep(name, keep_precision, sensitivity[name], kl, new_size - size,
-                                  skipped=f"would grow the weights to {new_size} bytes, past the cap {budget.max_bytes}"))  # fmt: skip
-            continue
-        kept, model = trial, candidate
-        kl = mean_kl(reference, probe.logits(model))
-        steps.append(KeepStep(name, keep_precision, sensitivity[name], kl, new_size - size))
-        size = new_size
-        log.info("auto-mixed: kept %s at %s -> KL %.5f", name, keep_precision, kl)
+    while target is not None and kl > target:
+        options = []
+        for move in moves:
+            if all(precisions[n] != "int4" for n in move):
+                continue
+            trial = {**precisions, **dict.fromkeys(move, keep_precision)}
+            gain = sum(sensitivity[n] for n in move if precisions[n] == "int4")
+            cost = plan_bytes(units, trial, block_size, symmetric, tied) - size
+            options.append((gain / cost if cost > 0 else float("inf"), gain, move, trial, cost))
+        fits = [o for o in options if budget.max_bytes is None or size + o[4] <= budget.max_bytes]
+        if not fits or not any(o[1] > 0 for o in fits):
+            break
+        _, gain, move, trial, cost = max(fits, key=lambda o: (o[0], o[1]))
+        precisions, size = trial, size + cost
+        kl = four()
+        steps.append(KeepStep("+".join(move), keep_precision, gain, kl, cost))
+        log.info(
+            "auto-mixed: kept %s at %s (estimated KL %.5f, %+d bytes)",
+            "+".join(move),
+            keep_precision,
+            gain,
+            cost,
+        )
+    kept = {n: p for n, p in precisions.items() if p != "int4"}
     result = MixedResult(
         budget=target, sensitivity=sensitivity, kl_all_int4=kl_all, kl_final=kl,
-        met=target is None or kl <= target, steps=steps, kept=kept, seconds=round(time.perf_counter() - start, 2),
-        sensitivity_tokens=int(sum(s.size for s in probe.samples)), rule=asdict(budget) if budget else {},
+        met=target is None or kl <= target, steps=steps, kept=kept, seconds=round(time.perf_counter() - start, 3),
+        rule=asdict(budget) if budget else {}, bytes=size,
     )  # fmt: skip
     if not result.met:
-        log.warning("auto-mixed: KL %.4f still above the budget %.4f (every unit tried)", kl, target)
-    return result, model
+        log.info(
+            "auto-mixed: estimated KL %.4f above the target %.4f where the size cap stops it", kl, target
+        )
+    return result

@@ -1,4 +1,4 @@
-"""Quantization that holds one fp32 weight at a time (int8-dynamic and static int8).
+"""Quantization that holds one fp32 weight at a time (int8-dynamic, static int8 and int4).
 
 The fp32 artifact is opened as a skeleton (``onnx_stream.load_skeleton``: the graph, every weight read
 from its file when asked), so ``radon quantize`` never holds the fp32 model. Each Linear unit is
@@ -127,17 +127,26 @@ def _assemble(src: Source, replace: Callable[[onnx.NodeProto], Replacement | Non
 def quantize_nbits(src: Source, units: list[Unit], keep: Iterable[str], config: Any) -> onnx.ModelProto:
     """``MatMulNBitsQuantizer(model, algo_config=config, nodes_to_exclude=...).process()`` for the Linear
     ``units`` not in ``keep``, one weight at a time (QOperator ``MatMulNBits``; no value_info kept)."""
+    kept = set(keep)
+    return quantize_nbits_mixed(
+        src, units, {u.name: config for u in units if u.op_type == "MatMul" and u.name not in kept}
+    )
+
+
+def quantize_nbits_mixed(src: Source, units: list[Unit], configs: dict[str, Any]) -> onnx.ModelProto:
+    """``quantize_nbits`` with a quantizer config per unit (unit name -> config; e.g. 4 bits for most,
+    int8-dynamic's 8 bits for the units mixed precision keeps wider); the other units stay float32."""
     from radon.export.quantize.int4 import import_nbits_quantizer
 
-    quantizer = import_nbits_quantizer().DefaultWeightOnlyQuantizer(config)
-    kept = set(keep)
-    targets = {u.node: u for u in units if u.op_type == "MatMul" and u.name not in kept}
+    nbits = import_nbits_quantizer()
+    quantizers = {id(c): nbits.DefaultWeightOnlyQuantizer(c) for c in configs.values()}
+    targets = {u.node: u for u in units if u.op_type == "MatMul" and u.name in configs}
 
     def replace(node: onnx.NodeProto) -> Replacement:
         unit = targets[node.name]
         graph = onnx.GraphProto()
         src.add_to(graph.initializer, unit.weight)
-        nodes = quantizer.quantize(node, [graph])
+        nodes = quantizers[id(configs[unit.name])].quantize(node, [graph])
         return list(nodes), [t for t in graph.initializer if t.name != unit.weight], {}
 
     out = _assemble(src, replace, set(targets))

@@ -71,8 +71,7 @@ def test_correlated_inputs_lower_the_output_error(weight: np.ndarray) -> None:
 
 
 def test_gptq_refuses_what_it_cannot_write(weight: np.ndarray) -> None:
-    with pytest.raises(RadonError, match="symmetric"):
-        Int4Options(algorithm="gptq", symmetric=False).check()
+    Int4Options(algorithm="gptq", symmetric=False).check()  # asymmetric GPTQ blocks are written too
     model = helper.make_model(helper.make_graph([], "g", [], []))
     with pytest.raises(RadonError, match="solve the blocks first"):
         quantize_int4(model, [], Plan([]), Int4Options(algorithm="gptq"))

@@ -10,25 +10,29 @@ import pytest
 
 
 def test_int4_default_recipe_passes_its_gate(quantized) -> None:
+    from quant_testing import attrs
     from radon.runtime.contract import read_manifest
     from radon.runtime.session import DecoderSession
 
     r = quantized("int4", precision="int4")
     mixed = r.mixed
     assert r.parity.passed and mixed is not None
-    # the shipped rule: KL at most 0.01 and at most half the all-4-bit KL, so something is always kept
+    # the shipped rule: estimated KL at most 0.01 and at most half the all-4-bit estimate, within 0.195x the
+    # fp32 file; this toy's table is a third of its weights, so the size cap is what stops it
     assert mixed.budget == pytest.approx(min(0.01, mixed.kl_all_int4 / 2))
-    assert mixed.met and mixed.kl_final <= mixed.kl_all_int4 / 2 and mixed.kept
-    assert mixed.rule == {"kl": 0.01, "relative": 0.5, "max_bytes": mixed.rule["max_bytes"]}
+    assert mixed.kept and mixed.kl_final < mixed.kl_all_int4
+    assert mixed.rule["kl"] == 0.01 and mixed.rule["relative"] == 0.5
+    assert mixed.bytes <= mixed.rule["max_bytes"]
     m = read_manifest(r.path)
     q = m.quantization
     # the default block: the largest of 128, 64, 32 dividing every unit (hidden 64, intermediate 128)
     assert q["int4"]["block_size"] == 64 and q["int4"]["fmt"] == "matmulnbits"
     nbits = [n for n in onnx.load(str(r.path / "model.onnx")).graph.node if n.op_type == "MatMulNBits"]
-    assert nbits and all(onnx.helper.get_attribute_value(a) == 64 for n in nbits for a in n.attribute
-                         if a.name == "block_size")  # fmt: skip
+    sizes = {(attrs(n)["bits"], attrs(n)["block_size"]) for n in nbits}
+    assert sizes <= {(4, 64), (8, 32)} and (4, 64) in sizes  # kept units: int8-dynamic's blocks of 32
     assert {q["layers"]["embed_tokens"], q["layers"]["lm_head"]} <= {"int4", "int8"}
-    assert set(q["mixed"]["sensitivity"]) == set(q["layers"])  # every unit measured
+    assert set(q["mixed"]["sensitivity"]) == set(q["layers"])  # every unit estimated
+    assert q["mixed"]["method"].startswith("estimated") and q["mixed"]["sensitivity_tokens"] > 0
     ops = {n.op_type for n in onnx.load(str(r.path / "model.onnx")).graph.node}
     assert {"MatMulNBits", "GatherBlockQuantized"} <= ops and "MatMul" not in ops and "Gather" not in ops
     assert m.opset["ai.onnx"] == 17  # the embedding path did not force opset 21 on an opset-17 graph
