@@ -51,9 +51,10 @@ TRT_CACHE = "calibration.cache"
 CALIBRATION_META = "calibration_meta.json"
 TYPED_MODEL = "model_typed.onnx"
 EXTERNAL_DATA_BYTES = 1 << 30
-# The histogram methods hold every activation of a calibration step at once (all are outputs): run the
-# feeds once per group of outputs instead (docs/export.md, "Memory"). The mask probe runs on a short prefill.
-OUTPUT_GROUPS = 2
+# The histogram methods hold every activation of a calibration step at once (all are outputs); with
+# OUTPUT_GROUPS > 1 the feeds run once per group of outputs instead. 2 groups did not lower SmolLM2's
+# measured peak (docs/quantization.md, "Static INT8 on real models"), so the default is one pass. The mask probe runs on a short prefill.
+OUTPUT_GROUPS = 1
 PROBE_TOKENS = 16
 
 
