@@ -48,11 +48,17 @@ INT_LIMIT = 2**63  # every integer parameter fits in int64
 FUSED_LOWERINGS = ("ort", "trt-plugin")  # attention lowerings that are one fused kernel
 
 
+def _is_numpy_bool(value: object) -> bool:
+    """numpy's bool scalar without importing numpy: ``numpy.bool_`` (1.x) is ``numpy.bool`` in 2.x."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+
+
 def check_bool(name: str, value: object, *, optional: bool = False) -> bool | None:
     """``value`` as a bool: True/False only (not 0/1, not a string); None when ``optional``."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_ too
+    if isinstance(value, bool) or _is_numpy_bool(value):
         return bool(value)
     raise ConfigError(f"{name}: expected true or false, got {_shown(value)}")
 

@@ -9,6 +9,7 @@ import pytest
 
 from radon.errors import ConfigError
 from radon.runtime.params import (
+    check_bool,
     check_stop_strings,
     check_text,
     make_params,
@@ -53,6 +54,13 @@ def test_numpy_scalars_and_ints_for_floats_are_accepted() -> None:
     p = make_params(temperature=np.float32(0.5), top_k=np.int64(3), seed=np.uint64(7), top_p=1)
     assert (p.temperature, p.top_k, p.seed, p.top_p) == (0.5, 3, 7, 1.0)
     assert isinstance(p.temperature, float) and isinstance(p.top_p, float)
+
+
+def test_numpy_bools_are_bools_and_numpy_ints_are_not() -> None:
+    # numpy 2 names its scalar numpy.bool (1.x: numpy.bool_, the Triton environment's numpy)
+    assert check_bool("use_cache", np.True_) is True and check_bool("use_cache", np.bool_(False)) is False
+    with pytest.raises(ConfigError, match="use_cache: expected true or false"):
+        check_bool("use_cache", np.int64(1))
 
 
 def test_do_sample_follows_transformers() -> None:
