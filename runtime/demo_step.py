@@ -52,12 +52,13 @@ def serve_once(
 
     from radon.runtime import load
     from radon.runtime.server import create_app
+    from radon.runtime.server.limits import uvicorn_settings
 
     app = create_app(load(artifact, threads=threads), max_batch=1, model_name=model_name)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{route}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **uvicorn_settings(app)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
