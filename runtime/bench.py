@@ -290,6 +290,7 @@ def measure(
             entry["skipped"] = peer.skipped
             continue
         try:
+            log.info("bench: loading and warming up %s", peer.label)
             w = Worker(peer, args, log_dir)
             entry.update(load_s=w.ready["load_s"], version=w.ready.get("version"))
             w.phase = "warm-up"
@@ -307,6 +308,7 @@ def measure(
     gen_peak: dict[str, int] = {}
     live = list(workers)
     for r in range(runs):
+        log.info("bench: round %d of %d (%d engines)", r + 1, runs, len(live))
         for w in live[r % max(1, len(live)) :] + live[: r % max(1, len(live))]:
             s = samples[w.peer.name]
             w.phase = f"round {r + 1}"

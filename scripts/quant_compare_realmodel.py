@@ -127,6 +127,9 @@ def build_radon(
     failed: dict[str, str] = {}
     for precision, given in (("fp32", args.fp32), ("int8-dynamic", args.int8), ("int4", args.int4),
                              ("int8", args.int8_static)):  # fmt: skip
+        if precision == "int8" and args.no_static_int8:
+            failed[precision] = "left out of this run (--no-static-int8)"
+            continue
         path = given or args.work / f"radon-{state}" / precision
         why = refused(path)
         if why and not given:
@@ -337,8 +340,12 @@ def goals(rows: list[Row], names: list[str]) -> list[str]:
 
 
 def speed(radon: dict[str, Path], peers: list[Any], args: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
     from radon.runtime.bench import measure
 
+    logging.basicConfig(format="%(message)s")  # its progress lines: each engine's load, each round
+    logging.getLogger("radon.runtime.bench").setLevel(logging.INFO)
     arts = [radon[p] for p in ("fp32", "int8-dynamic", "int4") if p in radon]
     say(f"speed: {len(arts)} RADON engines and {len(peers)} peers, {args.runs} interleaved rounds "
         f"(prompt 128 + 128 new, pp128, pp512; about a minute a round)")  # fmt: skip
@@ -403,6 +410,8 @@ def main() -> int:
         "--int4", type=Path, help="RADON's int4 artifact (default: built with the default recipe)"
     )
     ap.add_argument("--int8-static", type=Path, help="RADON's static int8 artifact (default: built)")
+    ap.add_argument("--no-static-int8", action="store_true",
+                    help="leave the static int8 out (on 2 busy cores its calibration takes the longest)")  # fmt: skip
     ap.add_argument("--tokens", type=int, default=1024, help="held-out tokens per text (default 1024)")
     ap.add_argument(
         "--text", type=Path, nargs="*", help="held-out texts (default: eval en, code, ru, and GPL-3)"
