@@ -28,9 +28,11 @@ What it does, each step printed as it starts, with the time so far:
    against llama.cpp (f32, Q8_0, Q4_0, Q4_K_M, the shipped Q4_1) and genai (fp32, int4), every engine
    in its own process, interleaved rounds, 2 threads; decode tok/s (median), prefill, peak RSS.
 
-Prints Markdown (also written to ``--work``, with the JSON of everything). A first run with nothing
-cached takes about 30 minutes on 2 shared cores (quantizing 8, building peers 5, quality 10, speed
-5); a rerun with everything cached, about 15.
+Prints Markdown (also written to ``--work``, with the JSON of everything). Measured on 2 shared cores
+(load average 6-20, 2026-12-06): a first run builds for about 40 minutes (the fp32 export 2, int8-dynamic
+2, that day's work-in-progress int4 26, genai 8, llama.cpp 1, weight-only conversions 2; the static int8
+more); then, with everything cached, quality takes about 75 s a row at 512 tokens per text (11 rows)
+and speed about 3 minutes a round: about 40 minutes at the defaults (1,024 tokens, 5 rounds).
 """
 
 from __future__ import annotations
@@ -450,7 +452,7 @@ def main() -> int:
 
     md = [f"## SmolLM2-135M-Instruct: RADON against llama.cpp and onnxruntime-genai ({report['date']})", "",
           f"host: {host_summary()}; {versions(bench_venv_python())}",
-          f"RADON rows: export/ at {state} (HEAD {report['head']}) where built here; the artifacts: "
+          f"RADON rows (HEAD {report['head']}; what this run built used export/ at {state}): "
           + ", ".join(f"{k} `{v}`" for k, v in radon.items())]  # fmt: skip
     if args.only != "speed":
         rows = quality_rows(radon, radon_failed, peers, args, log_file)
