@@ -58,6 +58,40 @@ def test_asymmetric_gptq_blocks_run_in_matmulnbits_as_numpy_decodes_them() -> No
     assert np.linalg.norm(x @ ours - x @ w) < np.linalg.norm(x @ rtn - x @ w)
 
 
+def test_asymmetric_gptq_blocks_replace_the_quantizers_in_the_graph() -> None:
+    """--no-symmetric with GPTQ: onnxruntime's quantizer builds MatMulNBits with zero points, GPTQ's blocks
+    overwrite all three tensors, and the graph computes x @ the dequantized weights."""
+    import onnxruntime as ort
+
+    from radon.export.quantize.graph import units_of
+    from radon.export.quantize.int4 import Int4Options, Plan, quantize_int4
+
+    rng = np.random.default_rng(4)
+    w = (rng.standard_normal((K, N)) * 0.05 + 0.02).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "l.weight"], ["y"], name="l.MatMul")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, K])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, N])], [numpy_helper.from_array(w, "l.weight")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    units = units_of(model)
+    x = rng.standard_normal((64, K)).astype(np.float32)
+    q, scales, zeros = gptq.gptq_blocks(w, x.T @ x, BLOCK, symmetric=False)
+    assert zeros is not None
+    solved = {
+        units[0].name: (gptq.pack(q, BLOCK), np.ascontiguousarray(scales.T), gptq.pack_zero_points(zeros))
+    }
+    opts = Int4Options(block_size=BLOCK, symmetric=False, accuracy_level=0)
+    out = quantize_int4(model, units, Plan([units[0].name]), opts, solved)
+    inits = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    assert np.array_equal(inits["l.weight_zero_points"].reshape(N, -1), gptq.pack_zero_points(zeros))
+    y = ort.InferenceSession(out.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x[:1]}
+    )[0]
+    dq = (q.astype(np.float32) - np.repeat(zeros, BLOCK, 0)) * np.repeat(scales, BLOCK, 0)
+    assert np.allclose(y, x[:1] @ dq, atol=1e-4)
+
+
 def test_symmetric_rtn_matches_onnxruntime_quantizer() -> None:
     from radon.export.quantize.int4 import import_nbits_quantizer
 
