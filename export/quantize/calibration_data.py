@@ -13,6 +13,7 @@ quantized artifact's manifest carries: the same ids give the same calibration.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
@@ -88,6 +89,17 @@ def check_not_held_out(files: list[Path]) -> None:
             )
 
 
+def _decode_window(path: Path, data: bytes) -> str:
+    """A window of bytes as UTF-8 text; a window may cut a character at either end, nothing else."""
+    head = 0
+    while head < min(3, len(data)) and 0x80 <= data[head] <= 0xBF:  # continuation bytes of a cut char
+        head += 1
+    try:  # an incremental decoder leaves a character cut at the end undecoded instead of failing
+        return codecs.getincrementaldecoder("utf-8")("strict").decode(data[head:], final=False)
+    except UnicodeDecodeError as exc:
+        raise RadonError(f"--calibration-data: {path} is not UTF-8 text ({exc.reason})") from None
+
+
 def _windows(path: Path, count: int, chars: int) -> list[str]:
     """``count`` windows of about ``chars`` characters, evenly spaced over the file."""
     size = path.stat().st_size
@@ -97,7 +109,7 @@ def _windows(path: Path, count: int, chars: int) -> list[str]:
         starts = np.linspace(0, max(size - want, 0), num=count).astype(np.int64) if count > 1 else [0]
         for start in dict.fromkeys(int(s) for s in starts):
             f.seek(start)
-            text = f.read(want).decode("utf-8", errors="ignore")
+            text = _decode_window(path, f.read(want))
             if start:  # drop the partial first line
                 text = text.split("\n", 1)[-1]
             out.append(text[:chars])
