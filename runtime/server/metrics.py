@@ -1,24 +1,23 @@
-"""Server counters in Prometheus' text exposition format (version 0.0.4), without a client library.
+"""Server counters for ``GET /metrics``, kept by ``prometheus_client`` in a registry of the server's own.
 
-Counters end in ``_total``, summaries expose ``_sum`` and ``_count``, as Prometheus' naming guide
-asks; everything is guarded by one lock because the scheduler thread and the event loop both write.
+Counters end in ``_total``, summaries expose ``_sum`` and ``_count``, as Prometheus' naming guide asks.
+The registry is per server (not the process-wide default), so two apps in one process (tests, the
+demo) never share or collide; ``prometheus_client`` is thread-safe, so the scheduler thread and the
+event loop both write without a lock here.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, disable_created_metrics
+from prometheus_client.exposition import generate_latest
+
+disable_created_metrics()  # no *_created series: a scrape shows what the server counts, nothing else
+# The text exposition format, version 0.0.4, which generate_latest writes.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    esc = {
-        k: str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for k, v in labels.items()
-    }
-    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(esc.items())) + "}"
+KINDS = {"counter": Counter, "gauge": Gauge, "summary": Summary}
 
 
 class Metrics:
@@ -41,43 +40,39 @@ class Metrics:
         "radon_requests_refused_total": ("counter", "requests refused by a limit, by reason"),
         "radon_limit": ("gauge", "the server's limits, by name (bytes, seconds, requests)"),
     }
+    LABELS = {
+        "radon_requests_total": ("route", "status"),
+        "radon_requests_refused_total": ("reason",),
+        "radon_limit": ("limit",),
+    }
 
     def __init__(self, info: dict[str, str]) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self._values["radon_model_info"][_labels(info)] = 1.0
-        self._values["radon_queue_depth"][""] = 0.0
-        self._values["radon_requests_in_progress"][""] = 0.0
-        self._values["radon_requests_active"][""] = 0.0
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = {**self.LABELS, "radon_model_info": tuple(sorted(info))}
+        self._metrics: dict[str, Any] = {
+            name: KINDS[kind](name, text, labelnames=labels.get(name, ()), registry=self.registry)
+            for name, (kind, text) in self.HELP.items()
+        }
+        self.set("radon_model_info", 1.0, **info)
+
+    def _series(self, name: str, labels: dict[str, str]) -> Any:
+        metric = self._metrics[name]
+        return metric.labels(**labels) if labels else metric
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        with self._lock:
-            self._values[name][_labels(labels)] += value
+        self._series(name, labels).inc(value)
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        with self._lock:
-            self._values[name][_labels(labels)] = value
+        self._series(name, labels).set(value)
 
     def observe(self, name: str, value: float) -> None:
         """Add one observation to a summary (sum and count)."""
-        with self._lock:
-            self._values[name + "_sum"][""] += value
-            self._values[name + "_count"][""] += 1
+        self._metrics[name].observe(value)
 
     def value(self, name: str, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(name, {}).get(_labels(labels), 0.0)
+        """One sample's value (a summary's ``NAME_sum`` / ``NAME_count`` too); 0 where none is recorded."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def render(self) -> str:
         """The exposition text: ``# HELP``, ``# TYPE`` and one line per labelled sample."""
-        lines: list[str] = []
-        with self._lock:
-            for name, (kind, help_text) in self.HELP.items():
-                series = [(name, self._values.get(name, {}))]
-                if kind == "summary":
-                    series = [(name + s, self._values.get(name + s, {"": 0.0})) for s in ("_sum", "_count")]
-                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-                for sample, values in series:
-                    for labels, v in sorted(values.items()):
-                        lines.append(f"{sample}{labels} {v:.17g}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()

@@ -234,7 +234,7 @@ def wait_for_metric(server, name: str, value: float) -> None:
     deadline = time.time() + HANG_GUARD
     while time.time() < deadline:
         text = httpx.get(f"{server.url}/metrics", headers=AUTH).text
-        if re.search(rf"^{name} {value:g}$", text, re.M):
+        if re.search(rf"^{name} {float(value)!r}$", text, re.M):
             return
         time.sleep(0.02)
     raise AssertionError(f"{name} never reached {value}")

@@ -85,10 +85,10 @@ def test_metrics_show_limits_and_refusals(server):
     httpx.get(f"{server.url}/v1/models")  # no key: one refusal
     text = httpx.get(f"{server.url}/metrics", headers=AUTH).text
     assert KEY not in text
-    assert re.search(r'^radon_limit\{limit="max_queue"\} 256$', text, re.M)
-    assert re.search(r'^radon_limit\{limit="header_timeout"\} 1$', text, re.M)
+    assert re.search(r'^radon_limit\{limit="max_queue"\} 256\.0$', text, re.M)
+    assert re.search(r'^radon_limit\{limit="header_timeout"\} 1\.0$', text, re.M)
     assert re.search(r'^radon_requests_refused_total\{reason="unauthorized"\} [1-9]', text, re.M)
-    assert re.search(r"^radon_requests_active 0$", text, re.M)
+    assert re.search(r"^radon_requests_active 0\.0$", text, re.M)
 
 
 def _exchange(sock: socket.socket, payload: bytes) -> bytes:
