@@ -77,13 +77,16 @@ def chat_artifact(root: Path, template: str | None = CHATML, seed: int = 7) -> t
 
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    """``app`` under a real uvicorn in a thread of this process, on a free loopback port; yields its URL."""
+    """``app`` (from ``create_app``) under a real uvicorn in a thread of this process, on a free loopback
+    port, with ``radon serve``'s own protocol settings (``limits.uvicorn_settings``); yields its URL."""
     import uvicorn
+
+    from radon.runtime.server.limits import uvicorn_settings
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_settings(app)))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 30  # hang guard only: no test asserts how long anything takes

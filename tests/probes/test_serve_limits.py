@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,33 +40,20 @@ HANG_GUARD = 30  # seconds: a probe that waits this long has failed; no probe as
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    from chat_testing import chat_artifact
+    from chat_testing import chat_artifact, serving
 
     import radon.runtime
     from radon.runtime.server import create_app
-    from radon.runtime.server.limits import Limits, uvicorn_settings
+    from radon.runtime.server.limits import Limits
 
     _, artifact = chat_artifact(tmp_path_factory.mktemp("serve_limits"))
     limits = Limits(max_body_bytes=BODY_LIMIT, header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT,
                     keep_alive_timeout=1, max_connections=MAX_CONNECTIONS, max_concurrent_requests=MAX_CONCURRENT,
                     max_queue=MAX_QUEUE, max_prompt_chars=CHARS_LIMIT, api_key=KEY)  # fmt: skip
     app = create_app(radon.runtime.load(artifact, threads=1), model_name="m", limits=limits)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="critical", lifespan="on", **uvicorn_settings(app))
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + HANG_GUARD
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    port = sock.getsockname()[1]
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", port=port, artifact=artifact)
-    srv.should_exit = True
-    thread.join(timeout=HANG_GUARD)
-    sock.close()
+    with serving(app) as url:  # radon serve's own protocol settings (limits.uvicorn_settings)
+        port = int(url.rsplit(":", 1)[1])
+        yield SimpleNamespace(url=url, port=port, artifact=artifact)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from chat_testing import serving
 
 import radon.runtime
 
@@ -34,25 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def server(text_artifact):
     from radon.runtime.server import create_app
-    from radon.runtime.server.limits import Limits, uvicorn_settings
+    from radon.runtime.server.limits import Limits
 
     gen = radon.runtime.load(text_artifact, threads=1)
     app = create_app(gen, model_name="m", limits=Limits(api_key=KEY, header_timeout=HEADER_TIMEOUT))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_settings(app)))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + HANG_GUARD
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    port = sock.getsockname()[1]
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", port=port, gen=gen)
-    srv.should_exit = True
-    thread.join(timeout=HANG_GUARD)
-    sock.close()
+    with serving(app) as url:  # radon serve's own protocol settings (limits.uvicorn_settings)
+        port = int(url.rsplit(":", 1)[1])
+        yield SimpleNamespace(url=url, port=port, gen=gen)
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
