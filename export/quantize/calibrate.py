@@ -34,7 +34,12 @@ import onnx
 from radon.errors import RadonError
 from radon.export.quantize.calibration_data import CalibrationSet
 from radon.export.quantize.graph import Unit, annotate_types
-from radon.export.quantize.reader import PATHS, DecoderCalibrationReader, build_feeds
+from radon.export.quantize.reader import (
+    PATHS,
+    DecoderCalibrationReader,
+    build_feeds,
+    statistics_session_options,
+)
 from radon.export.quantize.smooth import SMOOTHING_FILE, Smoothing, plan_smoothing, smoothed_source
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION, write_trt_cache
 from radon.integrity import read_json, write_json
@@ -145,14 +150,7 @@ def calibrate_model(
             typed_model, None, augmented_model_path=str(work / "augmented.onnx"), calibrate_method=ort_method(method),
             use_external_data_format=typed_model.with_name(typed_model.name + ".data").exists(), extra_options=extra,
         )  # fmt: skip
-    opts = ort.SessionOptions()
-    # the calibrator's own session's settings, then one copy of the weights (no prepacking: the external
-    # data stays mapped; MatMuls then round differently in the last bits, docs/export.md "Memory")
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.disable_prepacking", "1")
+    opts = statistics_session_options(threads)  # the calibrator's own settings, one copy of the weights
     # every activation is an output here: without the arena each is freed once handed over, instead of
     # the arena keeping its high-water mark (and the growth steps above it)
     opts.enable_cpu_mem_arena = False

@@ -33,6 +33,22 @@ PATHS = ("prefill", "decode")
 Feed = dict[str, np.ndarray]
 
 
+def statistics_session_options(threads: int | None) -> Any:
+    """Session options for a graph that reads activations (calibration, smoothing statistics): no graph
+    optimization (the named tensors must survive), no spinning, and one copy of the weights (no
+    prepacking: external data stays mapped; MatMuls then round differently in the last bits,
+    docs/export.md "Memory")."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.disable_prepacking", "1")
+    return opts
+
+
 def prefill_feed(session: Any, ids: np.ndarray) -> Feed:
     """The contract-4 feed of a prompt ``ids`` (T,) with an empty past."""
     t = ids.size

@@ -42,6 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from radon.errors import RadonError
 from radon.export.quantize.graph import Unit
+from radon.export.quantize.reader import statistics_session_options
 from radon.export.quantize.stream import Source
 
 log = logging.getLogger(__name__)
@@ -308,12 +309,7 @@ def input_absmax(src: Source, units: Sequence[Unit], feeds: Sequence[dict[str, n
     del model.graph.value_info[:]
     path = src.write(work, "smooth_stats.onnx", model)
     del model
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.disable_prepacking", "1")
+    opts = statistics_session_options(threads)
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = list(dict.fromkeys(wanted.values()))
     inputs = {i.name for i in session.get_inputs()}
