@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from radon.data.mixture import expand_mixture
 from radon.errors import RadonError
 
 log = logging.getLogger(__name__)
@@ -169,13 +170,11 @@ def build_mixture(
     """Read, tokenize and split each language's files; ``total_tokens`` sizes the text read (auto)."""
     if not files:
         raise RadonError("no training data: pass --data ru=FILE,en=FILE,code=FILE, a folder, or one file")
-    weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(files))
-    if unknown:
-        raise RadonError(f"--mixture: no data for language {unknown[0]!r} (the data has {', '.join(files)})")
-    if not weights:
-        weights = {lang: 1.0 for lang in files}
+    # per stream; a language weight is shared by its corpora (ru=0.75 -> ru, ru_modern 0.375 each)
+    weights = expand_mixture(weights or {}, list(files))
     total_w = sum(weights.get(lang, 0.0) for lang in files)
+    if not total_w > 0:
+        raise RadonError("--mixture: every stream of the data has weight 0")
     norm = {lang: weights.get(lang, 0.0) / total_w for lang in files}
     streams: dict[str, LanguageStream] = {}
     for lang, paths in files.items():

@@ -1,7 +1,9 @@
 """Where training text and the tokenizer come from: the ``--data`` forms and a tokenizer trained on the fly.
 
 ``--data`` takes ``ru=FILE,en=FILE,code=FILE`` (a language may repeat), a folder laid out like
-``../shared/data`` (its ``ru.txt``, ``en.txt``, ``code.txt``; never its ``eval/``), or one file (the
+``../shared/data`` (its ``ru.txt``, ``en.txt``, ``code.txt`` and, where present, ``ru_modern.txt``,
+``en_modern.txt``, ``code_modern.txt``, one stream per corpus, mixed by ``--mixture`` as
+radon/data/mixture.py says; never its ``eval/``), or one file (the
 seed's ``--data_path``), whose language is read from its name (``ru*``, ``en*``, ``code*``) or is
 ``text``. With no ``--data``, ``../shared/data`` (or ``$RADON_DATA``) is used when present.
 """
@@ -21,8 +23,11 @@ TOKENIZER_SAMPLE_BYTES = 2_000_000  # per language, for a tokenizer trained on t
 
 
 def parse_data(spec: str | None) -> dict[str, list[Path]]:
-    """The ``--data`` value as {language: [files]}; RadonError names a missing file or folder."""
-    from radon.data import corpus_files, find_data_dir
+    """The ``--data`` value as {stream: [files]}; RadonError names a missing file or folder.
+
+    A stream is a language (``ru``) or, for a data folder, a corpus (``ru_modern``).
+    """
+    from radon.data import find_data_dir
     from radon.evaluate import guess_lang
 
     if spec is None:
@@ -31,14 +36,14 @@ def parse_data(spec: str | None) -> dict[str, list[Path]]:
             raise RadonError(
                 "--data: no data folder found (../shared/data or $RADON_DATA); pass --data ru=FILE,en=FILE,code=FILE"
             )
-        return {lang: [p] for lang, p in corpus_files(folder).items()}
+        return _folder_streams(folder)
     spec = spec.strip()
     if not spec:
         raise RadonError("--data: empty")
     if "=" not in spec and "," not in spec and Path(spec).is_dir():
         folder = find_data_dir(spec)
         assert folder is not None
-        return {lang: [p] for lang, p in corpus_files(folder).items()}
+        return _folder_streams(folder)
     out: dict[str, list[Path]] = {}
     for part in spec.split(","):
         lang, sep, name = part.partition("=")
@@ -54,6 +59,15 @@ def parse_data(spec: str | None) -> dict[str, list[Path]]:
     return out
 
 
+def _folder_streams(folder: Path) -> dict[str, list[Path]]:
+    """One stream per training corpus of a data folder: the classics and, where present, the modern text."""
+    from radon.data import corpus_files
+    from radon.data.mixture import corpus_paths
+
+    corpus_files(folder)  # refuses a folder without ru.txt, en.txt, code.txt
+    return {corpus: [path] for corpus, path in corpus_paths(folder).items()}
+
+
 def auto_tokenizer(
     files: Mapping[str, Sequence[Path]], vocab_size: int, report: Callable[[str], None] | None = None
 ) -> Any:
@@ -62,12 +76,16 @@ def auto_tokenizer(
     The hybrid (Unigram ru + BPE en/code) when Russian and other text are present, else one BPE.
     """
     from radon.data import sample_text
+    from radon.data.mixture import language_of
     from radon.tokenizer import train_bpe, train_hybrid
 
     say = report or log.info
+    by_lang: dict[str, list[Path]] = {}
+    for stream, paths in files.items():  # ru and ru_modern share the Russian sample
+        by_lang.setdefault(language_of(stream), []).extend(paths)
     texts = {
         lang: "".join(sample_text(p, TOKENIZER_SAMPLE_BYTES // len(paths)) for p in paths)
-        for lang, paths in files.items()
+        for lang, paths in by_lang.items()
     }
     if "ru" in texts and len(texts) > 1:
         en = texts.get("en", "") + "".join(t for k, t in texts.items() if k not in ("ru", "en", "code"))
