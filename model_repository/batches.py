@@ -1,12 +1,9 @@
 """Run a set of generate requests as left-padded batches and hand each one its responses.
 
 Triton's dynamic batcher gives the generate model's ``execute`` every request that queued while the
-previous batch ran (up to ``max_batch_size``); this module turns them into batches for
-``Generator.stream`` and routes every step's text to each request's sink. It is the static batching of
-``radon serve``'s scheduler (``radon.runtime.server.scheduler``, text-generation-inference's first
-scheduler), with the same rule: requests share a batch only when their sampling settings are equal,
-and a request with a seed or a repetition penalty runs alone, so its output does not depend on its
-neighbours.
+previous batch ran (up to ``max_batch_size``); this module is Triton's sink over
+``radon.runtime.batching``, the batching that ``radon serve``'s scheduler uses too (the same grouping
+rule, the same decode loop per batch), and routes every step's text to each request's responses.
 
 Responses follow Triton's decoupled protocol (``docs/user_guide/decoupled_models.md``): a streaming
 request gets one response per generated token, the last one flagged final; a request that does not
@@ -29,14 +26,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any, Protocol
 
-import numpy as np
-
-from radon.model_repository.request import GeneratePlan
+from radon.runtime.batching import Plan, group, run_batch
 from radon.runtime.generator import Generator
 
 log = logging.getLogger(__name__)
@@ -93,94 +86,49 @@ class SendQueue:
         self._thread.join(timeout_s)
 
 
-def group_plans(plans: Sequence[GeneratePlan], max_batch: int) -> list[list[int]]:
-    """Indices of ``plans`` grouped into batches, in arrival order: equal batch keys share a batch of
-    at most ``max_batch`` rows; a plan whose key is None is a batch of its own."""
-    groups: list[list[int]] = []
-    open_groups: dict[tuple, list[int]] = {}
-    for i, plan in enumerate(plans):
-        key = plan.batch_key()
-        group = open_groups.get(key) if key is not None else None
-        if group is None or len(group) >= max(1, max_batch):
-            group = [i]
-            groups.append(group)
-            if key is not None:
-                open_groups[key] = group
+class _ResponseRow:
+    """A ``RowSink`` (``radon.runtime.batching``) that turns one row's tokens into its request's
+    responses: a piece per token when the request streams, else the whole text once, at the end."""
+
+    def __init__(self, sink: ResponseSink, stream: bool) -> None:
+        self.sink, self.stream = sink, stream
+        self.text, self.count = "", 0
+
+    def generated(self) -> int:  # read live by a sink that sends later
+        return self.count
+
+    def token(self, token: int, piece: str, finished: str | None, at: float) -> None:
+        self.count += 1
+        final = finished is not None
+        if self.stream:
+            self.sink.send(piece, final, self.generated)
         else:
-            group.append(i)
-    return groups
+            self.text += piece
+            if final:
+                self.sink.send(self.text, True, self.generated)
+
+    def fail(self, message: str) -> None:
+        self.sink.fail(f"generation failed: {message}")
+
+    def cancelled(self) -> bool:
+        return self.sink.cancelled()
 
 
-def left_pad(prompts: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(input_ids, attention_mask)`` int64 (B, T) for prompts of different lengths, padded on the left."""
-    width = max(len(p) for p in prompts)
-    ids = np.full((len(prompts), width), pad, np.int64)
-    mask = np.zeros_like(ids)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p) :] = p
-        mask[b, width - len(p) :] = 1
-    return ids, mask
+def run_requests(gen: Generator, plans: Sequence[Plan], sinks: Sequence[ResponseSink],
+                 max_batch: int, cancel_check_s: float = CANCEL_CHECK_S) -> list[int]:  # fmt: skip
+    """Run every plan (``radon.runtime.batching.group``'s batches, one after the other) through
+    ``run_batch``; tokens generated per plan.
 
-
-def run_batch(gen: Generator, plans: Sequence[GeneratePlan], sinks: Sequence[ResponseSink],
-              cancel_check_s: float = CANCEL_CHECK_S) -> list[int]:  # fmt: skip
-    """Generate one batch (plans with equal settings); returns the tokens generated per row.
-
-    A streaming row's sink gets one ``send`` per token (its text piece, possibly "" while a multi-byte
-    character or a possible stop string is held back), the last with ``final=True``; any other row's
+    A streaming plan's sink gets one ``send`` per token (its text piece, possibly "" while a multi-byte
+    character or a possible stop string is held back), the last with ``final=True``; any other plan's
     sink gets a single final ``send`` with the whole text. Each ``send`` also gets the row's live token
     count (``ResponseSink.send``). If the generator fails, every row that has not finished gets
     ``fail``. ``sink.cancelled()`` is asked at most every ``cancel_check_s`` per row.
     """
-    pad = gen.pad_token_id if gen.pad_token_id is not None else 0
-    ids, mask = left_pad([p.prompt_ids for p in plans], pad)
-    texts = [""] * len(plans)
     counts = [0] * len(plans)
-    done = [False] * len(plans)
-    asked = [float("-inf")] * len(plans)
-    left = [False] * len(plans)
-    generated = [partial(counts.__getitem__, b) for b in range(len(plans))]  # read live by the sinks
-
-    def cancelled(b: int) -> bool:
-        now = time.monotonic()
-        if not left[b] and now - asked[b] >= cancel_check_s:
-            asked[b], left[b] = now, sinks[b].cancelled()
-        return left[b]
-
-    try:
-        events = gen.stream(
-            ids, attention_mask=mask, row_budgets=[p.max_new_tokens for p in plans],
-            row_stop_strings=[p.stop_strings for p in plans], cancelled=cancelled,
-            **plans[0].params,
-        )  # fmt: skip
-        for event in events:
-            for b, plan in enumerate(plans):
-                if done[b]:
-                    continue
-                counts[b] += 1
-                piece = event.pieces[b] if event.pieces is not None else ""
-                final = event.finished[b] is not None
-                if plan.stream:
-                    sinks[b].send(piece, final, generated[b])
-                else:
-                    texts[b] += piece
-                    if final:
-                        sinks[b].send(texts[b], True, generated[b])
-                done[b] = final
-    except Exception as exc:  # noqa: BLE001 - report to every waiting client, keep the model alive
-        log.exception("generation failed")
-        for b in range(len(plans)):
-            if not done[b]:
-                sinks[b].fail(f"generation failed: {exc}")
-    return counts
-
-
-def run_requests(gen: Generator, plans: Sequence[GeneratePlan], sinks: Sequence[ResponseSink],
-                 max_batch: int, cancel_check_s: float = CANCEL_CHECK_S) -> list[int]:  # fmt: skip
-    """Run every plan (``group_plans`` batches, one after the other); tokens generated per plan."""
-    counts = [0] * len(plans)
-    for group in group_plans(plans, max_batch):
-        done = run_batch(gen, [plans[i] for i in group], [sinks[i] for i in group], cancel_check_s)
-        for i, n in zip(group, done):
+    for rows in group(plans, max_batch):
+        done = run_batch(gen, [plans[i] for i in rows],
+                         [_ResponseRow(sinks[i], plans[i].stream) for i in rows], cancel_check_s)  # fmt: skip
+        for i, n in zip(rows, done):
             counts[i] = n
     return counts

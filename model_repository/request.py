@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from radon.errors import RadonError
+from radon.runtime.batching import Plan
 from radon.runtime.contract import Manifest
 from radon.runtime.params import (
     MAX_STOP_STRINGS,
@@ -124,24 +125,6 @@ class GenerateFields:
             "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p,
             "repetition_penalty": self.repetition_penalty, "seed": self.seed,
         }  # fmt: skip
-
-
-@dataclass
-class GeneratePlan:
-    """What the batch runner needs for one request."""
-
-    prompt_ids: list[int]
-    max_new_tokens: int
-    params: dict[str, Any]  # temperature, top_k, top_p, repetition_penalty, seed
-    stop_strings: list[str]
-    stream: bool
-
-    def batch_key(self) -> tuple | None:
-        """Plans with equal keys may share a batch; None runs alone (a seed or a repetition penalty,
-        which would see the batch's padding: the rule of ``radon serve``'s scheduler)."""
-        if self.params.get("seed") is not None or self.params.get("repetition_penalty", 1.0) != 1.0:
-            return None
-        return tuple(sorted((k, repr(v)) for k, v in self.params.items()))
 
 
 def _one(name: str, value: np.ndarray, spec: FieldSpec) -> Any:
@@ -278,7 +261,7 @@ def _messages(raw: str) -> list[dict[str, str]]:
 
 
 def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest: Manifest,
-                 max_tokens_limit: int, max_prompt_tokens: int | None = None) -> GeneratePlan:  # fmt: skip
+                 max_tokens_limit: int, max_prompt_tokens: int | None = None) -> Plan:  # fmt: skip
     """The plan for one request once its prompt is tokenized: the budget against the context
     (``max_position_embeddings``), the server's ``max_tokens_limit`` and, for engines whose prefill
     profile is bounded, ``max_prompt_tokens``."""
@@ -302,7 +285,7 @@ def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest:
         make_params(**fields.params()).check_artifact(manifest)
     except RadonError as exc:
         raise RequestError(str(exc)) from None
-    return GeneratePlan(ids, fields.max_tokens, fields.params(), list(fields.stop_words), fields.stream)
+    return Plan(ids, fields.max_tokens, fields.params(), list(fields.stop_words), fields.stream)
 
 
 def plan_all(
@@ -311,7 +294,7 @@ def plan_all(
     *,
     tokenize_chat: Callable[[list[dict[str, str]]], list[int]] | None = None,
     **limits: Any,
-) -> list[GeneratePlan | RequestError]:
+) -> list[Plan | RequestError]:
     """Plans for a list of requests (inputs, parameters), tokenizing every valid prompt in one
     ``tokenize`` call and every chat with ``tokenize_chat`` (``Generator.encode_chat``: the model's chat
     template, no special tokens added); each entry is a plan or the RequestError that refuses that
@@ -324,7 +307,7 @@ def plan_all(
             fields.append(exc)
     texts = [f.text for f in fields if isinstance(f, GenerateFields) and f.messages is None]
     ids = iter(tokenize(texts) if texts else [])
-    out: list[GeneratePlan | RequestError] = []
+    out: list[Plan | RequestError] = []
     for f in fields:
         if isinstance(f, RequestError):
             out.append(f)

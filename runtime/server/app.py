@@ -37,12 +37,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radon import __version__
+from radon.runtime.batching import Plan
 from radon.runtime.generator import Generator
 from radon.runtime.server.limits import Guard, Limits, Overloaded, retry_after, text_chars
 from radon.runtime.server.metrics import CONTENT_TYPE, Metrics
 from radon.runtime.server.scheduler import Job, Scheduler
 from radon.runtime.server.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
-from radon.runtime.server.validate import Plan, RequestError, plan_chat, plan_completions, plan_generate
+from radon.runtime.server.validate import RequestError, plan_chat, plan_completions, plan_generate
 
 DEFAULT_MAX_TOKENS_LIMIT = 1024
 PROMPT_CHARS_PER_POSITION = 16  # the default --max-prompt-chars is this times the model's context
@@ -132,9 +133,7 @@ class Server:
 
     def job(self, plan: Plan) -> Job:
         self.metrics.inc("radon_prompt_tokens_total", len(plan.prompt_ids))
-        return Job(
-            plan.prompt_ids, plan.max_new_tokens, plan.params, plan.stop_strings, asyncio.get_running_loop()
-        )
+        return Job(plan, asyncio.get_running_loop())
 
     async def results(self, job: Job, submit: bool = True) -> AsyncIterator[tuple]:
         """Queue ``job`` (unless already queued) and yield its items until ``done``; leaving early cancels it."""
@@ -186,8 +185,8 @@ class Server:
         out = {"text": text} if text is not None else {}
         return out | {
             "model": self.model_name, "providers": self.generator.providers,
-            "finish_reason": info["finish_reason"], "prompt_tokens": len(job.prompt_ids),
-            "completion_tokens": n, "total_tokens": len(job.prompt_ids) + n,
+            "finish_reason": info["finish_reason"], "prompt_tokens": len(job.plan.prompt_ids),
+            "completion_tokens": n, "total_tokens": len(job.plan.prompt_ids) + n,
             "timings": {"time_to_first_token_s": round(first, 4), "total_s": round(total, 4),
                         "tokens_per_second": round(n / total, 2) if total > 0 else None},
         }  # fmt: skip
@@ -304,7 +303,7 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
             return JSONResponse({"error": {"message": "cancelled", "type": "cancelled"}}, status_code=499)
         choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": info["finish_reason"]}
                    for i, (text, info) in enumerate(zip(texts, infos))]  # fmt: skip
-        prompt = sum(len(j.prompt_ids) for j in jobs)
+        prompt = sum(len(j.plan.prompt_ids) for j in jobs)
         completion = sum(info["completion_tokens"] for info in infos)
         return head | {"choices": choices, "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                                                       "total_tokens": prompt + completion}}  # fmt: skip
@@ -332,7 +331,7 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
 
 
 def _usage(job: Job, info: dict[str, Any]) -> dict[str, int]:
-    prompt, completion = len(job.prompt_ids), info["completion_tokens"]
+    prompt, completion = len(job.plan.prompt_ids), info["completion_tokens"]
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
@@ -393,7 +392,7 @@ async def _stream_completions(
                     return
                 elif item[1] is not None:
                     completion_tokens += item[1]["completion_tokens"]
-                    prompt_tokens += len(job.prompt_ids)
+                    prompt_tokens += len(job.plan.prompt_ids)
                     choice = {
                         "index": index,
                         "text": "",

@@ -14,10 +14,10 @@ on). Plain functions of the body and the generator, tested without HTTP.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from radon.errors import RadonError
+from radon.runtime.batching import Plan
 from radon.runtime.generator import Generator
 from radon.runtime.params import Budget, check_stop_strings, check_text, make_params, plan_budget
 from radon.runtime.server.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
@@ -31,21 +31,6 @@ class RequestError(Exception):
         message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # a JSON body can carry it
         super().__init__(message)
         self.message, self.param, self.status = message, param, status
-
-
-@dataclass
-class Plan:
-    """What the scheduler needs for one prompt."""
-
-    prompt_ids: list[int]
-    max_new_tokens: int
-    params: dict[str, Any]
-    stop_strings: list[str]
-    budget: Budget | None = None  # how max_new_tokens was set, and the cap that applied
-
-    def report(self) -> dict[str, Any]:
-        """The budget that applied, for a response body: ``{"budget": {...}}`` (empty without one)."""
-        return {"budget": self.budget.report()} if self.budget is not None else {}
 
 
 def _refuse(exc: RadonError) -> RequestError:
@@ -108,7 +93,7 @@ def plan_generate(req: GenerateRequest, gen: Generator, limit: int) -> Plan:
     stops = _stops(req.stop)
     ids = _encode(gen, req.prompt)
     budget = _budget(gen, len(ids), limit, max_new_tokens=req.max_new_tokens, max_length=req.max_length)
-    return Plan(ids, budget.new_tokens, params, stops, budget)
+    return Plan(ids, budget.new_tokens, params, stops, budget=budget)
 
 
 OPENAI_MAX_TOKENS = 16  # OpenAI's default max_tokens for completions
@@ -169,7 +154,7 @@ def plan_completions(req: CompletionRequest, gen: Generator, limit: int, names: 
     for prompt in prompts:
         ids = _encode(gen, prompt)
         budget = _budget(gen, len(ids), limit, max_new_tokens=new, new_name="max_tokens")
-        plans.append(Plan(ids, budget.new_tokens, params, stops, budget))
+        plans.append(Plan(ids, budget.new_tokens, params, stops, budget=budget))
     return plans
 
 
@@ -201,4 +186,4 @@ def plan_chat(req: ChatCompletionRequest, gen: Generator, limit: int, names: set
     budget = _budget(
         gen, len(ids), limit, max_new_tokens=new, new_name=param, default=limit, prompt_name="prompt"
     )
-    return Plan(ids, budget.new_tokens, params, stops, budget)
+    return Plan(ids, budget.new_tokens, params, stops, budget=budget)

@@ -9,9 +9,9 @@ import pytest
 
 import radon.runtime
 from radon.errors import ConfigError, RadonError
-from radon.model_repository.batches import group_plans, left_pad, run_requests
+from radon.model_repository.batches import run_requests
 from radon.model_repository.decoder import GenerateSettings, RemoteDecoderSession, open_generator, run_decoder
-from radon.model_repository.request import GeneratePlan
+from radon.runtime.batching import Plan, group, left_pad
 from radon.runtime.generator import Generator
 from radon.runtime.session import DecoderSession
 
@@ -41,15 +41,15 @@ class Sink:
         return "".join(t for t, _ in self.sent)
 
 
-def plan_for(gen, prompt: str, n: int, stream: bool = True, stops=(), **params) -> GeneratePlan:
-    return GeneratePlan(gen.tokenizer.encode(prompt, add_bos=True), n, GREEDY | params, list(stops), stream)
+def plan_for(gen, prompt: str, n: int, stream: bool = True, stops=(), **params) -> Plan:
+    return Plan(gen.tokenizer.encode(prompt, add_bos=True), n, GREEDY | params, list(stops), stream)
 
 
-def test_group_plans(text_gen):
+def test_group(text_gen):
     plans = [plan_for(text_gen, "a", 2), plan_for(text_gen, "b", 2, seed=1), plan_for(text_gen, "c", 2),
              plan_for(text_gen, "d", 2, temperature=0.5), plan_for(text_gen, "e", 2), plan_for(text_gen, "f", 2)]  # fmt: skip
-    assert group_plans(plans, max_batch=2) == [[0, 2], [1], [3], [4, 5]]
-    assert group_plans(plans, max_batch=8) == [[0, 2, 4, 5], [1], [3]]
+    assert group(plans, max_batch=2) == [[0, 2], [1], [3], [4, 5]]
+    assert group(plans, max_batch=8) == [[0, 2, 4, 5], [1], [3]]
 
 
 def test_left_pad():

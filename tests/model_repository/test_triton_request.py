@@ -148,7 +148,7 @@ def test_plan_all_tokenizes_once_and_keeps_refusals_apart(text_gen):
                 (inputs(text_input=col("Hello")), '{"bogus": 2}'), (inputs(text_input=col("Hello")), None)]  # fmt: skip
     out = plan_all(requests, tokenize, manifest=text_gen.manifest, max_tokens_limit=64)
     assert calls == [["Привет", "Hello"]]
-    assert [type(o).__name__ for o in out] == ["GeneratePlan", "RequestError", "RequestError", "GeneratePlan"]
+    assert [type(o).__name__ for o in out] == ["Plan", "RequestError", "RequestError", "Plan"]
     assert out[3].prompt_ids == text_gen.tokenizer.encode("Hello", add_bos=True)
     assert plan_all([(inputs(max_tokens=None), None)], tokenize, manifest=text_gen.manifest,
                     max_tokens_limit=64)[0].param == "max_tokens"  # fmt: skip
@@ -202,5 +202,5 @@ def test_plan_all_renders_chats_apart_from_prompts(text_gen):
         out = plan_all(
             requests, tokenize, tokenize_chat=chat, manifest=text_gen.manifest, max_tokens_limit=64
         )
-        assert type(out[0]).__name__ == "GeneratePlan" and out[1].param == "messages"
+        assert type(out[0]).__name__ == "Plan" and out[1].param == "messages"
     assert "no chat template" in str(out[1])
