@@ -7,9 +7,10 @@ Two decode loops, chosen by the generate model's ``decode_loop`` parameter (docs
 - ``bls``: every forward pass is a Business Logic Scripting request to the decoder model
   (``onnxruntime_onnx``, ``tensorrt_plan`` or the python-backend decoder), carrying
   ``input_ids``, ``attention_mask``, ``position_ids`` and the past in, ``logits`` and the presents out
-  (Triton's python_backend README, "Business Logic Scripting"). ``RemoteDecoderSession`` is a
-  ``DecoderSession`` whose onnxruntime call is replaced by such a ``forward`` function, so the runtime's
-  generator, sampling and copy-engine cache (the past cut to W - 1 between steps) run unchanged.
+  (Triton's python_backend README, "Business Logic Scripting"). ``RemoteDecoderSession`` is the
+  runtime's ``ForwardSession`` (``radon.runtime.session``) over such a ``forward`` function, so the
+  runtime's generator, sampling and copy-engine cache (the past cut to W - 1 between steps) run
+  unchanged.
 
 ``run_decoder`` is the python-backend decoder's whole job (one forward pass per request), and
 ``GenerateSettings`` reads the generate model's config parameters. Torch-free, Triton-free: the
@@ -19,7 +20,7 @@ Two decode loops, chosen by the generate model's ``decode_loop`` parameter (docs
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,62 +29,18 @@ import numpy as np
 
 from radon.errors import ConfigError, RadonError
 from radon.runtime.contract import Manifest, read_manifest
-from radon.runtime.session import NP_DTYPES, DecoderSession
+from radon.runtime.session import NP_DTYPES, DecoderSession, Forward, ForwardSession
 
 log = logging.getLogger(__name__)
-Forward = Callable[[dict[str, np.ndarray], list[str]], dict[str, np.ndarray]]  # feeds, wanted -> outputs
 DECODE_LOOPS = ("in_process", "bls")
 
 
-class _ForwardRunner:
-    """Looks like an onnxruntime session to ``DecoderSession.step``: ``run`` and ``get_providers``."""
-
-    def __init__(self, forward: Forward, provider: str) -> None:
-        self.forward, self.provider = forward, provider
-
-    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        outs = self.forward(feeds, list(output_names))
-        missing = [n for n in output_names if n not in outs]
-        if missing:
-            raise RadonError(f"{self.provider}: the decoder did not return {', '.join(missing)}")
-        return [outs[n] for n in output_names]
-
-    def get_providers(self) -> list[str]:
-        return [self.provider]
-
-
-class RemoteDecoderSession(DecoderSession):
-    """A ``DecoderSession`` whose forward pass is ``forward(feeds, output_names)`` (a BLS call).
-
-    Feeds and outputs are contract 4's, bound by name: ``input_ids``, ``attention_mask``,
-    ``position_ids`` (B, T) int64 and ``past_key_values.{i}.key/value`` (B, kv heads, past, head_dim)
-    in the manifest's KV dtype; ``logits`` (B, T, vocab), cast to float32 here (an fp16 engine returns
-    fp16), and ``present.{i}.key/value``.
-    """
+class RemoteDecoderSession(ForwardSession):
+    """The runtime's ``ForwardSession`` whose forward pass is a BLS call to the decoder model."""
 
     def __init__(self, manifest: Manifest, forward: Forward, *, artifact: str | Path = ".",
                  provider: str = "triton-bls") -> None:  # fmt: skip
-        # No super().__init__(): that opens onnxruntime. These are the attributes step() and the
-        # engines read (see DecoderSession.__init__).
-        self.artifact = Path(artifact)
-        self.manifest = manifest
-        kv = manifest.kv_cache
-        self.num_layers = manifest.architecture.num_layers
-        self.kv_dtype = NP_DTYPES[kv.dtype]
-        self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
-        self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
-        self.session = _ForwardRunner(_float32_logits(forward), provider)
-        self.logits_to_keep = 0  # the decoder model returns contract 4's logits (B, T, vocab)
-
-
-def _float32_logits(forward: Forward) -> Forward:
-    def run(feeds: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
-        outs = forward(feeds, wanted)
-        if "logits" in outs and outs["logits"].dtype != np.float32:
-            outs["logits"] = outs["logits"].astype(np.float32)
-        return outs
-
-    return run
+        super().__init__(manifest, forward, artifact=artifact, provider=provider)
 
 
 def run_decoder(session: DecoderSession, feeds: Mapping[str, np.ndarray],

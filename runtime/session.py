@@ -6,6 +6,11 @@ window, ``trim`` keeps the last W - 1 positions between steps (contract 3's roll
 mask is cut to the same slots. ``greedy`` is the plain greedy loop that parity and the tests use; the
 runtime's generator (sampling, stop strings, batching) builds on ``step`` and ``trim``.
 
+``ForwardSession`` is the same session over a backend that only runs a step, ``forward(feeds, wanted)
+-> outputs`` by name: a TensorRT engine (``radon.export.trt.parity_candidate``) or a Business Logic
+Scripting call to Triton's decoder model (``radon.model_repository.decoder``). So the decode loop,
+greedy and the generator are written once, here and in ``generator.py``, for every backend.
+
 Torch-free: numpy and onnxruntime only.
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ from radon.runtime.contract import LOGITS_TO_KEEP, Manifest, read_manifest
 log = logging.getLogger(__name__)
 NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
 Past = list[tuple[np.ndarray, np.ndarray]]  # per layer: key, value (B, kv heads, positions, head_dim)
+Forward = Callable[[dict[str, np.ndarray], list[str]], dict[str, np.ndarray]]  # feeds, wanted -> outputs
 
 
 @dataclass
@@ -231,3 +238,47 @@ class DecoderSession:
             out = self.step(tok, mask, next_pos, past)
             next_pos = next_pos + 1
         return np.concatenate(tokens, axis=1)
+
+
+class _ForwardRunner:
+    """Looks like an onnxruntime session to ``DecoderSession.step``: ``run`` and ``get_providers``."""
+
+    def __init__(self, forward: Forward, provider: str) -> None:
+        self.forward, self.provider = forward, provider
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        outs = self.forward(feeds, list(output_names))
+        missing = [n for n in output_names if n not in outs]
+        if missing:
+            raise RadonError(f"{self.provider}: the decoder did not return {', '.join(missing)}")
+        logits = outs.get("logits")
+        if logits is not None and logits.dtype != np.float32:  # an fp16 engine returns fp16 logits
+            outs = {**outs, "logits": np.asarray(logits, np.float32)}
+        return [outs[n] for n in output_names]
+
+    def get_providers(self) -> list[str]:
+        return [self.provider]
+
+
+class ForwardSession(DecoderSession):
+    """A ``DecoderSession`` whose forward pass is ``forward(feeds, output_names)`` on another backend.
+
+    Feeds and outputs are contract 4's, bound by name: ``input_ids``, ``attention_mask``,
+    ``position_ids`` (B, T) int64 and ``past_key_values.{i}.key/value`` (B, kv heads, past, head_dim)
+    in the manifest's KV dtype; ``logits`` (B, T, vocab), cast to float32 here, and
+    ``present.{i}.key/value``. ``step``, ``trim``, ``greedy`` and the runtime's generator run unchanged.
+    """
+
+    def __init__(self, manifest: Manifest, forward: Forward, *, artifact: str | Path = ".",
+                 provider: str = "forward") -> None:  # fmt: skip
+        # No super().__init__(): that opens onnxruntime. These are the attributes step() and the
+        # engines read (see DecoderSession.__init__).
+        self.artifact = Path(artifact)
+        self.manifest = manifest
+        kv = manifest.kv_cache
+        self.num_layers = manifest.architecture.num_layers
+        self.kv_dtype = NP_DTYPES[kv.dtype]
+        self._present_names = [n for i in range(self.num_layers) for n in kv.names(i)[2:]]
+        self._past_names = [n for i in range(self.num_layers) for n in kv.names(i)[:2]]
+        self.session = _ForwardRunner(forward, provider)
+        self.logits_to_keep = 0  # the backend returns contract 4's logits (B, T, vocab)
