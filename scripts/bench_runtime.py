@@ -38,8 +38,8 @@ def main() -> int:
     import torch
 
     from radon import HybridTransformerModel, ModelConfig, save_checkpoint
+    from radon.bench.runtime import run
     from radon.export.exporter import export_onnx
-    from radon.runtime.bench import run
 
     ckpt = args.work / f"ckpt_{args.config}"
     art = args.work / f"{args.config}_ort"
@@ -61,7 +61,7 @@ def main() -> int:
         run(art, json=True, **kwargs)
     report = json.loads(buffer.getvalue())
     args.json.write_text(json.dumps(report, indent=2))
-    from radon.runtime.bench_report import markdown
+    from radon.bench.report import markdown
 
     print(markdown(report))
     return 0

@@ -13,7 +13,7 @@ sequence each token (no cache), which is exact and fine for the small demo model
 
 The peer models are the ones ``radon bench CKPT-ARTIFACTS --compare`` builds from the same checkpoint
 (``~/.cache/radon/bench/<digest>/``): genai's from the ``radon convert --to-hf`` folder, the GGUFs from a
-copy of it whose stub ``tokenizer.model`` has one piece per id (``bench_peers.gguf_source``), so a
+copy of it whose stub ``tokenizer.model`` has one piece per id (``radon.bench.peers.gguf_source``), so a
 GGUF's token ids are RADON's; parity feeds ids, never text. ``--precision`` picks the thresholds the
 result is held to: ``int8-dynamic`` for Q8_0 (weights per block, activations at run time), ``int4``
 for Q4_0 and genai int4.
@@ -121,7 +121,7 @@ class GgufServer:
         self._expect(b"ready\n", "load")
 
     def _crashed(self, during: str) -> Exception:
-        from radon.runtime.bench_crash import Crash, WorkerCrashed
+        from radon.bench.crash import Crash, WorkerCrashed
 
         if self.proc.poll() is None:  # it closed its output but lives on
             self.proc.kill()

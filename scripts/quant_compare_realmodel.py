@@ -11,7 +11,7 @@ What it does, each step printed as it starts, with the time so far:
    ``radon quantize --precision int8-dynamic``, ``int4`` and the static ``int8`` (``--no-parity``: this
    script scores them itself), cached per state of ``export/`` (its last commit, plus a hash of any
    uncommitted change there), so a rerun after a recipe change rebuilds them and one without does not.
-3. The peers, from the same Hugging Face folder, cached in ``--work`` (``runtime/bench_peers.py``):
+3. The peers, from the same Hugging Face folder, cached in ``--work`` (``radon/bench/peers.py``):
    llama.cpp's ``convert_hf_to_gguf.py --outtype f32`` (the folder's real tokenizer), then
    ``llama_model_quantize`` to Q8_0, Q4_0 and Q4_K_M; onnxruntime-genai's builder ``-p fp32`` and
    ``-p int4``; and the shipped Q4_1 GGUF as it is. They need ``scripts/make_bench_venv.sh``
@@ -24,7 +24,7 @@ What it does, each step printed as it starts, with the time so far:
    own: ``peer_quant_quality.GgufServer``), and weight-only, dequantized tensor by tensor with the
    ``gguf`` package (``radon convert --from-gguf``) and run in float32 by RADON's PyTorch model, which
    leaves out llama.cpp's 8-bit activations: a lower bound of its KL that runs on every host.
-5. Speed: ``radon bench``'s engine (``radon.runtime.bench.measure``): RADON fp32, int8-dynamic and int4
+5. Speed: ``radon bench``'s engine (``radon.bench.runtime.measure``): RADON fp32, int8-dynamic and int4
    against llama.cpp (f32, Q8_0, Q4_0, Q4_K_M, the shipped Q4_1) and genai (fp32, int4), every engine
    in its own process, interleaved rounds, 2 threads; decode tok/s (median), prefill, peak RSS.
 
@@ -68,8 +68,8 @@ def say(message: str) -> None:
 
 
 def run_step(cmd: list[str], what: str, log_file: Path) -> str | None:
-    """A build step (``bench_peers._run``): None on success, else why it failed."""
-    from radon.runtime.bench_peers import _run
+    """A build step (``radon.bench.peers._run``): None on success, else why it failed."""
+    from radon.bench.peers import _run
 
     say(f"{what} ...")
     return _run(cmd, what, log_file)
@@ -103,7 +103,7 @@ class Row:
 
 
 def size_of(path: Path) -> int:
-    from radon.runtime.bench_peers import Peer
+    from radon.bench.peers import Peer
 
     return Peer("", "", model=path).size_bytes if path.exists() else 0
 
@@ -157,8 +157,8 @@ def build_radon(
 
 
 def build_peers(args: argparse.Namespace, hf: Path, log_file: Path) -> list[Any]:
-    """The peers of ``radon bench`` (``bench_peers.Peer``), built from ``hf`` into ``--work`` or found there."""
-    from radon.runtime.bench_peers import Peer, _genai, _llamacpp, bench_venv_python
+    """The peers of ``radon bench`` (``radon.bench.peers.Peer``), built from ``hf`` into ``--work`` or found there."""
+    from radon.bench.peers import Peer, _genai, _llamacpp, bench_venv_python
 
     bench_py = bench_venv_python()
     no_venv = f"{bench_py} is missing (run scripts/make_bench_venv.sh)"
@@ -344,10 +344,10 @@ def goals(rows: list[Row], names: list[str]) -> list[str]:
 def speed(radon: dict[str, Path], peers: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
-    from radon.runtime.bench import measure
+    from radon.bench.runtime import measure
 
     logging.basicConfig(format="%(message)s")  # its progress lines: each engine's load, each round
-    logging.getLogger("radon.runtime.bench").setLevel(logging.INFO)
+    logging.getLogger("radon.bench.runtime").setLevel(logging.INFO)
     arts = [radon[p] for p in ("fp32", "int8-dynamic", "int4") if p in radon]
     say(f"speed: {len(arts)} RADON engines and {len(peers)} peers, {args.runs} interleaved rounds "
         f"(prompt 128 + 128 new, pp128, pp512; about a minute a round)")  # fmt: skip
@@ -359,7 +359,7 @@ SPEED_PAIRS = (("radon-int8-dynamic", "llamacpp-q8_0"), ("radon-int4", "llamacpp
 
 
 def speed_table(report: dict[str, Any]) -> list[str]:
-    from radon.runtime.bench_report import _fmt, paired
+    from radon.bench.report import _fmt, paired
 
     tg = f"tg{report['new_tokens']}"
     pps = report["pp_sizes"]
@@ -447,8 +447,8 @@ def main() -> int:
         return 0
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "recipes": state, "head": git("rev-parse", "--short", "HEAD"),
                               "artifacts": {k: str(v) for k, v in radon.items()}, "texts": [str(t) for t in texts]}  # fmt: skip
+    from radon.bench.peers import bench_venv_python
     from radon.host import host_summary
-    from radon.runtime.bench_peers import bench_venv_python
 
     md = [f"## SmolLM2-135M-Instruct: RADON against llama.cpp and onnxruntime-genai ({report['date']})", "",
           f"host: {host_summary()}; {versions(bench_venv_python())}",

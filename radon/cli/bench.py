@@ -1,9 +1,9 @@
 """``radon bench``: one verb, two exclusive modes.
 
-- ``radon bench ARTIFACT [--compare]``: the runtime's speed against peers (``radon.runtime.bench``,
+- ``radon bench ARTIFACT [--compare]``: the runtime's speed against peers (``radon.bench.runtime``,
   imported only when this mode runs);
 - ``radon bench --architectures CONFIG_A CONFIG_B``: the seed's GPT-2 against Mistral comparison in
-  PyTorch (``radon.bench_architectures``).
+  PyTorch (``radon.bench.architectures``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def bench(
         batch: sequences per batch.
         prompt_tokens: prompt length in tokens.
         new_tokens: tokens generated per sequence.
-        runs: timed runs per process (the best is reported for --architectures; see radon.runtime.bench).
+        runs: timed runs per process (the best is reported for --architectures; see radon.bench.runtime).
         rounds: alternating A/B processes per config (--architectures).
         device: cpu, cuda or cuda:N (--architectures).
         dtype: weights and activations dtype (--architectures).
@@ -84,8 +84,8 @@ def bench(
             raise RadonError(
                 f"--architectures takes exactly two configs (CONFIG_A CONFIG_B), got {len(targets)}"
             )
-        from radon.bench_architectures import BenchSettings, format_report
-        from radon.bench_architectures import compare as compare_architectures
+        from radon.bench.architectures import BenchSettings, format_report
+        from radon.bench.architectures import compare as compare_architectures
 
         settings = BenchSettings(batch=batch, prompt=prompt_tokens, new_tokens=new_tokens, runs=runs, rounds=rounds,
                                  device=device, dtype=dtype, threads=threads, kv_context=kv_context)  # fmt: skip
@@ -102,11 +102,11 @@ def bench(
     import importlib
 
     try:
-        runtime_bench = importlib.import_module("radon.runtime.bench")
+        runtime_bench = importlib.import_module("radon.bench.runtime")
     except ModuleNotFoundError as exc:
-        if exc.name in ("radon.runtime", "radon.runtime.bench"):
+        if exc.name in ("radon.runtime", "radon.bench.runtime"):
             raise RadonError(
-                "radon bench ARTIFACT: the runtime benchmark (radon.runtime.bench) is not in this build yet; "
+                "radon bench ARTIFACT: the runtime benchmark (radon.bench.runtime) is not in this build yet; "
                 "`radon bench --architectures CONFIG_A CONFIG_B` is available"
             ) from None
         raise

@@ -57,7 +57,7 @@ def test_quantized_artifacts_serve(quantized, precision: str) -> None:
 
 
 def test_bandwidth_bytes_count_the_embedding_as_stored(quantized, fp32: dict[str, Path]) -> None:
-    from radon.runtime.bench import bytes_per_token, embedding_bytes
+    from radon.bench.runtime import bytes_per_token, embedding_bytes
     from radon.runtime.contract import read_manifest
 
     m = read_manifest(fp32["ort"])

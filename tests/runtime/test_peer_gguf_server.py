@@ -67,7 +67,7 @@ def test_logits_cross_the_pipe_exactly_and_greedy_follows_them(server_module, tm
 
 
 def test_a_segfault_is_reported_with_its_frame(server_module, tmp_path) -> None:
-    from radon.runtime.bench_crash import WorkerCrashed
+    from radon.bench.crash import WorkerCrashed
 
     server = server_module.GgufServer(tmp_path / "model.gguf", "int4", sys.executable)
     assert server.logits(np.array([1, 2], np.int64)).shape == (2, VOCAB)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from radon.runtime.bench_crash import Crash, crash_site, exit_reason, stderr_excerpt
+from radon.bench.crash import Crash, crash_site, exit_reason, stderr_excerpt
 
 FAULT_DUMP = """\
 llama_model_loader: loaded meta data with 27 key-value pairs
@@ -25,7 +25,7 @@ Fatal Python error: Segmentation fault
 Current thread 0x00007f3a1c1ff740 (most recent call first):
   File "/venv/lib/python3.12/site-packages/llama_cpp/_internals.py", line 303 in decode
   File "/venv/lib/python3.12/site-packages/llama_cpp/llama.py", line 641 in eval
-  File "/repo/runtime/bench_worker.py", line 205 in pp
+  File "/repo/radon/bench/worker.py", line 205 in pp
   File "<frozen runpy>", line 88 in _run_code
 
 Extension modules: numpy._core._multiarray_umath, numpy.linalg._umath_linalg (total: 14)
@@ -33,9 +33,9 @@ Extension modules: numpy._core._multiarray_umath, numpy.linalg._umath_linalg (to
 TRACEBACK = """\
 Traceback (most recent call last):
   File "<frozen runpy>", line 198, in _run_module_as_main
-  File "/repo/runtime/bench_worker.py", line 255, in main
+  File "/repo/radon/bench/worker.py", line 255, in main
     engine = make(args)
-  File "/repo/runtime/bench_worker.py", line 190, in __init__
+  File "/repo/radon/bench/worker.py", line 190, in __init__
     self.model = og.Model(config)
                  ^^^^^^^^^^^^^^^^
 RuntimeError: Load model from /cache/genai-int4/model.onnx failed: file not found
@@ -78,8 +78,8 @@ FAKE_WORKER = '''
 """A peer interpreter's stand-in: bench_worker's real loop over an engine that dies as argv says."""
 import os, signal, sys
 
-sys.argv = [sys.argv[0], *sys.argv[3:]]  # drop "-m radon.runtime.bench_worker"
-from radon.runtime import bench_worker
+sys.argv = [sys.argv[0], *sys.argv[3:]]  # drop "-m radon.bench.worker"
+from radon.bench import worker as bench_worker
 
 
 def decode():  # the frame faulthandler names, as in llama_cpp._internals
@@ -115,7 +115,7 @@ MODES = ("segv-in-decode", "sigkill-in-prefill", "exit-in-round-2", "raise-on-lo
 
 
 def fake_interpreter(folder: Path) -> Path:
-    """A shell script run as ``PYTHON -m radon.runtime.bench_worker ENGINE MODEL ...``."""
+    """A shell script run as ``PYTHON -m radon.bench.worker ENGINE MODEL ...``."""
     (folder / "fake_worker.py").write_text(FAKE_WORKER)
     script = folder / "python"
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{folder / "fake_worker.py"}" "$@"\n')
@@ -124,9 +124,9 @@ def fake_interpreter(folder: Path) -> Path:
 
 
 def test_bench_compare_reports_crashed_peers_and_goes_on(text_artifact, tmp_path, monkeypatch, capsys):
-    import radon.runtime.bench as bench
-    from radon.runtime.bench_peers import Peer
-    from radon.runtime.bench_report import markdown
+    import radon.bench.runtime as bench
+    from radon.bench.peers import Peer
+    from radon.bench.report import markdown
 
     python = fake_interpreter(tmp_path)
     peers = [Peer(mode, f"fake {mode}", str(python), tmp_path, engine=mode) for mode in MODES]
@@ -169,7 +169,7 @@ def test_bench_compare_reports_crashed_peers_and_goes_on(text_artifact, tmp_path
 
 @pytest.mark.parametrize("crashed", [True, False])
 def test_targets_say_a_peer_crashed(crashed):
-    from radon.runtime.bench_report import quantized_targets
+    from radon.bench.report import quantized_targets
 
     stats = {"median": 100.0, "min": 100.0, "max": 100.0, "n": 1, "rounds": [100.0]}
     peer = {"label": "llama.cpp Q8_0", "family": "int8", "tests": {}}

@@ -3,7 +3,7 @@
 Builds configs/model_config_bench_100m.json with random weights, exports it (ort, fp32), and runs
 ``radon bench ARTIFACT --compare --threads 2`` with every peer that is installed (scripts/
 make_bench_venv.sh). It checks that the peers ran and that the report carries every number the
-fp32 and quantized targets need (runtime/bench_report.py); it does not assert the speed targets, which depend on the machine's load (the
+fp32 and quantized targets need (radon/bench/report.py); it does not assert the speed targets, which depend on the machine's load (the
 numbers and their load conditions go to docs/benchmarks.md instead).
 """
 
@@ -22,9 +22,9 @@ def test_bench_compare_on_the_100m_model(tmp_path, capsys, monkeypatch):
     import torch
 
     from radon import HybridTransformerModel, ModelConfig, save_checkpoint
+    from radon.bench.peers import bench_venv_python
+    from radon.bench.runtime import run
     from radon.export.exporter import export_onnx
-    from radon.runtime.bench import run
-    from radon.runtime.bench_peers import bench_venv_python
 
     if not bench_venv_python().is_file():
         pytest.skip("the peer venv is missing: run scripts/make_bench_venv.sh")

@@ -78,7 +78,7 @@ def test_bench_artifact_reports_llama_bench_tests(text_artifact, capsys):
 
 def test_bench_compare_runs_available_peers_and_names_the_rest(text_artifact, tmp_path, monkeypatch, capsys):
     """Peers from the artifact's sibling checkpoint; a missing peer venv is reported, not fatal."""
-    from radon.runtime.bench import run
+    from radon.bench.runtime import run
 
     monkeypatch.setenv("RADON_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("RADON_BENCH_VENV", str(tmp_path / "no-venv"))
@@ -95,8 +95,8 @@ def test_bench_compare_runs_available_peers_and_names_the_rest(text_artifact, tm
 def test_bench_compare_needs_the_source_checkpoint(artifacts, tmp_path, monkeypatch):
     import shutil
 
+    from radon.bench.runtime import run
     from radon.errors import RadonError
-    from radon.runtime.bench import run
 
     lonely = shutil.copytree(artifacts[("gpt2", "ort")], tmp_path / "lonely")
     monkeypatch.setenv("RADON_BENCH_CACHE", str(tmp_path / "cache"))
@@ -145,9 +145,9 @@ def test_serve_once_posts_any_body_to_any_route(text_artifact):
 def test_bench_several_artifacts_adds_each_precisions_peers(text_artifact, tmp_path, monkeypatch, capsys):
     """fp32 and int4 artifacts of one checkpoint run as two RADON engines in the same rounds; --compare
     then names the int4 peers (genai int4, llama.cpp Q4_0) beside the fp32 ones, here as not run."""
+    from radon.bench.runtime import run
     from radon.export.quantize import quantize_artifact
     from radon.export.quantize.int4 import Int4Options
-    from radon.runtime.bench import run
     from radon.runtime.contract import read_manifest
 
     layers = read_manifest(text_artifact).architecture.num_layers  # fc_out's input (176) takes no 4-bit block
@@ -166,7 +166,7 @@ def test_bench_several_artifacts_adds_each_precisions_peers(text_artifact, tmp_p
     for peer in ("genai", "genai-int4", "llamacpp", "llamacpp-q4_0"):
         assert "no-venv" in engines[peer]["skipped"], peer
     assert "llamacpp-q8_0" not in engines  # no int8 artifact, no Q8_0 peer
-    from radon.runtime.bench_report import markdown
+    from radon.bench.report import markdown
 
     text = markdown(report)
     assert "int4 decode >= onnxruntime-genai int4: not checked" in text
@@ -175,7 +175,7 @@ def test_bench_several_artifacts_adds_each_precisions_peers(text_artifact, tmp_p
 def test_bench_targets_pair_rounds() -> None:
     """The paired ratio is the median of per-round ratios, not the ratio of medians: here ours has the
     lower median (150 against 170) but was ahead in two of three rounds (1.1x, 1.2x, 0.88x)."""
-    from radon.runtime.bench_report import paired, quantized_targets
+    from radon.bench.report import paired, quantized_targets
 
     def engine(rounds: list[float]) -> dict:
         stats = {

@@ -42,3 +42,18 @@ print(json.dumps({{"text": text, "shape": list(ids.shape), "loaded": [m for m in
     got = _run(code)
     assert got["loaded"] == [], f"a generation imported {got['loaded']}"
     assert got["shape"] == [1, 7] and isinstance(got["text"], str)
+
+
+def test_every_runtime_module_is_torch_free():
+    """Every module of ``runtime/`` (the server's apart: it needs fastapi) imports without torch or
+    transformers; the benchmark harness, which loads peers through them, lives in ``radon.bench``."""
+    names = sorted(
+        p.stem for p in (Path(__file__).parents[2] / "runtime").glob("*.py") if p.stem != "__init__"
+    )
+    assert "batching" in names and not [n for n in names if n.startswith("bench")]
+    got = _run(
+        "import importlib, json, sys; "
+        f"[importlib.import_module('radon.runtime.' + n) for n in {names!r}]; "
+        f"print(json.dumps([m for m in ('torch', 'transformers') if m in sys.modules]))"
+    )
+    assert got == [], f"a runtime module imported {got}"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from radon.bench_architectures import BenchSettings, compare, format_report, parse_config_spec
+from radon.bench.architectures import BenchSettings, compare, format_report, parse_config_spec
 from radon.errors import RadonError
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -68,9 +68,9 @@ def test_artifact_mode_dispatches_to_the_runtime_benchmark(cli: Cli, monkeypatch
     import types
 
     calls: list[tuple[object, dict]] = []
-    fake = types.ModuleType("radon.runtime.bench")
+    fake = types.ModuleType("radon.bench.runtime")
     fake.run = lambda artifact, **kw: calls.append((artifact, kw)) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "radon.runtime.bench", fake)
+    monkeypatch.setitem(sys.modules, "radon.bench.runtime", fake)
     rc, _, err = cli("bench", "art", "art-int4", "--compare", "--new-tokens", "16", "--cache", "ring",
                      "--spinning", "on,off", "--huge-pages", "off")  # fmt: skip
     assert rc == 0, err
@@ -84,6 +84,6 @@ def test_artifact_mode_without_the_runtime_benchmark_is_one_line(
 ) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "radon.runtime.bench", None)  # as in a build without it
+    monkeypatch.setitem(sys.modules, "radon.bench.runtime", None)  # as in a build without it
     rc, _, err = cli("bench", "some-artifact")
-    assert rc == 2 and "radon.runtime.bench) is not in this build yet" in err
+    assert rc == 2 and "radon.bench.runtime) is not in this build yet" in err

@@ -46,7 +46,7 @@ class Peer:
     python: str | None = None
     model: Path | None = None
     skipped: str | None = None
-    engine: str = ""  # the bench_worker engine (default: name)
+    engine: str = ""  # the radon.bench.worker engine (default: name)
     args: tuple[str, ...] = ()  # extra worker arguments
 
     def __post_init__(self) -> None:
@@ -287,6 +287,6 @@ def gguf_source(hf: Path, bench_py: Path, log_file: Path) -> Path | str:
     if (src / "tokenizer.model").is_file():
         return src
     vocab = json.loads((hf / "config.json").read_text())["vocab_size"]
-    stub = ("import sys; from pathlib import Path; from radon.runtime.bench_peers import write_stub_sentencepiece "
+    stub = ("import sys; from pathlib import Path; from radon.bench.peers import write_stub_sentencepiece "
             "as w; w(Path(sys.argv[1]), int(sys.argv[2]))")  # fmt: skip
     return _run([str(bench_py), "-c", stub, str(src), str(vocab)], "tokenizer.model stub", log_file) or src

@@ -160,7 +160,7 @@ def measure(spec: str, s: BenchSettings) -> dict[str, Any]:
 
 def run_isolated(spec: str, s: BenchSettings) -> dict[str, Any]:
     """``measure`` in a fresh Python process, so its peak memory is its own."""
-    cmd = [sys.executable, "-m", "radon.bench_architectures", spec, json.dumps(s.__dict__)]
+    cmd = [sys.executable, "-m", "radon.bench.architectures", spec, json.dumps(s.__dict__)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]

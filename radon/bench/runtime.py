@@ -4,7 +4,7 @@ llama-bench's tests: ``pp N`` is prompt processing (prefill) of N tokens, tokens
 generation, here after a prompt of ``prompt_tokens`` (by default prompt 128 + 128 new), and
 its rate is the decode rate (tokens after the first over the time after the first); time to first
 token (prompt + first token) is reported beside it. Each engine runs in its own process
-(``bench_worker``), loaded once; the parent runs the tests in interleaved rounds, rotating the order
+(``radon.bench.worker``), loaded once; the parent runs the tests in interleaved rounds, rotating the order
 every round, so a machine whose load drifts penalises every engine alike, and reports the median
 with its spread (min-max). Peak RSS is each worker's own VmHWM, twice: after the first prompt +
 generation (the default setting, what the RSS target is about) and after every test (pp512's
@@ -17,7 +17,7 @@ every weight except the embedding table (a row per token) plus the KV cache, so
 The load average is recorded before, during and after, since the machine may be shared.
 
 An engine whose worker dies (a segfault in a peer's native code, a signal, a non-zero exit, an
-exception) is reported as crashed, with how, where and the end of its stderr (``bench_crash``), and
+exception) is reported as crashed, with how, where and the end of its stderr (``radon.bench.crash``), and
 the run goes on with the others. The report's header names the host's CPU and instruction sets
 (``radon.host``): the figures depend on them.
 """
@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from radon.bench.crash import Crash, WorkerCrashed
+from radon.bench.peers import FAMILIES, Peer, prepare_peers
 from radon.errors import RadonError
 from radon.host import detect
-from radon.runtime.bench_crash import Crash, WorkerCrashed
-from radon.runtime.bench_peers import FAMILIES, Peer, prepare_peers
 from radon.runtime.contract import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,13 @@ def bytes_per_token(artifact: Path, manifest: Manifest, context: float) -> float
 
 
 class Worker:
-    """A ``bench_worker`` process: one engine, JSON lines over pipes. If it dies, the call that was
+    """A ``radon.bench.worker`` process: one engine, JSON lines over pipes. If it dies, the call that was
     waiting on it raises ``WorkerCrashed``, naming the request and the ``phase`` (load, warm-up, round)."""
 
     def __init__(self, peer: Peer, args: list[str], log_dir: Path) -> None:
         self.peer, self.phase = peer, "load"
         self.stderr = (log_dir / f"{peer.name}.log").open("w")
-        cmd = [peer.python or sys.executable, "-m", "radon.runtime.bench_worker", peer.engine, str(peer.model),
+        cmd = [peer.python or sys.executable, "-m", "radon.bench.worker", peer.engine, str(peer.model),
                *args, *peer.args]  # fmt: skip
         env = dict(os.environ)
         if "--spinning" not in args:  # OpenMP's threads (torch) must not spin either: on a shared machine
@@ -203,7 +203,7 @@ def radon_engines(artifacts: list[Path], manifests: list[Manifest], caches: list
 
 def run(artifact: Path | list[Path], *, json: bool = False, **kwargs: Any) -> int:
     """``measure`` (its arguments), then print the report as Markdown or JSON; returns 0."""
-    from radon.runtime.bench_report import markdown
+    from radon.bench.report import markdown
 
     report = measure(artifact, **kwargs)
     print(jsonlib.dumps(report, indent=2) if json else markdown(report))
@@ -229,7 +229,7 @@ def measure(
     """Benchmark ``artifact`` (and with ``compare`` its peers); the report as a JSON-ready dict.
 
     Several artifacts of one checkpoint (``[fp32, int8, int4]``) run as separate RADON engines in the
-    same rounds, and ``compare`` then adds the peers of each precision (``bench_peers.prepare_peers``):
+    same rounds, and ``compare`` then adds the peers of each precision (``radon.bench.peers.prepare_peers``):
     genai int4 and llama.cpp Q4_0 for int4, llama.cpp Q8_0 for int8 (the quantized targets' peers).
 
     ``threads`` 0 leaves each engine its default (onnxruntime: one per physical core). ``reference``

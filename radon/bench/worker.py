@@ -1,11 +1,11 @@
 """One engine of ``radon bench``, in its own process: load once, then answer timing requests.
 
-    python -m radon.runtime.bench_worker ENGINE MODEL --threads N [--spinning] [--no-huge-pages]
+    python -m radon.bench.worker ENGINE MODEL --threads N [--spinning] [--no-huge-pages]
 
 ENGINE is ``radon`` (this runtime on an artifact), ``transformers`` (eager ``generate`` on a Hugging
 Face folder), ``optimum`` (``ORTModelForCausalLM`` on its own export), ``genai``
 (onnxruntime-genai on a folder its builder wrote) or ``llamacpp`` (llama-cpp-python on a GGUF file).
-The parent (``radon.runtime.bench``) writes one JSON request per line on stdin and reads one JSON
+The parent (``radon.bench.runtime``) writes one JSON request per line on stdin and reads one JSON
 answer per line on stdout (llama-bench's tests, run by the parent in interleaved rounds):
 
     {"op": "pp", "n": 128}                   -> {"seconds": prefill time of n prompt tokens, "peak_rss_kib"}
