@@ -129,7 +129,7 @@ def build_graph(
         options["logits_to_keep"] = "initializer"
     else:
         io = build(g)
-    doc = f"RADON {spec.model_type or spec.arch} decoder, {lowering} attention, {precision} (radon {__version__})"
+    doc = f"RADON {spec.model_type} decoder, {lowering} attention, {precision} (radon {__version__})"
     proto = b.model(doc=doc, producer_version=__version__)
     opsets = {"ai.onnx": opset, **({"com.microsoft": MS_OPSET} if needs_ms else {}), **b.domains}
     log.info("built %s graph: %d nodes, %d initializers", lowering, len(b.nodes), len(b.initializers))

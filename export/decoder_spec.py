@@ -21,38 +21,22 @@ from radon.errors import RadonError
 from radon.runtime.contract import Architecture, decoder_io
 
 
-@dataclass(frozen=True)
-class DecoderSpec:
-    """Architecture numbers of the one stack a graph runs (GPT-2 or the rotary stack), with ``ModelConfig``'s
-    field names (as the manifest's ``contract.Architecture``), plus what only the graph builder needs.
+@dataclass(frozen=True, kw_only=True)
+class DecoderSpec(Architecture):
+    """The manifest's ``contract.Architecture`` (``ModelConfig``'s field names) of the one stack a graph
+    runs (GPT-2 or the rotary stack), plus what only the graph builder needs.
 
     ``arch`` is the stack (llama and qwen2 run the rotary one, "mistral"); ``model_type`` is the family
-    the checkpoint came from. Biases need no switch here: ``extract_weights`` exports every bias the
+    the checkpoint came from. ``rope_theta`` is the config's even for GPT-2 (the manifest records None
+    there: learned positions). Biases need no switch here: ``extract_weights`` exports every bias the
     checkpoint has, and each Linear adds the one it finds.
     """
 
     arch: str  # "gpt2" | "mistral"
-    num_layers: int
-    hidden_size: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int
-    intermediate_size: int
-    vocab_size: int
-    max_position_embeddings: int
-    sliding_window: int | None  # W keys per query, itself included (contract 3); None = full causal
-    rope_theta: float
-    norm_eps: float
     activation_function: str
-    tie_word_embeddings: bool
     bos_token_id: int | None
     eos_token_id: int | None
     pad_token_id: int | None
-    model_type: str = ""  # "gpt2" | "mistral" | "llama" | "qwen2"; empty: the same as arch
-    rope_scaling: dict | None = None  # ModelConfig.rope_scaling (llama3): only the inverse frequencies change
-    attention_bias: bool = False  # recorded in the manifest; the graph follows the weights it is given
-    attention_out_bias: bool = False
-    mlp_bias: bool = False
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> DecoderSpec:
@@ -89,10 +73,9 @@ class DecoderSpec:
         )
 
     def architecture(self) -> Architecture:
-        """The manifest's record of these numbers: the same field names, GPT-2 without a rope_theta."""
+        """The manifest's record: the ``Architecture`` fields of this spec, GPT-2 without a rope_theta."""
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(Architecture)}
-        return Architecture(**shared | {"model_type": self.model_type or self.arch,
-                                          "rope_theta": None if self.arch == "gpt2" else self.rope_theta})  # fmt: skip
+        return Architecture(**shared | {"rope_theta": None if self.arch == "gpt2" else self.rope_theta})
 
     @property
     def q_size(self) -> int:

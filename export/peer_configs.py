@@ -83,7 +83,7 @@ def genai_config(spec: DecoderSpec, model_file: str) -> dict[str, Any]:
             "pad_token_id": spec.pad_token_id
             if spec.pad_token_id is not None
             else (eos if eos is not None else 0),
-            "type": GENAI_TYPE[spec.model_type or spec.arch],
+            "type": GENAI_TYPE[spec.model_type],
             "vocab_size": spec.vocab_size,
         },
         "search": {
