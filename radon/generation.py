@@ -27,13 +27,31 @@ if TYPE_CHECKING:
 GenerationConfig = GenerationParams
 
 
-def process_logits(logits: torch.Tensor, history: torch.Tensor, gc: GenerationConfig) -> torch.Tensor:
-    """Apply repetition penalty, temperature, top-k, top-p and min-p to (B, V) float logits."""
+def process_logits(logits: torch.Tensor, history: torch.Tensor, gc: GenerationConfig,
+                   prompt_len: int = 0) -> torch.Tensor:  # fmt: skip
+    """Apply repetition penalty, OpenAI's frequency and presence penalties (over the generated tokens,
+    ``history[:, prompt_len:]``), bad words, temperature, top-k, top-p and min-p to (B, V) float logits."""
     logits = logits.float()
     if gc.repetition_penalty != 1.0:
         seen = torch.gather(logits, 1, history)
         seen = torch.where(seen < 0, seen * gc.repetition_penalty, seen / gc.repetition_penalty)
         logits = logits.scatter(1, history, seen)
+    generated = history[:, prompt_len:]
+    if (gc.frequency_penalty != 0.0 or gc.presence_penalty != 0.0) and generated.shape[1]:
+        counts = torch.zeros_like(logits).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=logits.dtype)
+        )
+        logits = logits - counts * gc.frequency_penalty - (counts > 0).to(logits.dtype) * gc.presence_penalty
+    if gc.bad_words:
+        logits = logits.clone()
+    for words in gc.bad_words:
+        *head, last = words
+        for b in range(logits.shape[0]):
+            tail = (
+                history[b, history.shape[1] - len(head) :].tolist() if len(head) <= history.shape[1] else None
+            )
+            if not head or tail == list(head):
+                logits[b, last] = float("-inf")
     if gc.greedy:
         return logits
     if gc.temperature != 1.0:
@@ -109,7 +127,7 @@ def stream(
                     out = model(
                         history, attention_mask=mask, position_ids=positions, use_cache=False, **flags
                     )
-                logits = process_logits(out.logits[:, -1], history, gc)
+                logits = process_logits(out.logits[:, -1], history, gc, T)
                 token = pick(logits, gc, generator)
                 token = torch.where(done, torch.full_like(token, pad), token)
                 yield token

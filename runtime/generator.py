@@ -177,7 +177,7 @@ class Generator:
         eos = self.eos_token_id if p.eos_token_id is None else p.eos_token_id
         pad = next(x for x in (p.pad_token_id, self.pad_token_id, eos, 0) if x is not None)
         rng = np.random.default_rng(p.seed)
-        history = np.zeros((batch, prompt_len + steps), np.int64)  # for the repetition penalty
+        history = np.zeros((batch, prompt_len + steps), np.int64)  # for the penalties and bad words
         history[:, :prompt_len] = ids
         rows = _Rows(budgets.tolist(), np.zeros(batch, bool), [[] for _ in range(batch)], list(range(batch)))
         texts = [RowText(self.tokenizer, s) for s in stops] if self.tokenizer is not None else None
@@ -190,10 +190,10 @@ class Generator:
         next_pos = positions[:, -1] + 1
         # greedy without a penalty leaves the logits as they are: skip the call (the host work between
         # two decode steps runs on caches that the step's weights have just flushed: docs/runtime.md)
-        processed = not (p.greedy and p.repetition_penalty == 1.0)
+        processed = not (p.greedy and p.plain_logits)
         for step in range(steps):
             if processed:
-                logits = process_logits(logits, history[:, : prompt_len + step], p)
+                logits = process_logits(logits, history[:, : prompt_len + step], p, prompt_len)
             tokens = pick(logits, p, rng)
             if len(rows.live) < batch:
                 tokens = np.where(rows.done, pad, tokens)

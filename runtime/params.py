@@ -2,7 +2,9 @@
 
 DESIGN.md's names (the seed's ``max_length``, ``max_new_tokens``, ``temperature``, ``top_k``,
 ``top_p``, ``repetition_penalty``, ``use_cache``, ``sliding_window_size``, ``use_flash_attention``,
-plus ``min_p``, ``seed`` and ``stop``). The PyTorch reference (``radon.generation``), the edge runtime
+plus ``min_p``, ``seed`` and ``stop``), and OpenAI's ``frequency_penalty`` and ``presence_penalty``
+and TensorRT-LLM's ``bad_words`` (token-id sequences never generated), which Triton's OpenAI frontend
+and TensorRT-LLM's ensemble send. The PyTorch reference (``radon.generation``), the edge runtime
 (``radon.runtime.generator``), ``radon generate``, ``radon serve`` (seed API and OpenAI routes) and the
 Triton generate model all build their parameters here, so a value is accepted or refused with the same
 words everywhere. Torch-free (the torch-free runtime install has it).
@@ -46,6 +48,7 @@ MAX_STOP_STRINGS = 4  # OpenAI's limit, for stop strings on every surface
 SEED_LIMIT = 2**63  # seeds are in [0, 2**63): int64 for torch, numpy and Triton alike
 INT_LIMIT = 2**63  # every integer parameter fits in int64
 FUSED_LOWERINGS = ("ort", "trt-plugin")  # attention lowerings that are one fused kernel
+PENALTY_LIMIT = 2.0  # OpenAI's range for frequency_penalty and presence_penalty: [-2, 2]
 
 
 def _is_numpy_bool(value: object) -> bool:
@@ -158,8 +161,15 @@ class GenerationParams:
     top_p: float = 1.0  # 1 = off
     min_p: float = 0.0  # 0 = off
     repetition_penalty: float = 1.0  # 1 = off
+    # OpenAI's: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty, where
+    # count[j] is how often token j was generated so far (the prompt not counted); 0 = off
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     seed: int | None = None
     stop: Sequence[Sequence[int]] = field(default_factory=list)  # token-id sequences that end a row
+    # token-id sequences never generated (TensorRT-LLM's bad_words_list): the last id of a sequence is
+    # banned whenever the text so far ends with the ones before it (a one-id sequence: always)
+    bad_words: Sequence[Sequence[int]] = field(default_factory=list)
     use_cache: bool = True  # False recomputes the whole text every step (slow; a cross-check)
     sliding_window_size: int | None = None  # the reference honours any; an artifact only its own
     use_flash_attention: bool | None = None  # the fused attention kernel (see check_artifact)
@@ -175,6 +185,12 @@ class GenerationParams:
     def greedy(self) -> bool:
         return self.do_sample is False or self.temperature == 0
 
+    @property
+    def plain_logits(self) -> bool:
+        """True when no penalty or ban changes the logits (greedy is then a bare argmax)."""
+        return (self.repetition_penalty == 1.0 and self.frequency_penalty == 0.0
+                and self.presence_penalty == 0.0 and not self.bad_words)  # fmt: skip
+
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
@@ -189,16 +205,11 @@ class GenerationParams:
         check_float("top_p", self.top_p, low=0, high=1, low_open=True)
         check_float("min_p", self.min_p, low=0, high=1, high_open=True)
         check_float("repetition_penalty", self.repetition_penalty, low=0, low_open=True)
+        check_float("frequency_penalty", self.frequency_penalty, low=-PENALTY_LIMIT, high=PENALTY_LIMIT)
+        check_float("presence_penalty", self.presence_penalty, low=-PENALTY_LIMIT, high=PENALTY_LIMIT)
         check_seed(self.seed)
-        if isinstance(self.stop, (str, bytes)) or not isinstance(self.stop, Sequence):
-            raise ConfigError(f"stop: expected a list of token-id lists, got {_shown(self.stop)}")
-        for i, s in enumerate(self.stop):
-            if isinstance(s, (str, bytes)) or not isinstance(s, Sequence):
-                raise ConfigError(f"stop[{i}]: expected a list of token ids, got {_shown(s)}")
-            if len(s) == 0:
-                raise ConfigError("stop: an empty stop sequence would end every row at once")
-            for t in s:
-                check_int(f"stop[{i}]", t, low=0)
+        _check_id_lists("stop", self.stop, "an empty stop sequence would end every row at once")
+        _check_id_lists("bad_words", self.bad_words, "an empty sequence bans nothing")
         check_bool("use_cache", self.use_cache)
         check_int("sliding_window_size", self.sliding_window_size, low=1, optional=True)
         check_bool("use_flash_attention", self.use_flash_attention, optional=True)
@@ -216,6 +227,17 @@ class GenerationParams:
                 f"graph, so {self.sliding_window_size} cannot be honoured (re-export the checkpoint with "
                 f"that window, or leave sliding_window_size unset)"
             )
+        vocab = manifest.architecture.vocab_size
+        ids = [("eos_token_id", self.eos_token_id), ("pad_token_id", self.pad_token_id)]
+        ids += [
+            (f"{name}[{i}]", t)
+            for name in ("stop", "bad_words")
+            for i, s in enumerate(getattr(self, name))
+            for t in s
+        ]
+        for name, t in ids:
+            if t is not None and t >= vocab:
+                raise ConfigError(f"{name}: token id {t} is outside this model's vocabulary of {vocab}")
         if self.use_flash_attention and manifest.lowering not in FUSED_LOWERINGS:
             raise ConfigError(
                 f"use_flash_attention: an ONNX artifact with the {manifest.lowering} lowering runs attention "
@@ -234,6 +256,19 @@ class GenerationParams:
         return self.budget(prompt_len, max_positions).new_tokens
 
 
+def _check_id_lists(name: str, value: object, empty: str) -> None:
+    """A list of non-empty token-id lists (``stop``, ``bad_words``)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"{name}: expected a list of token-id lists, got {_shown(value)}")
+    for i, s in enumerate(value):
+        if isinstance(s, (str, bytes)) or not isinstance(s, Sequence):
+            raise ConfigError(f"{name}[{i}]: expected a list of token ids, got {_shown(s)}")
+        if len(s) == 0:
+            raise ConfigError(f"{name}: {empty}")
+        for t in s:
+            check_int(f"{name}[{i}]", t, low=0)
+
+
 def make_params(**kwargs: Any) -> GenerationParams:
     """``GenerationParams(**kwargs)``, checked: an unknown name, a wrong type, NaN/inf or a value out of
     range is refused by name (a ConfigError, never a TypeError traceback). ``do_sample=True`` without a
@@ -246,13 +281,16 @@ def make_params(**kwargs: Any) -> GenerationParams:
         raise ConfigError("temperature: 0 means greedy, which contradicts do_sample=True")
     if kwargs.get("temperature", 0.0) is None:
         kwargs.pop("temperature")
-    if kwargs.get("stop") is None:
-        kwargs.pop("stop", None)
+    for name in ("stop", "bad_words"):
+        if kwargs.get(name) is None:
+            kwargs.pop(name, None)
     p = GenerationParams(**kwargs)
     p.validate()
     p.stop = [[int(t) for t in s] for s in p.stop]
+    p.bad_words = [[int(t) for t in s] for s in p.bad_words]
     p.temperature, p.top_p, p.min_p = float(p.temperature), float(p.top_p), float(p.min_p)
     p.repetition_penalty = float(p.repetition_penalty)
+    p.frequency_penalty, p.presence_penalty = float(p.frequency_penalty), float(p.presence_penalty)
     return p
 
 

@@ -3,7 +3,10 @@
 ``process_logits`` is ``radon.generation.process_logits`` line for line, which follows transformers'
 processors (tests compare all three): repetition penalty (divide positive logits by the penalty,
 multiply negative ones, over every id in the history, prompt and padding included, as transformers
-does), then, when sampling, temperature, top-k (drop logits below the k-th largest), top-p (sort
+does), OpenAI's frequency and presence penalties (``logit[j] -= count[j] * frequency_penalty +
+(count[j] > 0) * presence_penalty`` over the *generated* tokens only, as OpenAI documents and vLLM
+computes), bad words (``-inf`` for a sequence's last id when the history ends with the ones before
+it: TensorRT-LLM's bad-words list), then, when sampling, temperature, top-k (drop logits below the k-th largest), top-p (sort
 ascending, drop the tokens whose cumulative probability is <= 1 - p, always keep the most likely),
 min-p (drop tokens whose probability is below ``min_p`` times the top probability). Greedy when the
 temperature is 0: argmax of the penalised logits.
@@ -30,6 +33,34 @@ def apply_repetition_penalty(logits: np.ndarray, history: np.ndarray, penalty: f
     rows = np.arange(logits.shape[0])[:, None]
     seen = out[rows, history]
     out[rows, history] = np.where(seen < 0, seen * np.float32(penalty), seen / np.float32(penalty))
+    return out
+
+
+def apply_openai_penalties(logits: np.ndarray, generated: np.ndarray, frequency: float,
+                           presence: float) -> np.ndarray:  # fmt: skip
+    """(B, V) logits minus ``count * frequency + (count > 0) * presence``, counts of each id in the
+    generated tokens ``generated`` (B, G) (a new array; the logits as they are when both are 0)."""
+    if (frequency == 0.0 and presence == 0.0) or generated.shape[1] == 0:
+        return logits
+    counts = np.zeros(logits.shape, np.float32)
+    rows = np.repeat(np.arange(logits.shape[0]), generated.shape[1])
+    np.add.at(counts, (rows, generated.reshape(-1)), np.float32(1))
+    return logits - counts * np.float32(frequency) - (counts > 0) * np.float32(presence)
+
+
+def ban_bad_words(logits: np.ndarray, history: np.ndarray, bad_words: list[list[int]]) -> np.ndarray:
+    """(B, V) logits with ``-inf`` for every sequence's last id where ``history`` (B, L) ends with
+    the ids before it (a one-id sequence is banned everywhere); a new array when anything is banned."""
+    if not bad_words:
+        return logits
+    out = logits.copy()
+    for words in bad_words:
+        *head, last = words
+        for b in range(out.shape[0]):
+            if not head or (
+                len(head) <= history.shape[1] and history[b, history.shape[1] - len(head) :].tolist() == head
+            ):
+                out[b, last] = NEG_INF
     return out
 
 
@@ -71,10 +102,16 @@ def min_p_filter(logits: np.ndarray, min_p: float) -> np.ndarray:
     return np.where(probs < floor, NEG_INF, logits)
 
 
-def process_logits(logits: np.ndarray, history: np.ndarray, params: GenerationParams) -> np.ndarray:
-    """Repetition penalty, then (when sampling) temperature, top-k, top-p and min-p on (B, V) logits."""
+def process_logits(logits: np.ndarray, history: np.ndarray, params: GenerationParams,
+                   prompt_len: int = 0) -> np.ndarray:  # fmt: skip
+    """Repetition penalty, frequency and presence penalties (over ``history[:, prompt_len:]``, the
+    generated tokens), bad words, then (when sampling) temperature, top-k, top-p and min-p on (B, V)
+    logits."""
     logits = np.asarray(logits, dtype=np.float32)
     logits = apply_repetition_penalty(logits, history, params.repetition_penalty)
+    logits = apply_openai_penalties(logits, history[:, prompt_len:], params.frequency_penalty,
+                                    params.presence_penalty)  # fmt: skip
+    logits = ban_bad_words(logits, history, [list(w) for w in params.bad_words])
     if params.greedy:
         return logits
     if params.temperature != 1.0:

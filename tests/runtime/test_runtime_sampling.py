@@ -129,3 +129,79 @@ def test_bad_parameters_are_refused_by_name(bad, message):
 
     with pytest.raises(ConfigError, match=message):
         make_params(**bad)
+
+
+@pytest.mark.parametrize("frequency,presence", [(0.7, 0.0), (0.0, 1.1), (-0.5, 0.4), (2.0, -2.0)])
+def test_frequency_and_presence_penalties_follow_openai(frequency: float, presence: float) -> None:
+    """OpenAI's formula, written out per token: logit[j] - count[j] * frequency - (count[j] > 0) * presence,
+    counts over the generated tokens only (the prompt's ids are not penalised)."""
+    logits = _logits(3, 2)
+    prompt = np.array([[1, 1, 2], [5, 6, 7]])
+    generated = np.array([[4, 4, 9, 4], [5, 3, 3, 0]])
+    history = np.concatenate([prompt, generated], axis=1)
+    p = make_params(temperature=0.0, frequency_penalty=frequency, presence_penalty=presence)
+    got = process_logits(logits, history, p, prompt_len=prompt.shape[1])
+    want = logits.astype(np.float64).copy()
+    for b in range(2):
+        for j in set(generated[b].tolist()):
+            count = generated[b].tolist().count(j)
+            want[b, j] -= count * frequency + presence
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    ref = torch_process(torch.from_numpy(logits), torch.from_numpy(history), p, prompt.shape[1])
+    np.testing.assert_allclose(ref.numpy(), got, atol=ATOL)
+
+
+def test_bad_words_ban_the_last_id_after_the_rest() -> None:
+    logits = _logits(4, 2)
+    history = np.array([[3, 8, 2], [3, 8, 9]])
+    p = make_params(bad_words=[[11], [8, 9, 12], [9, 13]])
+    got = process_logits(logits, history, p)
+    banned = {(0, 11), (1, 11), (1, 12), (1, 13)}  # row 0 ends with 8, 2: neither [8, 9] nor [9] before it
+    for b in range(2):
+        for j in range(VOCAB):
+            assert (got[b, j] == -np.inf) == ((b, j) in banned), (b, j)
+    assert np.array_equal(got[got > -np.inf], logits[got > -np.inf])
+    ref = torch_process(torch.from_numpy(logits), torch.from_numpy(history), p)
+    assert np.array_equal(ref.numpy(), got)
+
+
+def test_penalties_and_bad_words_are_checked_by_name(text_artifact) -> None:
+    from radon.errors import ConfigError
+    from radon.runtime.contract import read_manifest
+
+    for kwargs, message in [({"frequency_penalty": 2.5}, "^frequency_penalty: must be in \\[-2, 2\\]"),
+                            ({"presence_penalty": float("nan")}, "^presence_penalty: must be a finite"),
+                            ({"bad_words": [[]]}, "^bad_words: an empty sequence bans nothing"),
+                            ({"bad_words": [[-1]]}, "^bad_words\\[0\\]: must be >= 0")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            make_params(**kwargs)
+    manifest = read_manifest(text_artifact)
+    vocab = manifest.architecture.vocab_size
+    for kwargs, name in [({"bad_words": [[1, vocab]]}, "bad_words\\[0\\]"), ({"eos_token_id": vocab}, "eos_token_id"),
+                         ({"pad_token_id": vocab + 3}, "pad_token_id")]:  # fmt: skip
+        with pytest.raises(
+            ConfigError, match=f"^{name}: token id .* outside this model's vocabulary of {vocab}"
+        ):
+            make_params(**kwargs).check_artifact(manifest)
+
+
+def test_the_generator_applies_the_penalties_and_bans(text_gen) -> None:
+    """The runtime's greedy loop with the new parameters against the same loop written here over the
+    session's logits: each step's argmax of the OpenAI-penalised logits with the banned ids removed."""
+    ids, mask = text_gen.encode(["Привет, мир"])
+    plain = text_gen.generate(ids, 12, attention_mask=mask, ignore_eos=True)[0, ids.shape[1] :]
+    bad = [[int(plain[0])], [int(plain[2]), int(plain[3])]]
+    got = text_gen.generate(ids, 12, attention_mask=mask, ignore_eos=True, frequency_penalty=1.5,
+                            presence_penalty=0.5, bad_words=bad)[0, ids.shape[1] :]  # fmt: skip
+    session, seq, out = text_gen.session, ids[0].tolist(), []
+    for _ in range(12):
+        logits = session.step(np.array([seq])).logits[0, -1].astype(np.float64)
+        for j in set(out):
+            logits[j] -= out.count(j) * 1.5 + 0.5
+        logits[bad[0][0]] = -np.inf
+        if seq[-1] == bad[1][0]:
+            logits[bad[1][1]] = -np.inf
+        out.append(int(np.argmax(logits)))
+        seq.append(out[-1])
+    assert got.tolist() == out and got.tolist() != plain.tolist()
+    assert bad[0][0] not in got.tolist()
