@@ -39,10 +39,12 @@ CANCEL_CHECK_S = 0.05  # a cancelled request is noticed within 50 ms (and one st
 class ResponseSink(Protocol):
     """Where one request's responses go."""
 
-    def send(self, text: str, final: bool, generated: Callable[[], int]) -> None:
+    def send(self, text: str, final: bool, generated: Callable[[], int],
+             counts: dict[str, int] | None = None) -> None:  # fmt: skip
         """One response carrying ``text``; ``final`` marks the request's last response. ``generated()``
         is the number of tokens the row has generated so far: a sink that sends later (a queue) calls
-        it when it sends, so the count says how far the decode loop had got by then."""
+        it when it sends, so the count says how far the decode loop had got by then. ``counts`` are
+        the ``num_input_tokens`` / ``num_output_tokens`` the request asked for (empty: none)."""
 
     def fail(self, message: str) -> None:
         """One final error response (the generation failed on the server)."""
@@ -88,24 +90,36 @@ class SendQueue:
 
 class _ResponseRow:
     """A ``RowSink`` (``radon.runtime.batching``) that turns one row's tokens into its request's
-    responses: a piece per token when the request streams, else the whole text once, at the end."""
+    responses: a piece per token when the request streams, else the whole text once, at the end.
+    ``plan.reply`` (``request.GenerateFields.reply``): ``echo``, the prompt put before the first
+    response's text (``exclude_input_in_output`` false); ``num_input_tokens`` (the prompt's tokens, or
+    None) and ``num_output_tokens`` (bool): the counts each response carries."""
 
-    def __init__(self, sink: ResponseSink, stream: bool) -> None:
-        self.sink, self.stream = sink, stream
-        self.text, self.count = "", 0
+    def __init__(self, sink: ResponseSink, plan: Plan) -> None:
+        self.sink, self.stream = sink, plan.stream
+        self.text, self.count, self.sent = plan.reply.get("echo", ""), 0, 0
+        self.num_input = plan.reply.get("num_input_tokens")
+        self.num_output = bool(plan.reply.get("num_output_tokens"))
 
     def generated(self) -> int:  # read live by a sink that sends later
         return self.count
 
+    def _send(self, text: str, final: bool) -> None:
+        counts = {} if self.num_input is None else {"num_input_tokens": self.num_input}
+        if self.num_output:
+            counts["num_output_tokens"] = self.count - self.sent  # this response's tokens
+        self.sent = self.count
+        self.sink.send(text, final, self.generated, counts)
+
     def token(self, token: int, piece: str, finished: str | None, at: float) -> None:
         self.count += 1
         final = finished is not None
+        self.text += piece
         if self.stream:
-            self.sink.send(piece, final, self.generated)
-        else:
-            self.text += piece
-            if final:
-                self.sink.send(self.text, True, self.generated)
+            self._send(self.text, final)
+            self.text = ""
+        elif final:
+            self._send(self.text, True)
 
     def fail(self, message: str) -> None:
         self.sink.fail(f"generation failed: {message}")
@@ -128,7 +142,7 @@ def run_requests(gen: Generator, plans: Sequence[Plan], sinks: Sequence[Response
     counts = [0] * len(plans)
     for rows in group(plans, max_batch):
         done = run_batch(gen, [plans[i] for i in rows],
-                         [_ResponseRow(sinks[i], plans[i].stream) for i in rows], cancel_check_s)  # fmt: skip
+                         [_ResponseRow(sinks[i], plans[i]) for i in rows], cancel_check_s)  # fmt: skip
         for i, n in zip(rows, done):
             counts[i] = n
     return counts

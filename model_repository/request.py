@@ -1,16 +1,20 @@
 """Requests to the Triton generate model: TensorRT-LLM's ensemble names, checked before anything runs.
 
-The inputs are the names that TensorRT-LLM's Triton ensemble made common
-(``triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt`` in TensorRT-LLM), so existing
-clients work: ``text_input`` (BYTES), ``max_tokens`` (INT32), ``stream`` (BOOL), ``temperature``,
-``top_p``, ``repetition_penalty`` (FP32), ``top_k`` (INT32), ``stop_words`` (BYTES, a list) and
-``seed`` (UINT64; TensorRT-LLM calls it ``random_seed``), plus RADON's ``messages`` (BYTES: a chat as
+The inputs are the names and dtypes of TensorRT-LLM's Triton ensemble
+(``triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt`` in TensorRT-LLM), which is
+also what Triton's OpenAI-compatible frontend sends to any model that is not vLLM
+(``python/openai/openai_frontend/engine/utils/triton.py``, ``_create_trtllm_generate_request``:
+``text_input`` [[prompt]], ``stream``, ``max_tokens`` INT32, ``stop_words`` [[...]], ``top_p``,
+``frequency_penalty``, ``presence_penalty``, ``temperature`` FP32, ``seed`` UINT64,
+``exclude_input_in_output``, ``return_num_input_tokens`` and ``return_num_output_tokens`` BOOL, and it
+reads ``num_input_tokens`` / ``num_output_tokens`` INT32 or UINT32 back, summing ``num_output_tokens``
+over a stream's responses). ``GENERATE_INPUTS`` lists every input with its meaning; each is honoured,
+or refused by name when its value cannot be (never ignored). RADON adds ``messages`` (BYTES: a chat as
 a JSON list of ``{"role", "content"}``, sent instead of ``text_input`` and rendered by the model's chat
-template, ``radon.tokenizer.chat``), giving ``text_output`` (BYTES) and RADON's
-``generated_tokens`` (INT32: how many tokens the request had when its response left, so a client can
-tell a stream from a buffered answer without a clock). Triton's generate extension
-(``/v2/models/<m>/generate``) maps a JSON body's keys onto these inputs; a key that is not an input
-arrives as a request *parameter*, and is refused here by name, never ignored.
+template, ``radon.tokenizer.chat``) and the output ``generated_tokens`` (INT32: how many tokens the
+request had when its response left, so a client can tell a stream from a buffered answer without a
+clock). Triton's generate extension (``/v2/models/<m>/generate``) maps a JSON body's keys onto these
+inputs; a key that is not an input arrives as a request *parameter*, and is refused here by name.
 
 A request is checked in two steps, so that a batch of prompts is tokenized in one call in between:
 
@@ -44,6 +48,7 @@ from radon.runtime.batching import Plan
 from radon.runtime.contract import Manifest
 from radon.runtime.params import (
     MAX_STOP_STRINGS,
+    PENALTY_LIMIT,
     check_bool,
     check_float,
     check_int,
@@ -81,14 +86,37 @@ GENERATE_INPUTS: tuple[FieldSpec, ...] = (
     FieldSpec("seed", "TYPE_UINT64", (1,), True, "seed of the sampler (a request with a seed runs alone)"),
     FieldSpec("messages", "TYPE_STRING", (1,), True,
               'a chat instead of text_input: JSON [{"role": ..., "content": ...}], through the chat template'),
+    FieldSpec("frequency_penalty", "TYPE_FP32", (1,), True,
+              "OpenAI's, in [-2, 2]: minus count x penalty on each generated token's logit; 0 = off"),
+    FieldSpec("presence_penalty", "TYPE_FP32", (1,), True,
+              "OpenAI's, in [-2, 2]: minus penalty on every token generated at least once; 0 = off"),
+    FieldSpec("bad_words", "TYPE_STRING", (-1,), True,
+              "words never generated: each word's token ids (encoded alone) never appear in that order"),
+    FieldSpec("end_id", "TYPE_INT32", (1,), True, "the id that ends the text, instead of the model's eos"),
+    FieldSpec("pad_id", "TYPE_INT32", (1,), True, "the id that pads the batch (masked; the text does not change)"),
+    FieldSpec("exclude_input_in_output", "TYPE_BOOL", (1,), True,
+              "default true; false puts the prompt before the generated text (OpenAI's echo)"),
+    FieldSpec("return_num_input_tokens", "TYPE_BOOL", (1,), True, "add num_input_tokens to every response"),
+    FieldSpec("return_num_output_tokens", "TYPE_BOOL", (1,), True, "add num_output_tokens to every response"),
 )  # fmt: skip
 GENERATE_OUTPUT = FieldSpec("text_output", "TYPE_STRING", (1,), False, "the text (one piece per response)")
 GENERATED_TOKENS = FieldSpec("generated_tokens", "TYPE_INT32", (1,), False,
                              "tokens the decode loop had generated for this request when the response was sent")  # fmt: skip
-GENERATE_OUTPUTS: tuple[FieldSpec, ...] = (GENERATE_OUTPUT, GENERATED_TOKENS)
+NUM_INPUT_TOKENS = FieldSpec("num_input_tokens", "TYPE_INT32", (1,), False,
+                             "the prompt's tokens (with return_num_input_tokens)")  # fmt: skip
+NUM_OUTPUT_TOKENS = FieldSpec("num_output_tokens", "TYPE_INT32", (1,), False,
+                              "tokens this response carries: 1 per streamed token, all of them otherwise "
+                              "(with return_num_output_tokens; a stream's responses sum to the total)")  # fmt: skip
+GENERATE_OUTPUTS: tuple[FieldSpec, ...] = (
+    GENERATE_OUTPUT,
+    GENERATED_TOKENS,
+    NUM_INPUT_TOKENS,
+    NUM_OUTPUT_TOKENS,
+)
 INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in GENERATE_INPUTS)
 _KINDS = {"TYPE_STRING": "OSU", "TYPE_INT32": "iu", "TYPE_UINT64": "iu", "TYPE_FP32": "fiu", "TYPE_BOOL": "b"}
 MAX_STOP_WORDS = MAX_STOP_STRINGS  # as radon serve (OpenAI's limit)
+MAX_BAD_WORDS = 64  # each is matched against every row at every step
 
 
 class RequestError(RadonError):
@@ -113,18 +141,41 @@ class GenerateFields:
     stop_words: list[str] = field(default_factory=list)
     seed: int | None = None
     messages: list[dict[str, str]] | None = None  # a chat (checked); text is "" then
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    bad_words: list[str] = field(default_factory=list)  # words; their ids come with the plan
+    end_id: int | None = None
+    pad_id: int | None = None
+    exclude_input_in_output: bool = True
+    return_num_input_tokens: bool = False
+    return_num_output_tokens: bool = False
 
     @property
     def prompt_input(self) -> str:
         """The input that carries the prompt: refusals about its length name it."""
         return "messages" if self.messages is not None else "text_input"
 
-    def params(self) -> dict[str, Any]:
-        """The runtime's generation parameters (``radon.runtime.params`` names)."""
-        return {
+    def params(self, bad_words: list[list[int]] | None = None) -> dict[str, Any]:
+        """The runtime's generation parameters (``radon.runtime.params`` names); ``bad_words`` are the
+        words' token ids, once they are encoded."""
+        params: dict[str, Any] = {
             "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p,
             "repetition_penalty": self.repetition_penalty, "seed": self.seed,
+            "frequency_penalty": self.frequency_penalty, "presence_penalty": self.presence_penalty,
         }  # fmt: skip
+        if bad_words:
+            params["bad_words"] = bad_words
+        if self.end_id is not None:
+            params["eos_token_id"] = self.end_id
+        if self.pad_id is not None:
+            params["pad_token_id"] = self.pad_id
+        return params
+
+    def reply(self, prompt_tokens: int) -> dict[str, Any]:
+        """How the responses are shaped (``Plan.reply``): the echoed prompt, the counts asked for."""
+        return {"echo": "" if self.exclude_input_in_output else self.text,
+                "num_input_tokens": prompt_tokens if self.return_num_input_tokens else None,
+                "num_output_tokens": self.return_num_output_tokens}  # fmt: skip
 
 
 def _one(name: str, value: np.ndarray, spec: FieldSpec) -> Any:
@@ -188,11 +239,11 @@ def read_fields(inputs: Mapping[str, np.ndarray | None],
             if not spec.optional:
                 raise RequestError(f"{spec.name}: required", spec.name)
             continue
-        if spec.name == "stop_words":
+        if spec.name in ("stop_words", "bad_words"):
             arr = np.asarray(value)
             if arr.size and arr.dtype.kind not in "OSU":
-                raise RequestError(f"stop_words: expected strings, got {arr.dtype}", "stop_words")
-            values["stop_words"] = [_text("stop_words", v) for v in arr.reshape(-1)]
+                raise RequestError(f"{spec.name}: expected strings, got {arr.dtype}", spec.name)
+            values[spec.name] = [_text(spec.name, v) for v in arr.reshape(-1)]
         else:
             values[spec.name] = _one(spec.name, value, spec)
     if ("text_input" in values) == ("messages" in values):
@@ -230,9 +281,24 @@ def _checked(values: dict[str, Any]) -> GenerateFields:
         stop_words=check_stop_strings("stop_words", values.get("stop_words", []), max_count=MAX_STOP_WORDS),
         seed=check_seed(values.get("seed")),
         messages=messages,
-    )
+        frequency_penalty=_penalty("frequency_penalty", values),
+        presence_penalty=_penalty("presence_penalty", values),
+        bad_words=check_stop_strings("bad_words", values.get("bad_words", []), max_count=MAX_BAD_WORDS),
+        end_id=check_int("end_id", values.get("end_id"), low=0, optional=True),
+        pad_id=check_int("pad_id", values.get("pad_id"), low=0, optional=True),
+        exclude_input_in_output=bool(check_bool("exclude_input_in_output", values.get("exclude_input_in_output", True))),
+        return_num_input_tokens=bool(check_bool("return_num_input_tokens", values.get("return_num_input_tokens", False))),
+        return_num_output_tokens=bool(check_bool("return_num_output_tokens", values.get("return_num_output_tokens", False))),
+    )  # fmt: skip
+    if messages is not None and not fields.exclude_input_in_output:
+        raise RequestError("exclude_input_in_output: false echoes text_input; a chat (messages) has no prompt "
+                           "text to echo", "exclude_input_in_output")  # fmt: skip
     make_params(max_new_tokens=fields.max_tokens, **fields.params())  # the whole set, as the runtime takes it
     return fields
+
+
+def _penalty(name: str, values: dict[str, Any]) -> float:
+    return _float(check_float(name, values.get(name, 0.0), low=-PENALTY_LIMIT, high=PENALTY_LIMIT))
 
 
 def _int(value: int | None) -> int:
@@ -261,10 +327,12 @@ def _messages(raw: str) -> list[dict[str, str]]:
 
 
 def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest: Manifest,
-                 max_tokens_limit: int, max_prompt_tokens: int | None = None) -> Plan:  # fmt: skip
+                 max_tokens_limit: int, max_prompt_tokens: int | None = None,
+                 encode_words: Callable[[str], list[int]] | None = None) -> Plan:  # fmt: skip
     """The plan for one request once its prompt is tokenized: the budget against the context
     (``max_position_embeddings``), the server's ``max_tokens_limit`` and, for engines whose prefill
-    profile is bounded, ``max_prompt_tokens``."""
+    profile is bounded, ``max_prompt_tokens``; ``bad_words`` encoded by ``encode_words`` (the
+    tokenizer's ``encode``, no special tokens: TensorRT-LLM encodes each word alone too)."""
     ids = [int(i) for i in prompt_ids]
     name = fields.prompt_input
     context = manifest.architecture.max_position_embeddings
@@ -281,11 +349,33 @@ def plan_request(fields: GenerateFields, prompt_ids: Sequence[int], *, manifest:
     except RadonError as exc:
         param = str(exc).split(":", 1)[0]
         raise RequestError(str(exc), param if param in INPUT_NAMES else None) from None
+    bad_ids = _bad_word_ids(fields.bad_words, encode_words)
+    params = fields.params(bad_ids)
     try:
-        make_params(**fields.params()).check_artifact(manifest)
-    except RadonError as exc:
-        raise RequestError(str(exc)) from None
-    return Plan(ids, fields.max_tokens, fields.params(), list(fields.stop_words), fields.stream)
+        make_params(**params).check_artifact(manifest)
+    except RadonError as exc:  # the message names the runtime's parameter: say the input's name
+        message = str(exc)
+        for runtime_name, name in (("eos_token_id", "end_id"), ("pad_token_id", "pad_id")):
+            message = message.replace(f"{runtime_name}:", f"{name}:", 1)
+        if message.startswith("bad_words["):
+            message = f"bad_words: {message}"
+        name = message.split(":", 1)[0]
+        raise RequestError(message, name if name in INPUT_NAMES else None) from None
+    return Plan(
+        ids, fields.max_tokens, params, list(fields.stop_words), fields.stream, reply=fields.reply(len(ids))
+    )
+
+
+def _bad_word_ids(words: list[str], encode: Callable[[str], list[int]] | None) -> list[list[int]]:
+    if words and encode is None:
+        raise RequestError("bad_words: this generate model has no tokenizer to encode them", "bad_words")
+    out = []
+    for i, word in enumerate(words):
+        ids = [int(t) for t in encode(word)] if encode is not None else []
+        if not ids:
+            raise RequestError(f"bad_words[{i}]: {word!r} encodes to no tokens", "bad_words")
+        out.append(ids)
+    return out
 
 
 def plan_all(
@@ -332,10 +422,16 @@ def _chat_ids(
         raise RequestError(message, "messages") from None
 
 
-def response_outputs(text: str, generated: int) -> dict[str, np.ndarray]:
-    """One response's ``GENERATE_OUTPUTS`` as a batch of one: ``text_output`` (1, 1) UTF-8 bytes and
-    ``generated_tokens`` (1, 1) int32, the request's tokens so far."""
-    return {
+def response_outputs(
+    text: str, generated: int, counts: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """One response's outputs as a batch of one: ``text_output`` (1, 1) UTF-8 bytes, ``generated_tokens``
+    (1, 1) int32 (the request's tokens so far) and, when asked, ``num_input_tokens`` and
+    ``num_output_tokens`` (1, 1) int32 from ``counts``."""
+    out = {
         GENERATE_OUTPUT.name: np.array([[text.encode("utf-8")]], dtype=object),
         GENERATED_TOKENS.name: np.array([[generated]], np.int32),
     }
+    for name, value in (counts or {}).items():
+        out[name] = np.array([[value]], np.int32)
+    return out

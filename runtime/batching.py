@@ -51,6 +51,7 @@ class Plan:
     stop_strings: list[str] = field(default_factory=list)
     stream: bool = False  # the sink's business: one response per token (Triton), or one at the end
     budget: Budget | None = None  # how max_new_tokens was set, and the cap that applied (radon serve)
+    reply: dict[str, Any] = field(default_factory=dict)  # how the sink shapes its responses (Triton's)
 
     def batch_key(self) -> tuple | None:
         return batch_key(self.params)
@@ -112,7 +113,7 @@ def run_batch(gen: Generator, plans: Sequence[Plan], sinks: Sequence[RowSink],
     is asked at most every ``cancel_check_s`` seconds per row (0: at every step), since asking can be
     a round trip to another process (Triton's ``is_cancelled``).
     """
-    pad = gen.pad_token_id if gen.pad_token_id is not None else 0
+    pad = next((x for x in (plans[0].params.get("pad_token_id"), gen.pad_token_id) if x is not None), 0)
     ids, mask = left_pad([p.prompt_ids for p in plans], pad)
     counts = [0] * len(plans)
     done = [False] * len(plans)

@@ -28,15 +28,15 @@ class _Sink:
     def __init__(self, request, sends: SendQueue) -> None:
         self.sender, self.sends = request.get_response_sender(), sends
 
-    def _text(self, text: str, final: bool, generated) -> None:  # generated() is read as the response leaves
-        out = [pb_utils.Tensor(name, v) for name, v in response_outputs(text, generated()).items()]
+    def _text(self, text: str, final: bool, generated, counts) -> None:  # generated() is read as it leaves
+        out = [pb_utils.Tensor(name, v) for name, v in response_outputs(text, generated(), counts).items()]
         self.sender.send(pb_utils.InferenceResponse(out), flags=FINAL if final else 0)
 
     def _error(self, message: str, code) -> None:
         self.sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code)), flags=FINAL)
 
-    def send(self, text: str, final: bool, generated) -> None:
-        self.sends.put(self._text, text, final, generated)
+    def send(self, text: str, final: bool, generated, counts=None) -> None:
+        self.sends.put(self._text, text, final, generated, counts)
 
     def refuse(self, message: str) -> None:  # the client's mistake: HTTP 400, a gRPC error
         self.sends.put(self._error, message, pb_utils.TritonError.INVALID_ARG)
@@ -82,7 +82,8 @@ class TritonPythonModel:
         try:
             results = plan_all(inputs, self._tokenize, tokenize_chat=self.gen.encode_chat,
                                manifest=self.gen.manifest, max_tokens_limit=self.settings.max_tokens_limit,
-                               max_prompt_tokens=self.settings.max_prompt_tokens or None)  # fmt: skip
+                               max_prompt_tokens=self.settings.max_prompt_tokens or None,
+                               encode_words=self.gen.tokenizer.encode)  # fmt: skip
         except RadonError as exc:  # the tokenizer model failed: every request of this call
             for sink in sinks:
                 sink.fail(str(exc))

@@ -22,13 +22,15 @@ class Sink:
     def __init__(self, cancel_after: int | None = None) -> None:
         self.sent: list[tuple[str, bool]] = []
         self.generated: list[int] = []  # the row's token count when each response was sent
+        self.counts: list[dict] = []  # num_input_tokens / num_output_tokens of each response
         self.errors: list[str] = []
         self.cancel_after = cancel_after
 
-    def send(self, text: str, final: bool, generated) -> None:
+    def send(self, text: str, final: bool, generated, counts=None) -> None:
         assert not (self.sent and self.sent[-1][1]), "a response after the final one"
         self.sent.append((text, final))
         self.generated.append(generated())
+        self.counts.append(counts or {})
 
     def fail(self, message: str) -> None:
         self.errors.append(message)
@@ -168,3 +170,45 @@ def test_open_generator_in_process_and_bls(text_artifact, text_gen, tmp_path):
     bls = open_generator(GenerateSettings(decode_loop="bls", artifact=settings.artifact), tmp_path,
                          lambda feeds, wanted: run_decoder(local, feeds, wanted))  # fmt: skip
     assert bls.generate_text("Hello", 12) == text_gen.generate_text("Hello", 12)
+
+
+def test_echo_and_token_counts(text_gen):
+    """exclude_input_in_output false puts the prompt first; num_output_tokens per response sums to the
+    tokens generated (as Triton's OpenAI frontend adds a stream's up), num_input_tokens is the prompt's."""
+    prompt = "Hello there"
+    ids = text_gen.tokenizer.encode(prompt, add_bos=True)
+    reply = {"echo": prompt, "num_input_tokens": len(ids), "num_output_tokens": True}
+    plans = [Plan(ids, 9, GREEDY, [], stream, reply=reply) for stream in (True, False)]
+    sinks = [Sink(), Sink()]
+    run_requests(text_gen, plans, sinks, max_batch=1)
+    text = text_gen.generate_text(prompt, 9)
+    for sink in sinks:
+        assert sink.text == prompt + text
+        assert sum(c["num_output_tokens"] for c in sink.counts) == 9
+        assert {c["num_input_tokens"] for c in sink.counts} == {len(ids)}
+    assert [c["num_output_tokens"] for c in sinks[0].counts] == [1] * 9 and sinks[1].counts[0][
+        "num_output_tokens"
+    ] == 9
+    assert sinks[0].sent[0][0].startswith(prompt)
+    quiet = Sink()
+    run_requests(text_gen, [Plan(ids, 3, GREEDY, [], False)], [quiet], max_batch=1)
+    assert quiet.counts == [{}] and quiet.text == text_gen.generate_text(prompt, 3)
+
+
+def test_pad_id_fills_the_left_padding_and_changes_no_text(text_gen):
+    plans = [plan_for(text_gen, p, 12, stream=False) for p in ("Привет, мир", "Hi")]
+    padded = [plan_for(text_gen, p, 12, stream=False, pad_token_id=7) for p in ("Привет, мир", "Hi")]
+    sinks, padded_sinks = [Sink(), Sink()], [Sink(), Sink()]
+
+    class Spy:
+        def __init__(self):
+            self.pad_token_id, self.inner, self.fed = text_gen.pad_token_id, text_gen, None
+
+        def stream(self, ids, **kwargs):
+            self.fed = ids.copy()
+            return self.inner.stream(ids, **kwargs)
+
+    spy = Spy()
+    run_requests(text_gen, plans, sinks, max_batch=2)
+    run_requests(spy, padded, padded_sinks, max_batch=2)  # type: ignore[arg-type]
+    assert spy.fed[1, 0] == 7 and [s.text for s in padded_sinks] == [s.text for s in sinks]

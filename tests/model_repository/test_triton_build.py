@@ -95,11 +95,15 @@ def test_generate_model_config(text_artifact, tmp_path):
     assert [(o.name, dtype(cfg, o.data_type), list(o.dims)) for o in cfg.output] == [
         ("text_output", "TYPE_STRING", [1]),
         ("generated_tokens", "TYPE_INT32", [1]),
+        ("num_input_tokens", "TYPE_INT32", [1]),
+        ("num_output_tokens", "TYPE_INT32", [1]),
     ]
     # the adapter's arrays (radon.model_repository.request.response_outputs) match what the config declares
-    arrays = response_outputs("привет", 7)
+    arrays = response_outputs("привет", 7, {"num_input_tokens": 3, "num_output_tokens": 1})
     assert list(arrays) == [o.name for o in cfg.output] and arrays["generated_tokens"].tolist() == [[7]]
     assert arrays["text_output"].dtype == object and arrays["generated_tokens"].dtype == np.int32
+    assert arrays["num_input_tokens"].tolist() == [[3]] and arrays["num_output_tokens"].dtype == np.int32
+    assert list(response_outputs("x", 1)) == ["text_output", "generated_tokens"]  # counts only when asked
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     assert params["decode_loop"] == "in_process" and params["artifact"] == "radon_decoder/1/artifact"
     assert params["max_batch"] == "6" and params["max_tokens_limit"] == "100"

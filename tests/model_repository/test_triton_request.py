@@ -8,6 +8,7 @@ import pytest
 
 from radon.model_repository.request import (
     GENERATE_INPUTS,
+    GENERATE_OUTPUTS,
     MAX_STOP_WORDS,
     GenerateFields,
     RequestError,
@@ -38,13 +39,38 @@ def refused(param: str, request: dict, parameters=None) -> str:
     return str(err.value)
 
 
+# TensorRT-LLM's ensemble (triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt), the
+# inputs that Triton's OpenAI frontend sends (python/openai/openai_frontend/engine/utils/triton.py) or
+# that issue 22 lists, with their dtypes and dims as that file declares them
+TRTLLM_ENSEMBLE = {
+    "text_input": ("TYPE_STRING", (1,)), "max_tokens": ("TYPE_INT32", (1,)), "stream": ("TYPE_BOOL", (1,)),
+    "temperature": ("TYPE_FP32", (1,)), "top_k": ("TYPE_INT32", (1,)), "top_p": ("TYPE_FP32", (1,)),
+    "repetition_penalty": ("TYPE_FP32", (1,)), "frequency_penalty": ("TYPE_FP32", (1,)),
+    "presence_penalty": ("TYPE_FP32", (1,)), "seed": ("TYPE_UINT64", (1,)), "stop_words": ("TYPE_STRING", (-1,)),
+    "bad_words": ("TYPE_STRING", (-1,)), "end_id": ("TYPE_INT32", (1,)), "pad_id": ("TYPE_INT32", (1,)),
+    "exclude_input_in_output": ("TYPE_BOOL", (1,)), "return_num_input_tokens": ("TYPE_BOOL", (1,)),
+    "return_num_output_tokens": ("TYPE_BOOL", (1,)),
+}  # fmt: skip
+TRTLLM_OUTPUTS = {
+    "text_output": "TYPE_STRING",
+    "num_input_tokens": "TYPE_INT32",
+    "num_output_tokens": "TYPE_INT32",
+}
+
+
 def test_names_are_tensorrt_llm_ensemble_names():
     assert [f.name for f in GENERATE_INPUTS] == [
         "text_input", "max_tokens", "stream", "temperature", "top_k", "top_p", "repetition_penalty",
-        "stop_words", "seed", "messages",
+        "stop_words", "seed", "messages", "frequency_penalty", "presence_penalty", "bad_words", "end_id",
+        "pad_id", "exclude_input_in_output", "return_num_input_tokens", "return_num_output_tokens",
     ]  # fmt: skip
     required = [f.name for f in GENERATE_INPUTS if not f.optional]
     assert required == ["max_tokens"]  # and exactly one of text_input and messages
+    ours = {f.name: (f.data_type, f.dims) for f in GENERATE_INPUTS}
+    assert {k: ours[k] for k in TRTLLM_ENSEMBLE} == TRTLLM_ENSEMBLE
+    assert set(ours) - set(TRTLLM_ENSEMBLE) == {"messages"}  # RADON's one addition
+    outputs = {f.name: f.data_type for f in GENERATE_OUTPUTS}
+    assert {k: outputs[k] for k in TRTLLM_OUTPUTS} == TRTLLM_OUTPUTS
 
 
 def test_reads_every_field():
@@ -95,6 +121,21 @@ def test_reads_every_field():
     ("seed", {"seed": col(2**63, np.uint64)}),
     ("stop_words", {"stop_words": np.array([[b"\xff"]], dtype=object)}),
     ("messages", {"text_input": None, "messages": col('[{"role": "user", "content": "\\ud800"}]')}),
+    ("frequency_penalty", {"frequency_penalty": col(2.5, np.float32)}),
+    ("frequency_penalty", {"frequency_penalty": col(np.nan, np.float32)}),
+    ("presence_penalty", {"presence_penalty": col(-2.5, np.float32)}),
+    ("presence_penalty", {"presence_penalty": col(1, np.bool_)}),
+    ("bad_words", {"bad_words": np.array([[b""]], dtype=object)}),
+    ("bad_words", {"bad_words": col(3, np.int32)}),
+    ("bad_words", {"bad_words": np.array([[b"\xff"]], dtype=object)}),
+    ("end_id", {"end_id": col(-1, np.int32)}),
+    ("end_id", {"end_id": col(1.5, np.float32)}),
+    ("pad_id", {"pad_id": col(-2, np.int32)}),
+    ("exclude_input_in_output", {"exclude_input_in_output": col(0, np.int32)}),
+    ("return_num_input_tokens", {"return_num_input_tokens": col("yes")}),
+    ("return_num_output_tokens", {"return_num_output_tokens": col(1.0, np.float32)}),
+    ("exclude_input_in_output", {"text_input": None, "messages": col('[{"role": "user", "content": "hi"}]'),
+                                 "exclude_input_in_output": col(False, np.bool_)}),
 ])  # fmt: skip
 def test_refusals_name_the_input(param, overrides):
     refused(param, inputs(**overrides))
@@ -104,7 +145,7 @@ def test_unknown_parameters_are_refused_by_name():
     message = refused("bogus", inputs(), '{"bogus": 1}')
     assert "text_input" in message  # says what the model takes
     refused("min_p", inputs(), {"min_p": 0.1})
-    refused("end_id", inputs(end_id=col(2, np.int32)))
+    refused("min_tokens", inputs(min_tokens=col(2, np.int32)))  # TensorRT-LLM's, not taken here
     with pytest.raises(RequestError, match="parameters: not JSON"):
         read_fields(inputs(), "{oops")
 
@@ -204,3 +245,26 @@ def test_plan_all_renders_chats_apart_from_prompts(text_gen):
         )
         assert type(out[0]).__name__ == "Plan" and out[1].param == "messages"
     assert "no chat template" in str(out[1])
+
+
+def test_plan_carries_the_new_inputs_to_the_runtime(text_gen):
+    m, tok = text_gen.manifest, text_gen.tokenizer
+    vocab = m.architecture.vocab_size
+    f = read_fields(inputs(frequency_penalty=col(0.5, np.float32), presence_penalty=col(-0.25, np.float32),
+                           bad_words=np.array([[b"hello", "мир".encode()]], dtype=object), end_id=col(7, np.int32),
+                           pad_id=col(5, np.int32), exclude_input_in_output=col(False, np.bool_),
+                           return_num_input_tokens=col(True, np.bool_)))  # fmt: skip
+    plan = plan_request(f, [1, 5, 6], manifest=m, max_tokens_limit=64, encode_words=tok.encode)
+    assert plan.params["frequency_penalty"] == 0.5 and plan.params["presence_penalty"] == -0.25
+    assert plan.params["bad_words"] == [tok.encode("hello"), tok.encode("мир")]
+    assert (plan.params["eos_token_id"], plan.params["pad_token_id"]) == (7, 5)
+    assert plan.reply == {"echo": "Привет", "num_input_tokens": 3, "num_output_tokens": False}
+    assert plan.batch_key() is None  # a penalty over the generated tokens: the request runs alone
+    for name, value in (("end_id", vocab), ("pad_id", vocab + 1)):
+        bad = read_fields(inputs(**{name: col(value, np.int32)}))
+        with pytest.raises(RequestError, match=f"^{name}: token id {value} is outside") as err:
+            plan_request(bad, [1, 2], manifest=m, max_tokens_limit=64)
+        assert err.value.param == name
+    with pytest.raises(RequestError, match="^bad_words: this generate model has no tokenizer"):
+        plan_request(read_fields(inputs(bad_words=np.array([[b"x"]], dtype=object))), [1], manifest=m,
+                     max_tokens_limit=64)  # fmt: skip
