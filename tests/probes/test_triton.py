@@ -129,7 +129,7 @@ GENERATE = [  # (id, body, the input the message names, who refuses: radon or tr
     ("text_input-past-context", body(text_input=json.dumps("слово " * 600)), "text_input", "radon"),
     ("unknown-key", body(min_p="0.1"), "min_p", "radon"),
     ("unknown-parameter", body(parameters='{"bogus": 1}'), "bogus", "radon"),
-    ("unknown-tensorrt-llm-input", body(end_id="2"), "end_id", "radon"),
+    ("unknown-tensorrt-llm-input", body(min_tokens="2"), "min_tokens", "radon"),  # TensorRT-LLM takes it, RADON does not
     ("messages-not-json", body(text_input=None, messages='"[{oops"'), "messages", "radon"),
     ("messages-not-a-list", body(text_input=None, messages=json.dumps('{"role": "user"}')), "messages", "radon"),
     ("messages-empty", body(text_input=None, messages='"[]"'), "messages", "radon"),
