@@ -99,10 +99,9 @@ def plan_generate(req: GenerateRequest, gen: Generator, limit: int) -> Plan:
 OPENAI_MAX_TOKENS = 16  # OpenAI's default max_tokens for completions
 UNSUPPORTED = {  # OpenAI fields RADON cannot honour, with the value that means "off"
     "n": 1, "best_of": 1, "echo": False, "logprobs": None, "suffix": None,
-    "presence_penalty": 0.0, "frequency_penalty": 0.0,
 }  # fmt: skip
 CHAT_UNSUPPORTED = {
-    "n": 1, "logprobs": False, "top_logprobs": None, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+    "n": 1, "logprobs": False, "top_logprobs": None,
     "tools": None, "tool_choice": None, "parallel_tool_calls": None,
 }  # fmt: skip
 
@@ -133,6 +132,7 @@ def _openai_common(req: CompletionRequest | ChatCompletionRequest, gen: Generato
         "temperature": 1.0 if req.temperature is None else req.temperature,
         "top_p": 1.0 if req.top_p is None else req.top_p, "top_k": req.top_k or 0, "min_p": req.min_p or 0.0,
         "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
+        "frequency_penalty": req.frequency_penalty or 0.0, "presence_penalty": req.presence_penalty or 0.0,
         "seed": req.seed, "ignore_eos": bool(req.ignore_eos),
     }  # fmt: skip
     _check_params(gen, params)

@@ -172,11 +172,24 @@ def test_openai_client(server, text_gen):
         ({"logprobs": 3}, 400, "logprobs"),
         ({"extra_body": {"typical_p": 0.5}}, 400, "typical_p: Extra inputs are not permitted"),
         ({"model": "gpt-4"}, 404, "'gpt-4' is not served here"),
+        ({"frequency_penalty": 2.5}, 400, "frequency_penalty: must be in [-2, 2]"),
     ]:
         args = {"model": "radon-test", "prompt": "hi", "max_tokens": 4} | kwargs
         with pytest.raises(openai.APIStatusError) as err:
             client.completions.create(**args)
         assert err.value.status_code == status and message in err.value.message, (kwargs, err.value.message)
+
+
+def test_openai_penalties_are_the_runtimes(server, text_gen):
+    """frequency_penalty and presence_penalty are honoured as radon.runtime computes them."""
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    plain = expected(text_gen, PROMPTS[0], 20)
+    for penalties in ({"frequency_penalty": 1.5}, {"presence_penalty": -0.7, "frequency_penalty": 0.4}):
+        done = client.completions.create(model="radon-test", prompt=PROMPTS[0], max_tokens=20, temperature=0,
+                                         **penalties)  # fmt: skip
+        assert done.choices[0].text == text_gen.generate_text(PROMPTS[0], 20, **penalties), penalties
+    assert text_gen.generate_text(PROMPTS[0], 20, frequency_penalty=1.5) != plain
 
 
 def test_sixteen_concurrent_requests(server, text_gen):
