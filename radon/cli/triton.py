@@ -24,6 +24,7 @@ def build(
     max_tokens_limit: int = 1024,
     device: Literal["cpu", "gpu"] = "cpu",
     overwrite: bool = False,
+    k8s: Annotated[Path | None, Opt(metavar="DIR")] = None,
 ) -> int:
     """Generate a Triton model repository from an artifact's manifest.
 
@@ -45,15 +46,25 @@ def build(
         max_tokens_limit: the most new tokens one request may ask for.
         device: gpu puts the onnxruntime decoder on a GPU (KIND_GPU).
         overwrite: replace a repository built from another artifact.
+        k8s: also write Kubernetes manifests for the repository into DIR (Deployment with health probes, Service, HorizontalPodAutoscaler on Triton's queue time, the repository mounted read-only; docs/triton.md).
     """
     from radon.model_repository import build_repository
 
+    if k8s is not None and k8s.exists() and not k8s.is_dir():  # before the repository is written
+        from radon.errors import RadonError
+
+        raise RadonError(f"--k8s: {k8s} exists and is not a folder")
     result = build_repository(artifact, out, name=name, decoder=decoder, max_batch=max_batch, instances=instances,
                               decode_loop=decode_loop, threads=threads, max_tokens_limit=max_tokens_limit,
                               device=device, overwrite=overwrite)  # fmt: skip
     print(f"radon triton build: {result.repository}: {', '.join(result.models)} "
           f"({result.decoder} decoder, {result.decode_loop} decode loop)")  # fmt: skip
     print(f"  serve it: radon triton serve {result.repository}")
+    if k8s is not None:
+        from radon.model_repository.k8s import write_manifests
+
+        files = write_manifests(result.repository, k8s)
+        print(f"  kubernetes: {', '.join(str(f) for f in files)} (kubectl apply -f {k8s})")
     return 0
 
 
