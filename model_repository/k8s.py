@@ -87,7 +87,7 @@ def manifests(repo: Path, settings: K8sSettings | None = None) -> dict[str, dict
     probe = {"httpGet": {"port": http}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
     resources: dict[str, Any] = {"requests": {"cpu": "2", "memory": "4Gi"}}
     if _uses_gpu(repo, models):
-        resources["limits"] = {"nvidia.com/gpu": 1}
+        resources["limits"] = {"nvidia.com/gpu": "1"}  # a quantity: a string in the API's schema
     container = {
         "name": "tritonserver",
         "image": s.image,

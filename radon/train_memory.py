@@ -98,8 +98,8 @@ def activation_bytes_per_token(cfg: ModelConfig, setup: TrainSetup, arch: str | 
     formulas against the tensors autograd actually saves (``saved_tensors_hooks``).
     """
     arch = arch or cfg.architectures[-1]
-    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads
-    q, k = cfg.q_size, cfg.kv_heads_for(arch) * cfg.head_dim
+    h, i, n = cfg.hidden_size, int(cfg.intermediate_size or 0), cfg.num_attention_heads  # set once validated
+    q, k = cfg.q_size, cfg.kv_heads_for(arch) * (cfg.q_size // n)
     c = DTYPES[setup.dtype]
     half_weights = setup.mixed and setup.strategy == "fsdp"  # FSDP2: the block's weights are half
     autocast = setup.mixed and not half_weights  # DDP / one process: fp32 weights under autocast
@@ -126,7 +126,9 @@ def head_bytes_per_token(cfg: ModelConfig, setup: TrainSetup) -> float:
     rope = (
         0
         if cfg.architectures[-1] == "gpt2"
-        else 2 * cfg.head_dim * (c if setup.mixed and setup.strategy == "fsdp" else 4)
+        else 2
+        * (cfg.q_size // cfg.num_attention_heads)
+        * (c if setup.mixed and setup.strategy == "fsdp" else 4)
     )
     return float(3 * h * 4 + h * half + (12 + half) * v + rope)
 
