@@ -17,10 +17,12 @@ Five parts, in bytes per GPU (docs/model.md, "Training memory", writes the formu
   the Linear weights that autocast makes and the backward keeps; torch's foreach AdamW allocates one
   fp32 temporary per parameter (``sqrt(exp_avg_sq)``) inside ``optimizer.step()``.
 
-The total is the peak: parameters + gradients + optimizer state + the larger of the backward's
-working set (activations plus the working buffers) and the optimizer step's temporary. Counting every
-gradient beside every activation makes it an upper bound by up to the gradients' size: in the backward
-pass a layer's activations are freed as its gradients are made.
+The total is the peak of live tensors, the larger of two moments. In the backward pass a layer's
+activations are freed as its gradients are made, so with both spread over the layers their sum is
+largest at one end: parameters + optimizer state + max(activations, gradients) + the working buffers.
+In ``optimizer.step()``: parameters + optimizer state + gradients + the step's temporary. DDP's buckets
+live throughout. What the allocator keeps on top (CUDA's caching allocator, glibc's heap) is not
+counted: docs/model.md ("Training memory") measures both.
 """
 
 from __future__ import annotations
@@ -164,7 +166,9 @@ def estimate(cfg: ModelConfig, setup: TrainSetup) -> dict[str, Any]:
     elif setup.mixed:
         working = c * n.matmul_weights  # autocast's half-precision weights, saved for the backward
     step_temp = FOREACH_TEMP * total / shard if setup.optim == "adamw" else 0.0
-    peak = params + grads + buckets + optim + max(activations + working, step_temp)
+    backward = max(activations, grads) + working
+    step = grads + step_temp
+    peak = params + optim + buckets + max(backward, step)
     return {
         "setup": asdict(setup),
         "parameters_count": total,
@@ -200,6 +204,6 @@ def format_train_report(report: dict[str, Any], source: str) -> str:
             if b["optimizer_step_temp"]
             else ""
         ),
-        f"total per GPU     {human_bytes(b['total'])}  (peak; an upper bound, see docs/model.md)",
+        f"total per GPU     {human_bytes(b['total'])}  (peak of live tensors; the allocator's cache comes on top, docs/model.md)",
     ]
     return "\n".join(lines)

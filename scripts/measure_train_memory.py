@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def main() -> None:
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": host_summary(),
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),  # glibc: set, freed tensors go back
         "setup": est["setup"],
         "parameters": measured["parameters"],
         "estimate": b,
