@@ -115,7 +115,8 @@ def main() -> None:
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": host_summary(),
-        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),  # glibc: set, freed tensors go back
+        # glibc: when set, freed tensors go back to the system and RSS follows the live tensors
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         "setup": est["setup"],
         "parameters": measured["parameters"],
         "estimate": b,
