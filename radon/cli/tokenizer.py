@@ -76,6 +76,7 @@ def train(
     code: Path | None = None,
     data: Path | None = None,
     ru_share: float | None = None,
+    mixture: Annotated[str | None, Opt(metavar="CORPUS=W,...")] = None,
     sample_mb: Annotated[float, Opt(ge=0)] = 4.0,
     type: Literal["hybrid", "bpe"] = "hybrid",
     force: bool = False,
@@ -85,7 +86,8 @@ def train(
 
     The hybrid gives a --ru-share of the ids to a SentencePiece Unigram model for Cyrillic runs and the
     rest to a byte-level BPE for everything else. Without --ru/--en/--code it trains on --data, then
-    RADON_DATA, then ../shared/data, then the built-in corpus (a smoke run).
+    RADON_DATA, then ../shared/data, then the built-in corpus (a smoke run). A data folder's classics and
+    modern corpora are mixed as --mixture says.
 
     Args:
         out: tokenizer folder to write (refused if it exists, unless --force).
@@ -93,9 +95,10 @@ def train(
         ru: Russian training text (UTF-8).
         en: English training text (UTF-8).
         code: source-code training text (UTF-8).
-        data: a folder laid out like ../shared/data (ru.txt, en.txt, code.txt), used when the files are not given.
+        data: a folder laid out like ../shared/data (ru.txt, en.txt, code.txt, and ru_modern.txt, en_modern.txt, code_modern.txt where present), used when the files are not given.
         ru_share: fraction of the non-special ids given to the Unigram (Russian) part (default: 0.50 at 8k ids, +0.05 per doubling; docs/tokenizer.md).
-        sample_mb: MB read from each file, in evenly spaced windows; 0 reads whole files.
+        mixture: how each language's sample is shared among the data folder's corpora, e.g. ru=1,ru_modern=1,en=1,en_modern=1,code=1,code_modern=1 (the default: half classics, half modern text; docs/tokenizer.md).
+        sample_mb: MB read per language, in evenly spaced windows; 0 reads whole files.
         type: hybrid (Unigram ru + BPE) or bpe (one byte-level BPE, the baseline).
         force: replace --out if it exists.
         quiet: no progress display.
@@ -103,6 +106,7 @@ def train(
     import tempfile
 
     from radon.data import sample_text
+    from radon.data.mixture import parse_corpus_mixture, sample_mixture
     from radon.errors import RadonError
     from radon.integrity import atomic_directory, sha256_file
     from radon.tokenizer import BPETokenizer, HybridTokenizer, train_bpe, train_hybrid
@@ -111,17 +115,36 @@ def train(
         raise RadonError(f"--ru-share: must be between 0 and 1 (exclusive), got {ru_share}")
     if ru_share is not None and type == "bpe":
         raise RadonError("--ru-share applies to --type hybrid only")
+    weights = parse_corpus_mixture(mixture) if mixture is not None else None
+    if weights is not None and any(v is not None for v in (ru, en, code)):
+        raise RadonError("--mixture shares a data folder's corpora; it does not apply with --ru/--en/--code")
     _check_writable_target(out)
     if out.exists() and not force:
         raise RadonError(f"{out}: already exists (use --force to replace it)")
     max_bytes = None if sample_mb == 0 else int(sample_mb * 1e6)
     with tempfile.TemporaryDirectory(prefix="radon-corpus-") as scratch:
         files, origin = _training_files(ru, en, code, data, Path(scratch))
-        texts = {lang: sample_text(path, max_bytes) for lang, path in files.items()}
-        sources = {
-            lang: {"file": path.name, "sha256": sha256_file(path), "bytes_used": len(texts[lang].encode())}
-            for lang, path in files.items()
-        }
+        folder = files["ru"].parent
+        if origin.startswith("the data folder"):  # a corpus mixture: classics + modern text
+            texts, used = sample_mixture(folder, weights, max_bytes)
+            sources: dict[str, dict[str, object]] = {
+                corpus: {**info, "sha256": sha256_file(folder / str(info["file"]))}
+                for corpus, info in used.items()
+            }
+        else:
+            if weights is not None and "built-in" in origin:
+                raise RadonError(
+                    "--mixture: no data folder found, and the built-in corpus has no modern text"
+                )
+            texts = {lang: sample_text(path, max_bytes) for lang, path in files.items()}
+            sources = {
+                lang: {
+                    "file": path.name,
+                    "sha256": sha256_file(path),
+                    "bytes_used": len(texts[lang].encode()),
+                }
+                for lang, path in files.items()
+            }
         if not quiet:
             print(f"training a {type} tokenizer ({vocab_size} ids) on {origin}", file=sys.stderr)
         tok: HybridTokenizer | BPETokenizer

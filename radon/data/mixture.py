@@ -99,12 +99,15 @@ def sample_mixture(
 ) -> tuple[dict[str, str], dict[str, dict[str, float | int | str]]]:
     """Each language's training sample: its corpora read in proportion to their weights.
 
+    ``mixture`` None is DEFAULT_TOKENIZER_MIXTURE over the corpora present.
     Returns ``({lang: text}, {corpus: {"file", "weight", "bytes_used"}})``. ``bytes_per_language``
     None reads every corpus whole. A language whose corpora all weigh 0 is refused (the hybrid needs
     ru, en and code).
     """
     paths = corpus_paths(data_dir)
-    weights = expand_mixture(mixture or DEFAULT_TOKENIZER_MIXTURE, list(paths))
+    if mixture is None:  # the default, over the corpora the folder has (a fresh clone: classics only)
+        mixture = {c: w for c, w in DEFAULT_TOKENIZER_MIXTURE.items() if c in paths}
+    weights = expand_mixture(mixture, list(paths))
     texts: dict[str, str] = {}
     used: dict[str, dict[str, float | int | str]] = {}
     for lang in LANGS:

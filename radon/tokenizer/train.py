@@ -64,6 +64,13 @@ SENTENCEPIECE_OPTIONS: dict[str, Any] = {
     "hard_vocab_limit": False,
     "num_threads": 1,
 }
+# Options that keep text as it is and ids where RADON puts them: changing one breaks the round trip.
+FIXED_SENTENCEPIECE_OPTIONS = (
+    "model_type", "normalization_rule_name", "add_dummy_prefix", "remove_extra_whitespaces", "byte_fallback",
+    "unk_id", "bos_id", "eos_id", "pad_id", "input_sentence_size", "shuffle_input_sentence", "num_threads",
+)  # fmt: skip
+# Options measured in docs/tokenizer.md ("Tuning on modern text") beside those of SENTENCEPIECE_OPTIONS.
+TUNABLE_SENTENCEPIECE_OPTIONS = ("split_digits", "seed_sentencepiece_size", "shrinking_factor")
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -132,7 +139,21 @@ def split_sizes(vocab_size: int, ru_share: float, unigram_alphabet: int) -> tupl
     return n_uni, n_bpe
 
 
-def train_unigram(sentences: Sequence[str], n_pieces: int, offset: int) -> UnigramPart:
+def sentencepiece_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """SENTENCEPIECE_OPTIONS with ``overrides``; refuses a change that would break the round trip."""
+    options = dict(SENTENCEPIECE_OPTIONS)
+    for key, value in (overrides or {}).items():
+        if key not in options and key not in TUNABLE_SENTENCEPIECE_OPTIONS:
+            raise RadonError(f"SentencePiece option {key!r} is not one RADON lets you change")
+        if key in FIXED_SENTENCEPIECE_OPTIONS and value != options[key]:
+            raise RadonError(f"SentencePiece option {key}={value!r} would break the exact round trip")
+        options[key] = value
+    return options
+
+
+def train_unigram(
+    sentences: Sequence[str], n_pieces: int, offset: int, options: Mapping[str, Any] | None = None
+) -> UnigramPart:
     """A SentencePiece Unigram part with up to ``n_pieces`` pieces (plus SentencePiece's ``<unk>``)."""
     import sentencepiece as spm
 
@@ -140,7 +161,7 @@ def train_unigram(sentences: Sequence[str], n_pieces: int, offset: int) -> Unigr
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences), model_writer=buf, vocab_size=n_pieces + 1, minloglevel=2,
-            **SENTENCEPIECE_OPTIONS,
+            **sentencepiece_options(options),
         )  # fmt: skip
     except RuntimeError as exc:
         raise RadonError(f"SentencePiece could not train the Unigram part: {exc}") from None
@@ -156,13 +177,14 @@ def train_hybrid(
     *,
     progress: bool = False,
     sources: Mapping[str, Any] | None = None,
+    sp_options: Mapping[str, Any] | None = None,
 ) -> HybridTokenizer:
     """Train a hybrid tokenizer with exactly ``vocab_size`` ids on Russian, English and code text.
 
     Every text is routed: Cyrillic runs train the Unigram part, everything else (including the
     punctuation, digits and newlines between Russian runs) trains the BPE part. ``sources`` is
     recorded in the config (names, sizes, sha256), never a path. ``ru_share`` defaults to
-    :func:`default_ru_share`.
+    :func:`default_ru_share`. ``sp_options`` overrides SentencePiece options (:func:`sentencepiece_options`).
     """
     n_special = len(SPECIAL_TOKENS)
     ru_share = default_ru_share(vocab_size) if ru_share is None else ru_share
@@ -186,7 +208,7 @@ def train_hybrid(
 
     uni_bytes = sum(len(r.encode()) for r in uni_runs)
     bar.set_description(f"tokenizer: unigram, {n_uni} pieces on {uni_bytes / 1e6:.1f} MB")
-    uni = train_unigram(list(_sentences(uni_runs)), n_uni, n_special)
+    uni = train_unigram(list(_sentences(uni_runs)), n_uni, n_special, sp_options)
     if uni.size < n_uni:
         log.warning("the Unigram part has %d pieces, not %d (too little Russian text); the BPE part gets the rest",
                     uni.size, n_uni)  # fmt: skip
@@ -207,7 +229,7 @@ def train_hybrid(
         "requested": {"unigram": n_uni, "bpe": n_bpe},
         "unigram_bytes": uni_bytes,
         "bpe_bytes": bpe_bytes,
-        "sentencepiece": dict(SENTENCEPIECE_OPTIONS),
+        "sentencepiece": sentencepiece_options(sp_options),
         "sources": dict(sources or {}),
         "versions": _versions(),
     }
