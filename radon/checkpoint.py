@@ -57,21 +57,66 @@ def save_checkpoint(
     write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically; ``write_extra(tmp_dir)`` may add files (optimizer state)."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        model.config.to_json(tmp / "config.json")
-        save_file(state_dict_for_save(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        write_json(
-            tmp / "generation_config.json", generation_config or default_generation_config(model.config)
-        )
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp / "tokenizer")
-        if write_extra is not None:
-            write_extra(tmp)
-        write_hashes(tmp)
+        write_files(tmp, model.config, state_dict_for_save(model), tokenizer, generation_config, write_extra)
     return out
+
+
+def write_files(
+    root: Path,
+    config: ModelConfig,
+    state_dict: dict[str, torch.Tensor] | None,
+    tokenizer: Any = None,
+    generation_config: dict[str, Any] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
+) -> None:
+    """The checkpoint's files into ``root`` (a temporary folder), hashes last. ``state_dict`` None: no
+    ``model.safetensors`` (a sharded training checkpoint, radon/train/sharded.py, before consolidation)."""
+    from safetensors.torch import save_file
+
+    config.to_json(root / "config.json")
+    if state_dict is not None:
+        save_file(state_dict, str(root / "model.safetensors"), metadata={"format": "pt"})
+    write_json(root / "generation_config.json", generation_config or default_generation_config(config))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(root / "tokenizer")
+    if write_extra is not None:
+        write_extra(root)
+    write_hashes(root)
+
+
+def consolidate(src: str | Path, out: str | Path | None = None, *, force: bool = False) -> Path:
+    """Merge a sharded training checkpoint's model shards into ``model.safetensors``, with fresh hashes.
+
+    ``out`` None: in place (the folder stays resumable: its training/ state is kept). Otherwise a new
+    checkpoint folder with the model files and tokenizer only.
+    """
+    import shutil
+
+    from radon.train.sharded import full_model_state, is_sharded
+
+    src = Path(src)
+    if not src.is_dir():
+        raise RadonError(f"{src}: no such checkpoint folder")
+    if not is_sharded(src):
+        raise RadonError(f"{src}: not a sharded checkpoint (no training/shards/); it needs no consolidation")
+    verify_checkpoint(src)
+    cfg = load_config(src)
+    full = full_model_state(src, cfg)
+    model = build_from_state_dict(cfg, full, str(src))
+    in_place = out is None or Path(out).resolve() == src.resolve()
+    dest = src if in_place else Path(out)  # type: ignore[arg-type]
+    gen = read_json(src / "generation_config.json", "generation config")
+
+    def copy_rest(tmp: Path) -> None:
+        for name in ("tokenizer", "training") if in_place else ("tokenizer",):
+            if (src / name).is_dir():
+                shutil.copytree(src / name, tmp / name)
+
+    return save_checkpoint(
+        model, dest, generation_config=gen, overwrite=in_place or force, write_extra=copy_rest
+    )
 
 
 def write_hashes(root: Path) -> dict[str, str]:
@@ -199,5 +244,10 @@ def load_model(
         if dtype not in DTYPES:
             raise RadonError(f"dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
         dtype = DTYPES[dtype]
+    if not (ckpt / "model.safetensors").is_file() and (ckpt / "training" / "shards").is_dir():
+        raise RadonError(
+            f"{ckpt}: a sharded training checkpoint without model.safetensors; "
+            f"run `radon checkpoint consolidate {ckpt}` first"
+        )
     model = build_from_state_dict(cfg, load_state_dict(ckpt / "model.safetensors"), str(ckpt), dtype)
     return model.to(device)

@@ -8,6 +8,7 @@ loads no torch.
 from __future__ import annotations
 
 import json as jsonlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -56,6 +57,8 @@ def train(
     compile: bool = False,
     threads: Annotated[int, AT_LEAST_0] = 0,
     device: str = "auto",
+    strategy: Literal["ddp", "fsdp"] = "ddp",
+    optim: Literal["adamw", "adamw8bit"] = "adamw",
     resume: Annotated[Path | None, Opt(metavar="CKPT")] = None,
     stop_after: Annotated[int | None, AT_LEAST_1] = None,
     force: bool = False,
@@ -98,6 +101,9 @@ def train(
         compile: torch.compile the training step (inductor; pays a one-off compile time).
         threads: torch threads on the CPU (0 = torch's default).
         device: auto, cpu, cuda or cuda:N.
+        strategy: under torchrun: ddp (every rank holds the model) or fsdp (FSDP2, parameters, gradients
+            and optimizer state sharded per block). --batch-size is global and split over the ranks.
+        optim: adamw (fp32 moments) or adamw8bit (bitsandbytes' 8-bit moments; pip install 'radon[bnb]').
         resume: continue a checkpoint written by `radon train` (its recipe, data and RNG state).
         stop_after: stop after this many steps in all, with a resumable checkpoint (the schedule still
             spans --steps).
@@ -121,9 +127,11 @@ def train(
         cfg = _resumed_recipe(resume, given, steps)
     else:
         cfg = TrainConfig(**given, steps=1000 if steps is None else steps, minutes=minutes or 0.0)
-    cfg.precision, cfg.use_fp16, cfg.compile, cfg.threads, cfg.device = (
-        precision, use_fp16, compile, threads, device,
+    cfg.precision, cfg.use_fp16, cfg.compile, cfg.threads, cfg.device, cfg.strategy = (
+        precision, use_fp16, compile, threads, device, strategy,
     )  # fmt: skip
+    if resume is None or optim != "adamw":
+        cfg.optim = optim  # a resumed run keeps its optimizer unless another is asked for
     cfg.gradient_checkpointing = cfg.gradient_checkpointing or gradient_checkpointing
     cfg.validate()
     return _run(config, out, data, tokenizer, cfg, resume, stop_after, force, progress, json)
@@ -166,6 +174,7 @@ def _run(
     from tqdm.auto import tqdm
 
     from radon.config import ModelConfig
+    from radon.errors import RadonError
     from radon.train import train as run_training
     from radon.train.sources import auto_tokenizer, parse_data
 
@@ -177,8 +186,14 @@ def _run(
 
         tok = load_tokenizer(tokenizer_dir)
     elif resume is None and model_config is not None and files is not None:
+        from radon.train.distributed import launched_by_torchrun
         from radon.train.loop import check_request
 
+        if launched_by_torchrun():
+            raise RadonError(
+                "under torchrun, give --tokenizer DIR (train it once with `radon tokenizer train`), so that "
+                "every rank uses the same tokenizer"
+            )
         check_request(
             model_config, cfg, out, force=force, resume=None
         )  # before minutes of tokenizer training
@@ -200,6 +215,8 @@ def _run(
         "tokens_per_second": round(result.tokens_per_second, 1),
         "precision": result.precision,
     }
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     if as_json:
         print(jsonlib.dumps(summary, ensure_ascii=False))
     else:

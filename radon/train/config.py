@@ -16,6 +16,8 @@ from typing import Any
 from radon.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STRATEGIES = ("ddp", "fsdp")  # under torchrun (radon/train/distributed.py)
+OPTIMIZERS = ("adamw", "adamw8bit")  # adamw8bit: bitsandbytes (radon/train/optim.py)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class TrainConfig:
     threads: int = 0  # torch.set_num_threads on CPU; 0 = leave torch's default
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     minutes: float = 0.0  # if > 0, steps is derived from the measured speed of the first steps
+    strategy: str = "ddp"  # under torchrun: ddp (replicated) or fsdp (FSDP2, sharded per block)
+    optim: str = "adamw"  # adamw (fp32 states, 8 bytes/param) or adamw8bit (bitsandbytes, ~2 bytes/param)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -88,6 +92,10 @@ class TrainConfig:
             raise ConfigError(f"{bad}: must be >= 0, got {getattr(self, bad)}")
         if not 0 <= self.val_fraction < 0.5:
             raise ConfigError(f"val_fraction: must be in [0, 0.5), got {self.val_fraction}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.optim not in OPTIMIZERS:
+            raise ConfigError(f"optim: must be one of {', '.join(OPTIMIZERS)}, got {self.optim!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for lang, weight in self.mixture.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,14 +23,16 @@ from typing import Any
 import torch
 
 from radon import __version__
-from radon.checkpoint import load_model, save_checkpoint
+from radon.checkpoint import load_config, load_model, save_checkpoint, verify_checkpoint, write_files
 from radon.config import ModelConfig
 from radon.errors import RadonError
 from radon.model import HybridTransformerModel
+from radon.train import distributed as dd
+from radon.train import sharded
 from radon.train import state as st
 from radon.train.config import TrainConfig
 from radon.train.data import Encoder, Mixture, build_mixture
-from radon.train.optim import lr_at, make_optimizer, set_lr
+from radon.train.optim import lr_at, make_optimizer, optimizer_state_bytes, set_lr
 from radon.train.precision import Precision, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -90,9 +93,10 @@ def check_writable(out: Path) -> None:
         raise RadonError(f"{out}: cannot write here ({probe} is a file, not a folder)")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        with open(parent / f".{out.name}.probe", "w") as f:
+        probe_file = parent / f".{out.name}.probe-{os.getpid()}"  # ranks of one run probe side by side
+        with open(probe_file, "w") as f:
             f.write("")
-        (parent / f".{out.name}.probe").unlink()
+        probe_file.unlink()
     except OSError as exc:
         raise RadonError(f"{out}: cannot write here ({exc.strerror or exc})") from None
 
@@ -166,6 +170,9 @@ def train(
     """
     say = report or log.info
     out = Path(out)
+    d = dd.setup(cfg.strategy, resolve_device(cfg.device))
+    if not d.is_main:  # only rank 0 logs and shows progress
+        say, progress = (lambda message: None), False
     saved_state: dict[str, Any] = {}
     model: HybridTransformerModel | None = None
     if resume is not None:
@@ -177,10 +184,24 @@ def train(
         raise RadonError("--tokenizer: give a tokenizer folder (train one with `radon tokenizer train`)")
     check_request(model_config, cfg, out, force=force, resume=resume)
     check_vocab(tokenizer, model_config, resumed=resume is not None)
-    run = _setup(model, model_config, cfg, data, tokenizer, out, saved_state, say)
-    if resume is not None:
-        _restore(run, resume, saved_state)
-    return _loop(run, resume, stop_after, progress, say)
+    check_combination(cfg, d)
+    try:
+        run = _setup(model, model_config, cfg, data, tokenizer, out, saved_state, say, d)
+        if resume is not None:
+            _restore(run, resume, saved_state)
+        return _loop(run, resume, stop_after, progress, say)
+    finally:
+        dd.teardown(d)
+
+
+def check_combination(cfg: TrainConfig, d: dd.Dist) -> None:
+    """What the process layout rules out, before any data is read."""
+    dd.check_batch(cfg.batch_size, d)
+    if d.launched and d.strategy == "fsdp" and cfg.optim == "adamw8bit":
+        raise RadonError(
+            "--optim adamw8bit with --strategy fsdp: bitsandbytes' 8-bit AdamW does not step FSDP2's "
+            "sharded (DTensor) parameters; use --strategy ddp, or --optim adamw"
+        )
 
 
 def check_vocab(tokenizer: Encoder, model_config: ModelConfig, *, resumed: bool = False) -> None:
@@ -199,17 +220,25 @@ def check_vocab(tokenizer: Encoder, model_config: ModelConfig, *, resumed: bool 
 
 def _resumed(
     resume: Path, tokenizer: Encoder | None, data: Mapping[str, Sequence[Path]] | None
-) -> tuple[dict[str, Any], HybridTransformerModel, ModelConfig, Encoder | None, Mapping[str, Sequence[Path]]]:
+) -> tuple[
+    dict[str, Any], HybridTransformerModel | None, ModelConfig, Encoder | None, Mapping[str, Sequence[Path]]
+]:
     """What ``--resume`` brings: the saved state, the model, and the tokenizer and data unless given."""
     saved_state = st.read_state(resume)
-    model = load_model(resume).train()
+    model: HybridTransformerModel | None
+    if sharded.is_sharded(resume):  # built fresh in _setup, then filled from the shards in _restore
+        verify_checkpoint(resume)
+        model, config = None, load_config(resume)
+    else:
+        model = load_model(resume).train()
+        config = model.config
     if tokenizer is None and (resume / "tokenizer").is_dir():
         from radon.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(resume / "tokenizer")
     if data is None:
         data = {lang: [Path(p) for p in s["files"]] for lang, s in saved_state["data"].items()}
-    return saved_state, model, model.config, tokenizer, data
+    return saved_state, model, config, tokenizer, data
 
 
 @dataclass
@@ -225,6 +254,8 @@ class _Run:
     out: Path
     data_summary: dict[str, Any]
     counts: Any  # token counts per id, saved beside the optimizer state
+    dist: dd.Dist = field(default_factory=dd.Dist)
+    engine: torch.nn.Module | None = None  # what the forward runs through: DDP's wrapper, else the model
     start: int = 0
     losses: list[float] = field(default_factory=list)
     val_losses: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -246,11 +277,35 @@ class _Run:
             "mixture": self.mixture.weights,
             "scaler": precision.scaler.state_dict() if precision.scaler is not None else None,
             "finished": step >= cfg.steps,
+            "optimizer": cfg.optim,
+            "optimizer_state_bytes": optimizer_state_bytes(self.optimizer),  # this rank's, under FSDP
         }
+        if self.dist.sharded_saves:
+            return self._save_sharded(step, state)
         return save_checkpoint(
             self.model, self.out, tokenizer=self.tokenizer, overwrite=True,
             write_extra=lambda tmp: st.write_state(tmp, self.optimizer, state, self.counts),
         )  # fmt: skip
+
+    def _save_sharded(self, step: int, state: dict[str, Any]) -> Path:
+        """Every rank's shard through DCP; the last save also holds the whole model (consolidated)."""
+        d, config = self.dist, self.model.config
+        state = {**state, "layout": "sharded", "world_size": d.world, "strategy": d.strategy}
+
+        def write_main(tmp: Path, full: dict[str, torch.Tensor] | None) -> None:
+            if full is not None and config.tie_word_embeddings:
+                full.pop("lm_head.weight", None)
+            weights = None if full is None else {k: v.contiguous() for k, v in full.items()}
+
+            def extra(root: Path) -> None:
+                st.write_state_json(root, state, self.counts)
+                sharded.write_rng(root, st.rng_tensors())
+
+            write_files(tmp, config, weights, self.tokenizer, None, extra)
+
+        return sharded.save(
+            self.out, d, step, self.model, self.optimizer, write_main, consolidate=step >= self.cfg.steps
+        )
 
 
 def _setup(
@@ -262,15 +317,18 @@ def _setup(
     out: Path,
     saved_state: dict[str, Any],
     say: Callable[[str], None],
+    d: dd.Dist,
 ) -> _Run:
-    """The model on its device, the tokenized data mixture and the optimizer."""
-    device = resolve_device(cfg.device)
+    """The model on its device (wrapped for DDP or FSDP2 under torchrun), the data mixture, the optimizer."""
+    device = d.device
     precision = resolve_precision(device, cfg.precision, cfg.use_fp16)
     if model is None:
         torch.manual_seed(cfg.seed)
         model = HybridTransformerModel(model_config)
     model = model.to(device).train()
     model.gradient_checkpointing = cfg.gradient_checkpointing or model_config.gradient_checkpointing
+    mixed = precision.dtype if precision.dtype == torch.bfloat16 else None  # FSDP2 all-gathers in bf16
+    engine = dd.wrap(model, d, mixed)
 
     t0 = time.perf_counter()
     planned = int(saved_state.get("train_config", {}).get("steps", cfg.steps))  # a resume reads the same text
@@ -290,18 +348,30 @@ def _setup(
         f"{k} {v['train_tokens']:,} tokens (w={mixture.weights[k]:.2f})" for k, v in data_summary.items()
     )
     say(f"data: {summary} [{time.perf_counter() - t0:.1f}s]")
+    if d.launched:
+        say(f"{d.world} process(es), {d.strategy}, {device}: {cfg.batch_size // d.world} rows of each "
+            f"{cfg.batch_size}-row micro-batch per rank")  # fmt: skip
     return _Run(
         cfg=cfg, model=model, optimizer=make_optimizer(model, cfg), precision=precision, mixture=mixture,
         tokenizer=tokenizer, out=out, data_summary=data_summary,
-        counts=mixture.token_counts(model_config.vocab_size),
+        counts=mixture.token_counts(model_config.vocab_size), dist=d, engine=engine,
     )  # fmt: skip
 
 
 def _restore(run: _Run, resume: Path, saved_state: dict[str, Any]) -> None:
     """A resumed run's optimizer, RNG and GradScaler states, its step and its loss history."""
-    tensors = st.read_optimizer_tensors(resume)
-    st.restore_optimizer(run.optimizer, tensors, saved_state["param_groups"])
-    st.restore_rng(tensors)
+    if sharded.is_sharded(resume):  # any world size, 1 included
+        sharded.load(resume, run.model, run.optimizer)
+        st.restore_rng(sharded.read_rng(resume))
+    else:
+        if run.dist.launched and run.dist.strategy == "fsdp":
+            raise RadonError(
+                f"{resume}: a one-process checkpoint; --strategy fsdp resumes sharded checkpoints only "
+                "(resume it with --strategy ddp, or start from its weights)"
+            )
+        tensors = st.read_optimizer_tensors(resume)
+        st.restore_optimizer(run.optimizer, tensors, saved_state["param_groups"])
+        st.restore_rng(tensors)
     if run.precision.scaler is not None and saved_state.get("scaler"):
         run.precision.scaler.load_state_dict(saved_state["scaler"])
     run.start = int(saved_state["step"])
@@ -314,7 +384,8 @@ def _loop(
 ) -> TrainResult:
     """Optimizer steps from ``run.start`` to the end, with validation, checkpoints and Ctrl-C handling."""
     cfg, model, precision, start = run.cfg, run.model, run.precision, run.start
-    step_fn = _make_step(model, run.optimizer, run.mixture, cfg, precision)
+    d = run.dist
+    step_fn = _make_step(run.engine or model, run.optimizer, run.mixture, cfg, precision, d)
     if cfg.minutes and resume is None:
         cfg.steps = 10**9  # fixed after CALIBRATION_STEPS timed steps
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
@@ -344,6 +415,7 @@ def _loop(
                 if cfg.minutes and resume is None and step == start + CALIBRATION_STEPS:
                     per_step = seconds / (CALIBRATION_STEPS + (0 if cfg.compile else 1))
                     _steps_for_budget(cfg, step, per_step, compile_seconds)
+                    cfg.steps = dd.broadcast_int(cfg.steps, d)  # rank 0's timing fixes it for all
                     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
                     bar.total = end
                     say(f"--minutes {cfg.minutes:g}: {cfg.steps} steps at {per_step:.2f} s/step")
@@ -364,6 +436,7 @@ def _loop(
                     run.val_losses[str(done)] = val
                     line = ", ".join(f"{k} {v:.3f}" for k, v in val.items())
                     (bar.write if progress else say)(f"step {done}/{end}: train {loss:.3f}, val {line}")
+                flag["stop"] = dd.any_rank(flag["stop"], d)
                 if flag["stop"] and done < end:
                     last_ckpt, last_ckpt_step = run.save(done), done
                     raise TrainingInterrupted(
@@ -403,13 +476,19 @@ def _step_or_explain(step_fn: Callable[[int], float], step: int, cfg: TrainConfi
 
 
 def _make_step(
-    model: HybridTransformerModel,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     mixture: Mixture,
     cfg: TrainConfig,
     precision: Precision,
+    d: dd.Dist | None = None,
 ) -> Callable[[int], float]:
-    """One optimizer step: accumulate, unscale, clip, step. Returns the step's mean training loss."""
+    """One optimizer step: accumulate, unscale, clip, step. Returns the step's mean training loss.
+
+    Under torchrun ``model`` is the DDP or FSDP2 engine, each rank takes its rows of every global
+    micro-batch, and the loss returned is the mean over ranks (the 1-process loss).
+    """
+    d = d or dd.Dist()
 
     def loss_of(x: torch.Tensor) -> torch.Tensor:
         with precision.autocast():
@@ -438,9 +517,10 @@ def _make_step(
         set_lr(optimizer, lr_at(s, cfg))
         total = torch.zeros((), device=precision.device)
         for micro in range(cfg.grad_accum):
-            x = mixture.batch(s, micro, cfg.batch_size).to(precision.device, non_blocking=True)
-            loss = forward(x) / cfg.grad_accum
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            x = dd.rows_of(mixture.batch(s, micro, cfg.batch_size), d).to(precision.device, non_blocking=True)
+            with dd.no_sync(model, d, last=micro == cfg.grad_accum - 1):
+                loss = forward(x) / cfg.grad_accum
+                (scaler.scale(loss) if scaler is not None else loss).backward()
             total += loss.detach()
         if scaler is not None:
             scaler.unscale_(optimizer)
@@ -452,7 +532,7 @@ def _make_step(
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(total)
+        return float(dd.mean(total, d))
 
     return step
 

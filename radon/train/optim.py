@@ -9,15 +9,21 @@ schedule is a pure function of the step, so a resumed run needs only the step nu
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
+from radon.errors import RadonError
 from radon.train.config import TrainConfig
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over ``model``'s unique parameters in two groups: [decay (dim >= 2), no decay (dim < 2)]."""
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over ``model``'s unique parameters in two groups: [decay (dim >= 2), no decay (dim < 2)].
+
+    ``cfg.optim == "adamw8bit"``: bitsandbytes' ``AdamW8bit`` (block-wise 8-bit moments, 2 bytes per
+    parameter instead of 8, for tensors of at least 4096 elements; smaller ones keep 32-bit moments).
+    """
     params = {id(p): p for p in model.parameters() if p.requires_grad}.values()  # a tied head counts once
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -25,8 +31,33 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if cfg.optim == "adamw8bit":
+        bnb = _bitsandbytes()
+        return bnb.optim.AdamW8bit(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
     # foreach (multi-tensor) is torch's fast path on both CPU and CUDA; fused AdamW is CUDA-first.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, foreach=True)
+
+
+def _bitsandbytes() -> Any:
+    """bitsandbytes, imported only for --optim adamw8bit; missing, one line naming the extra."""
+    try:
+        import bitsandbytes
+    except ImportError as exc:
+        raise RadonError(
+            f"--optim adamw8bit needs bitsandbytes, which is not installed ({exc}): pip install 'radon[bnb]'"
+        ) from None
+    return bitsandbytes
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held by the optimizer's per-parameter state tensors (this rank's shard under FSDP)."""
+    total = 0
+    for per_param in optimizer.state.values():
+        for value in per_param.values():
+            if torch.is_tensor(value):
+                local = value.to_local() if hasattr(value, "to_local") else value
+                total += local.numel() * local.element_size()
+    return total
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

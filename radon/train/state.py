@@ -99,6 +99,18 @@ def write_state(
         save_file({"counts": torch.from_numpy(token_counts.astype(np.int64))}, str(folder / COUNTS_FILE))
 
 
+def write_state_json(root: Path, state: dict[str, Any], token_counts: np.ndarray | None = None) -> None:
+    """``training/state.json`` and the token counts without the optimizer file: a sharded checkpoint keeps
+    its optimizer state in ``training/shards/`` (radon/train/sharded.py)."""
+    from safetensors.torch import save_file
+
+    folder = root / STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / STATE_FILE, {"format": FORMAT, **state})
+    if token_counts is not None:
+        save_file({"counts": torch.from_numpy(token_counts.astype(np.int64))}, str(folder / COUNTS_FILE))
+
+
 def read_state(ckpt: Path) -> dict[str, Any]:
     """``training/state.json`` of a checkpoint; RadonError when the checkpoint cannot be resumed."""
     path = ckpt / STATE_DIR / STATE_FILE
