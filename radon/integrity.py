@@ -151,6 +151,11 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    publish_directory(tmp, out)
+
+
+def publish_directory(tmp: Path, out: Path) -> None:
+    """Drop the incomplete marker from ``tmp`` and rename it to ``out``, replacing an older ``out``."""
     (tmp / INCOMPLETE_MARKER).unlink()
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")

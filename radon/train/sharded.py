@@ -25,10 +25,11 @@ untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from radon.errors import IntegrityError, RadonError
-from radon.integrity import INCOMPLETE_MARKER, remove_stale
+from radon.integrity import INCOMPLETE_MARKER, publish_directory, remove_stale
 from radon.train.distributed import Dist, barrier, broadcast_text
 
 SHARDS_DIR = "training/shards"
@@ -124,15 +125,7 @@ def save(
     if d.is_main:
         try:
             write_main(tmp, full)
-            (tmp / INCOMPLETE_MARKER).unlink()
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
-            os.chmod(out, 0o755)
+            publish_directory(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -165,7 +158,8 @@ def load(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) 
     else:
         flat, states = flat_state(model, optimizer)
     try:
-        dcp.load(flat, storage_reader=HuggingFaceStorageReader(str(folder)))
+        with _quiet_without_process_group():
+            dcp.load(flat, storage_reader=HuggingFaceStorageReader(str(folder)))
     except Exception as exc:  # DCP wraps every rank's failure in a CheckpointException
         first = str(exc).strip().splitlines()
         raise IntegrityError(
@@ -187,13 +181,25 @@ def full_model_state(ckpt: Path, cfg: Any) -> dict[str, torch.Tensor]:
     names = state_dict_for_save(meta_model(cfg))
     flat = {MODEL_PREFIX + k: torch.empty(v.shape, dtype=torch.float32) for k, v in names.items()}
     try:
-        dcp.load(flat, storage_reader=HuggingFaceStorageReader(str(Path(ckpt) / SHARDS_DIR)))
+        with _quiet_without_process_group():
+            dcp.load(flat, storage_reader=HuggingFaceStorageReader(str(Path(ckpt) / SHARDS_DIR)))
     except Exception as exc:
         first = str(exc).strip().splitlines()
         raise IntegrityError(
             f"{ckpt}: the shards do not hold this config's tensors ({first[-1][:300] if first else exc})"
         ) from None
     return {k[len(MODEL_PREFIX) :]: v for k, v in flat.items()}
+
+
+@contextlib.contextmanager
+def _quiet_without_process_group() -> Iterator[None]:
+    """DCP warns on every load outside a process group, which is how one process reads N ranks' shards
+    (``--resume`` without torchrun, consolidation) by design; that warning is noise, others still show."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+        yield
 
 
 def write_rng(root: Path, tensors: dict[str, torch.Tensor]) -> None:
