@@ -101,12 +101,14 @@ def consolidate(src: str | Path, out: str | Path | None = None, *, force: bool =
         raise RadonError(f"{src}: no such checkpoint folder")
     if not is_sharded(src):
         raise RadonError(f"{src}: not a sharded checkpoint (no training/shards/); it needs no consolidation")
+    in_place = out is None or Path(out).resolve() == src.resolve()
+    dest = src if in_place else Path(out)  # type: ignore[arg-type]
+    if not in_place and dest.exists() and not force:  # before reading the shards, not after
+        raise RadonError(f"{dest}: already exists (use --force to replace it)")
     verify_checkpoint(src)
     cfg = load_config(src)
     full = full_model_state(src, cfg)
     model = build_from_state_dict(cfg, full, str(src))
-    in_place = out is None or Path(out).resolve() == src.resolve()
-    dest = src if in_place else Path(out)  # type: ignore[arg-type]
     gen = read_json(src / "generation_config.json", "generation config")
 
     def copy_rest(tmp: Path) -> None:

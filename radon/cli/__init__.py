@@ -28,6 +28,10 @@ VERBS: dict[str, tuple[str, str]] = {
         "radon.cli.train:train",
         "train a model on a weighted ru/en/code mixture (resumable checkpoints)",
     ),
+    "checkpoint consolidate": (
+        "radon.cli.checkpoint:consolidate",
+        "merge a sharded checkpoint written under torchrun into model.safetensors",
+    ),
     "eval": ("radon.cli.eval:evaluate", "perplexity and bits per byte per file and language, with baselines"),
     "generate": ("radon.cli.generate:generate", "generate text from a checkpoint or an ONNX artifact"),
     "convert": (

@@ -32,8 +32,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     if cfg.optim == "adamw8bit":
-        bnb = _bitsandbytes()
-        return bnb.optim.AdamW8bit(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+        return _adamw8bit_class()(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
     # foreach (multi-tensor) is torch's fast path on both CPU and CUDA; fused AdamW is CUDA-first.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, foreach=True)
 
@@ -47,6 +46,43 @@ def _bitsandbytes() -> Any:
             f"--optim adamw8bit needs bitsandbytes, which is not installed ({exc}): pip install 'radon[bnb]'"
         ) from None
     return bitsandbytes
+
+
+def _adamw8bit_class() -> Any:
+    """bitsandbytes' ``AdamW8bit`` with a flat state dict that RADON's pickle-free saves can hold.
+
+    bitsandbytes nests each parameter's quantization tensors (``state1``, ``qmap1``, ``absmax1``, ...)
+    in a dict under ``__bnb_optimizer_quant_state__``, to hide them from FSDP1's optimizer-state gather;
+    a nested dict is neither a tensor nor a number, so it cannot go into safetensors. Here the state dict
+    is torch's plain one (every value a tensor, ``step`` an int; the shared quantization maps copied
+    per parameter), which bitsandbytes' own ``load_state_dict`` reads as well. Its ``step`` must come
+    back as an int (its kernels take ``step: int``), while a restored state holds it as a tensor.
+    """
+    bnb = _bitsandbytes()
+
+    class AdamW8bit(bnb.optim.AdamW8bit):  # type: ignore[name-defined]  # bitsandbytes is imported lazily
+        def state_dict(self) -> dict[str, Any]:
+            sd = torch.optim.Optimizer.state_dict(self)
+            # torch hands out the live per-parameter dicts, and savers rewrite entries (radon/train/
+            # sharded.py turns the int step into a tensor): copies keep the running state intact
+            sd["state"] = {k: dict(v) for k, v in sd["state"].items()}
+            seen: set[int] = set()  # every parameter's qmap1/qmap2 is one shared tensor: safetensors
+            for per_param in sd["state"].values():  # refuses aliases, so each gets its own copy
+                for key, value in per_param.items():
+                    if torch.is_tensor(value):
+                        if value.data_ptr() in seen:
+                            per_param[key] = value = value.clone()
+                        seen.add(value.data_ptr())
+            return sd
+
+        def load_state_dict(self, state_dict: dict[str, Any], move_to_device: bool = True) -> None:
+            state = {
+                key: {k: int(v.item()) if k == "step" and torch.is_tensor(v) else v for k, v in per.items()}
+                for key, per in state_dict["state"].items()
+            }
+            super().load_state_dict({**state_dict, "state": state}, move_to_device)
+
+    return AdamW8bit
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
