@@ -38,7 +38,7 @@ def calibrate_artifact(
     from radon.export.quantize.pipeline import _quiet_ort_logging, check_source
     from radon.export.quantize.smooth import check_alpha
     from radon.export.quantize.stream import Source
-    from radon.runtime.manifest import read_manifest
+    from radon.runtime.contract import read_manifest
     from radon.runtime.session import DecoderSession
 
     _quiet_ort_logging()

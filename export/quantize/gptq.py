@@ -121,8 +121,50 @@ def asymmetric_block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scale, np.clip(np.rint(-lo / scale), 0, 15)
 
 
+SEARCH_SHRINK = np.linspace(1.0, 0.7, 13)  # the fractions of a block's range tried by ``searched_block``
+
+
+def searched_block(
+    rows: np.ndarray, importance: np.ndarray, symmetric: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A block's scale (and zero point) per column chosen by weighted squared error instead of taken from
+    its range: the range is shrunk by each of ``SEARCH_SHRINK`` (at both ends independently, asymmetric),
+    the block rounded at each, and the one whose ``importance``-weighted error (one weight per row, the
+    Hessian's diagonal: how much each input fires) is least kept, as llama.cpp's k-quants and imatrix do.
+    Clipping a rare large weight buys finer steps for all the others. Returns (scale, zero point)."""
+    imp = importance[:, None]
+    if symmetric:
+        base = block_scale(rows)
+        cands = [(base * c, np.full_like(base, ZERO_POINT)) for c in SEARCH_SHRINK]
+    else:
+        lo = np.minimum(rows.min(0), 0.0)
+        hi = np.maximum(rows.max(0), 0.0)
+        cands = []
+        for a in SEARCH_SHRINK[::2]:
+            for b in SEARCH_SHRINK[::2]:
+                span = hi * b - lo * a
+                scale = np.where(span > 0, span / 15.0, 1.0).astype(np.float32)
+                cands.append((scale, np.clip(np.rint(-lo * a / scale), 0, 15)))
+    best_err = np.full(rows.shape[1], np.inf)
+    best_scale, best_zero = cands[0]
+    best_scale, best_zero = best_scale.copy(), best_zero.copy()
+    for scale, zero in cands:
+        q = np.clip(np.rint(rows / scale) + zero, 0, 15)
+        err = (imp * (rows - (q - zero) * scale) ** 2).sum(0)
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        best_scale = np.where(better, scale, best_scale)
+        best_zero = np.where(better, zero, best_zero)
+    return best_scale.astype(np.float32), best_zero
+
+
 def gptq_blocks(
-    weight: np.ndarray, hessian: np.ndarray, block_size: int, damp: float = DAMP, symmetric: bool = True
+    weight: np.ndarray,
+    hessian: np.ndarray,
+    block_size: int,
+    damp: float = DAMP,
+    symmetric: bool = True,
+    search: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """GPTQ in symmetric blocks (zero point 8, ``block_scale``) or asymmetric ones (``asymmetric_block``,
     a 4-bit zero point per block, ``MatMulNBits``' fourth input), each block's scale taken on the
@@ -155,7 +197,10 @@ def gptq_blocks(
             row = start + i
             j = row // block_size
             if row % block_size == 0:
-                if symmetric:
+                if search:
+                    importance = np.diag(h)[row : row + block_size].astype(np.float32)
+                    scales[j], zeros[j] = searched_block(part[i : i + block_size], importance, symmetric)
+                elif symmetric:
                     scales[j] = block_scale(part[i : i + block_size])
                 else:
                     scales[j], zeros[j] = asymmetric_block(part[i : i + block_size])
@@ -250,13 +295,14 @@ def output_error(weight: np.ndarray, approx: np.ndarray, hessian: np.ndarray, to
 def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
           threads: int | None = None, progress: Any = None, budget: int = HESSIAN_BYTES,
           symmetric: bool = True, errors: dict[str, np.ndarray] | None = None,
-          round_weights: bool = True) -> Solved:  # fmt: skip
+          round_weights: bool = True, search: bool = False) -> Solved:  # fmt: skip
     """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model`` (a ModelProto or
     a ``stream.Source``, whose weights are read one at a time).
 
     Units are grouped by their input (units reading one tensor share its Hessian), and the groups into
     passes whose Hessians fit in ``budget`` bytes; each pass runs the calibration text once.
-    ``symmetric`` False: asymmetric blocks (``gptq_blocks``), with zero points. ``errors``, when given,
+    ``symmetric`` False: asymmetric blocks (``gptq_blocks``), with zero points. ``search``: each block's
+    scale chosen by weighted error (``searched_block``). ``errors``, when given,
     receives each unit's per-channel mean squared output error on that text (``output_error``), what
     ``sensitivity`` weighs by the Fisher information. ``round_weights`` False: no GPTQ, only the errors of
     round-to-nearest blocks (``--algorithm rtn``; ``hqq``'s own scales are not modelled).
@@ -285,7 +331,7 @@ def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray
             w = array(u.weight)
             h = hs[consumers[u.node].input[0]]
             if round_weights:
-                q, scales, zeros = gptq_blocks(w, h, block_size, symmetric=symmetric)
+                q, scales, zeros = gptq_blocks(w, h, block_size, symmetric=symmetric, search=search)
                 blocks = (pack(q, block_size), np.ascontiguousarray(scales.T))
                 out[u.name] = blocks if zeros is None else (*blocks, pack_zero_points(zeros))
                 zp = ZERO_POINT if zeros is None else np.repeat(zeros, block_size, 0)

@@ -61,7 +61,7 @@ from radon.export.quantize.stream import Source
 from radon.export.quantize.tied import share_tied_table
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
 from radon.integrity import atomic_directory, hash_files, list_files, sha256_file
-from radon.runtime.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
+from radon.runtime.contract import MANIFEST_FILE, Manifest, read_manifest, write_manifest
 from radon.runtime.memory import compact_heap, trim_heap
 
 log = logging.getLogger(__name__)
@@ -427,7 +427,7 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
 
         held = max(int(gptq.HESSIAN_SHARE * _model_size(artifact, manifest)), 1 << 24)
         solved = gptq.solve(src, matmuls, manifest, cal_set.samples, opts.block_size, threads, progress=tick,
-                            budget=held, symmetric=opts.symmetric, errors=errors if budget is not None else None,
+                            budget=held, symmetric=opts.symmetric, search=opts.scale_search, errors=errors if budget is not None else None,
                             round_weights=opts.algorithm == "gptq")  # fmt: skip
         if opts.algorithm != "gptq":
             solved = None

@@ -113,7 +113,9 @@ def _strip_optional(tp: Any) -> Any:
 def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, tp: Any, help_text: str) -> None:
     tp, opt = _unwrap(tp)
     tp = _strip_optional(tp)
-    kwargs: dict[str, Any] = {"help": opt.help or help_text or None}
+    text = opt.help or help_text
+    # argparse expands %-formats in help: a literal "%" in a docstring would crash --help
+    kwargs: dict[str, Any] = {"help": text.replace("%", "%%") if text else None}
     positional = p.default is inspect.Parameter.empty and p.kind is not inspect.Parameter.KEYWORD_ONLY
     if not positional:
         kwargs["default"] = None if p.default is inspect.Parameter.empty else p.default

@@ -126,3 +126,58 @@ def test_a_hessian_budget_takes_more_passes_not_a_different_result(fp32, monkeyp
     assert one.keys() == many.keys() == {u.name for u in units}
     for name in one:
         assert np.array_equal(one[name][0], many[name][0]) and np.array_equal(one[name][1], many[name][1])
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_searched_scales_round_a_heavy_tailed_block_closer(symmetric: bool) -> None:
+    """A block's scale by weighted error never rounds worse than the range's (the range is a candidate),
+    and on heavy-tailed weights, as trained Linears have, it rounds better in total (about 6% here)."""
+    rng = np.random.default_rng(2)
+    rows = (rng.standard_t(3, (BLOCK, 512)) * 0.02).astype(np.float32)
+    importance = rng.uniform(0.5, 2.0, BLOCK).astype(np.float32)
+
+    def err(scale: np.ndarray, zero: np.ndarray) -> np.ndarray:
+        q = np.clip(np.rint(rows / scale) + zero, 0, 15)
+        return (importance[:, None] * (rows - (q - zero) * scale) ** 2).sum(0)
+
+    if symmetric:
+        plain = err(gptq.block_scale(rows), np.full(512, gptq.ZERO_POINT))
+    else:
+        plain = err(*gptq.asymmetric_block(rows))
+    scale, zero = gptq.searched_block(rows, importance, symmetric)
+    assert ((zero >= 0) & (zero <= 15)).all() and (scale != 0).all()
+    searched = err(scale, zero)
+    assert (searched <= plain * (1 + 1e-6)).all()
+    assert searched.sum() < 0.98 * plain.sum()
+
+
+def test_searched_gptq_blocks_lower_the_output_error_and_run_in_matmulnbits() -> None:
+    """GPTQ with searched scales on heavy-tailed weights and correlated inputs: a lower output error than
+    GPTQ on the range's scales, and onnxruntime's MatMulNBits computes x @ the blocks numpy decodes."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_t(3, (K, N)) * 0.02).astype(np.float32)
+    mix = rng.standard_normal((K, K)) / np.sqrt(K) + np.eye(K)
+    x = (rng.standard_normal((2048, K)) @ mix).astype(np.float32)
+    h = x.T @ x
+    out = {}
+    for search in (False, True):
+        q, scales, _ = gptq.gptq_blocks(w, h, BLOCK, search=search)
+        out[search] = (q, scales, gptq.dequantize(gptq.pack(q, BLOCK), np.ascontiguousarray(scales.T), BLOCK))
+    err = {s: float(np.square(x @ (out[s][2] - w)).mean()) for s in out}
+    # 0.95 with this seed
+    assert err[True] < 0.98 * err[False], err
+    q, scales, dq = out[True]
+    node = helper.make_node("MatMulNBits", ["x", "b", "s"], ["y"], domain="com.microsoft", K=K, N=N, bits=4,
+                            block_size=BLOCK, accuracy_level=0)  # fmt: skip
+    inits = [numpy_helper.from_array(gptq.pack(q, BLOCK), "b"), numpy_helper.from_array(scales.T.copy(), "s")]
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x[:4]}
+    )[0]
+    np.testing.assert_allclose(y, x[:4] @ dq, atol=1e-3, rtol=1e-4)

@@ -100,10 +100,19 @@ def test_quantizing_tied_matches_quantizing_untied(
     assert gather.input[0] == nbits.input[1]  # one table, read by both
     table = VOCAB * 64 * (1 if precision == "int8-dynamic" else 0.5)
     assert q["untied"].sizes["bytes"] - q["tied"].sizes["bytes"] >= 0.9 * table
-    # the same weights, rounded once instead of twice: the two artifacts are close
-    p, r = np.exp(tied - tied.max(-1, keepdims=True)), np.exp(untied - untied.max(-1, keepdims=True))
-    p, r = p / p.sum(-1, keepdims=True), r / r.sum(-1, keepdims=True)
-    assert float((r * (np.log(r) - np.log(p))).sum(-1).mean()) < 0.01
+    # the same weights, rounded once instead of twice: the tied artifact is as close to the float model as
+    # the untied one (KL against the fp32 logits, within a margin; GPTQ rounds the two heads differently)
+    ref = _logits(fp32["untied"], ids)
+    kl_tied, kl_untied = _kl(ref, tied), _kl(ref, untied)
+    assert kl_tied < 1.5 * kl_untied + 1e-3, (kl_tied, kl_untied)
+
+
+def _kl(ref: np.ndarray, other: np.ndarray) -> float:
+    """Mean KL(ref || other) over positions, from logits."""
+    p = np.exp(ref - ref.max(-1, keepdims=True))
+    q = np.exp(other - other.max(-1, keepdims=True))
+    p, q = p / p.sum(-1, keepdims=True), q / q.sum(-1, keepdims=True)
+    return float((p * (np.log(p) - np.log(q))).sum(-1).mean())
 
 
 @pytest.mark.parametrize("bits", [8, 4])
