@@ -55,7 +55,7 @@ from radon.export.quantize.int8 import (
     quantize_static_nodes,
     static_recipe,
 )
-from radon.export.quantize.sensitivity import DEFAULT_SENSITIVITY_SAMPLES, Budget, MixedResult
+from radon.export.quantize.sensitivity import DEFAULT_SENSITIVITY_SAMPLES, KEEP_FIRST, Budget, MixedResult
 from radon.export.quantize.smooth import SMOOTHING_FILE, check_alpha, smoothed_source
 from radon.export.quantize.stream import Source
 from radon.export.quantize.tied import share_tied_table
@@ -376,7 +376,7 @@ def _budget(value: float | str | None, max_size_ratio: float | None, fp32_bytes:
         return None
     cap = int(max_size_ratio * fp32_bytes) if max_size_ratio else None
     if value == "auto":
-        return Budget(DEFAULT_INT4_BUDGET, DEFAULT_RELATIVE_BUDGET, cap)
+        return Budget(DEFAULT_INT4_BUDGET, DEFAULT_RELATIVE_BUDGET, cap, prior=True)
     if isinstance(value, str) or value <= 0:
         raise RadonError(f"--auto-mixed: a positive mean-KL budget or auto, got {value!r}")
     return Budget(float(value), None, cap)
@@ -442,7 +442,7 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
         budget = replace(budget, max_bytes=budget.max_bytes - others)
     mixed = choose_keeps(blocked, sensitivity, budget=budget, keep=dict.fromkeys(kept, keep_precision),
                          keep_precision=keep_precision, block_size=opts.block_size, symmetric=opts.symmetric,
-                         tied=tied)  # fmt: skip
+                         tied=tied, first=KEEP_FIRST if budget is not None and budget.prior else ())  # fmt: skip
     mixed.sensitivity_tokens = (
         int(sum(s.size for s in cal_set.samples[:sensitivity_samples])) if sensitivity else 0
     )

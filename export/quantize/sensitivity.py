@@ -60,11 +60,13 @@ class Budget:
     ``kl``: the mean-KL budget. ``relative``: also at most this fraction of the all-4-bit model's KL (the
     default recipe halves the 4-bit error even on a model that is already within ``kl``). ``max_bytes``:
     a unit whose keeping would grow the model's weights past this is skipped (the size target).
+    ``prior``: take ``KEEP_FIRST``'s units before the estimate's choices (the default recipe).
     """
 
     kl: float
     relative: float | None = None
     max_bytes: int | None = None
+    prior: bool = False
 
     def target(self, kl_all_int4: float) -> float:
         return min(self.kl, self.relative * kl_all_int4) if self.relative else self.kl
@@ -159,6 +161,14 @@ def embedding_error(
     return ((approx - rows) ** 2 * counts[None]).sum(1, dtype=np.float64) / ids.size
 
 
+# The auto-mixed recipe's prior: the LM head (with a tied embedding, the shared table) and every attention
+# input projection (fused Q, K, V) go to 8 bits before the estimate chooses the rest. On SmolLM2-135M (weight-only fake quantization, its weights re-noised off
+# their Q4_1 grid, KL on training text) V's projection is the most damaging at 4 bits, and the Fisher
+# estimate ranks it too low: qkv first, then the estimate, gives KL 0.109 at 105 MB where the estimate
+# alone gives 0.157 at 99.5 MB (docs/quantization.md, "INT4: scale search and attention first").
+KEEP_FIRST = (LM_HEAD_UNIT, ".attn.qkv")
+
+
 def choose_keeps(
     units: list[Unit],
     sensitivity: dict[str, float],
@@ -169,6 +179,7 @@ def choose_keeps(
     block_size: int,
     symmetric: bool = True,
     tied: bool = False,
+    first: tuple[str, ...] = (),
 ) -> MixedResult:
     """Which units to keep at ``keep_precision``: the best estimated KL saved per byte first, until the
     estimated KL is within the budget or no move fits under ``budget.max_bytes``.
@@ -177,6 +188,9 @@ def choose_keeps(
     choice costs no model evaluation and every unit is weighed once. A move is one unit, or for a tied
     model the LM head and the embedding together (both int8 share one table, ``tied.py``, which can cost
     fewer bytes than both at 4 bits). ``keep``: the user's ``--keep`` (unit -> precision), never at 4 bits.
+    ``first``: name suffixes of units taken before any other (a prior measured on real weights, not the
+    estimate: ``KEEP_FIRST``), best estimate per byte first among them; a move that costs no bytes (a tied
+    table) still goes before them.
     """
     start = time.perf_counter()
     names = [u.name for u in units]
@@ -206,7 +220,9 @@ def choose_keeps(
         fits = [o for o in options if budget.max_bytes is None or size + o[4] <= budget.max_bytes]
         if not fits or not any(o[1] > 0 for o in fits):
             break
-        _, gain, move, trial, cost = max(fits, key=lambda o: (o[0], o[1]))
+        free = [o for o in fits if o[4] <= 0 and o[1] > 0]
+        prior = [o for o in fits if o[1] > 0 and o[2][0].endswith(first)] if first else []
+        _, gain, move, trial, cost = max(free or prior or fits, key=lambda o: (o[0], o[1]))
         precisions, size = trial, size + cost
         kl = four()
         steps.append(KeepStep("+".join(move), keep_precision, gain, kl, cost))

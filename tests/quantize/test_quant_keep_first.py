@@ -1,0 +1,51 @@
+"""The auto-mixed recipe's prior (``sensitivity.KEEP_FIRST``): the LM head and every fused QKV projection
+are kept at 8 bits before the estimate's own choices, a move that costs no bytes still goes first, and the
+size cap still binds."""
+
+from __future__ import annotations
+
+from radon.export.quantize.graph import Unit
+from radon.export.quantize.sensitivity import KEEP_FIRST, Budget, choose_keeps, plan_bytes
+
+UNITS = [
+    Unit(f"layers.{i}.{kind}", f"layers.{i}.{kind}.MatMul", f"layers.{i}.{kind}.weight", "MatMul", shape)
+    for i in range(2)
+    for kind, shape in (("attn.qkv", (64, 96)), ("mlp.fc_out", (128, 64)))
+]
+# the estimate prefers the MLP outputs, per byte, over the attention inputs
+SENSITIVITY = {
+    "layers.0.attn.qkv": 1.0,
+    "layers.1.attn.qkv": 2.0,
+    "layers.0.mlp.fc_out": 8.0,
+    "layers.1.mlp.fc_out": 9.0,
+}
+
+
+def _choose(first: tuple[str, ...], max_bytes: int | None = None) -> list[str]:
+    result = choose_keeps(UNITS, SENSITIVITY, budget=Budget(1e-9, None, max_bytes), keep={},
+                          keep_precision="int8", block_size=32, first=first)  # fmt: skip
+    return [s.unit for s in result.steps]
+
+
+def test_without_the_prior_the_estimate_orders_the_keeps() -> None:
+    assert _choose(()) == [
+        "layers.1.mlp.fc_out",
+        "layers.0.mlp.fc_out",
+        "layers.1.attn.qkv",
+        "layers.0.attn.qkv",
+    ]
+
+
+def test_the_prior_takes_qkv_first_best_estimate_first() -> None:
+    assert _choose(KEEP_FIRST) == [
+        "layers.1.attn.qkv", "layers.0.attn.qkv", "layers.1.mlp.fc_out", "layers.0.mlp.fc_out",
+    ]  # fmt: skip
+
+
+def test_the_size_cap_still_binds_under_the_prior() -> None:
+    four = plan_bytes(UNITS, dict.fromkeys([u.name for u in UNITS], "int4"), 32, True, False)
+    one_qkv = plan_bytes(UNITS, {**dict.fromkeys([u.name for u in UNITS], "int4"), "layers.0.attn.qkv": "int8"},
+                         32, True, False) - four  # fmt: skip
+    # room for both QKV projections and nothing more: the estimate's favourites are left at 4 bits
+    assert _choose(KEEP_FIRST, max_bytes=four + 2 * one_qkv) == ["layers.1.attn.qkv", "layers.0.attn.qkv"]
+    assert _choose((), max_bytes=four + 2 * one_qkv)[0] == "layers.1.mlp.fc_out"
