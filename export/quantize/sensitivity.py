@@ -129,14 +129,14 @@ def unit_bytes(unit: Unit, precision: str, block_size: int, symmetric: bool = Tr
 def plan_bytes(units: list[Unit], precisions: dict[str, str], block_size: int, symmetric: bool = True,
                tied: bool = False) -> int:  # fmt: skip
     """Bytes of the units' weights under ``precisions`` (unit -> int4 | int8 | fp32). A tied table whose
-    head and embedding are both int8 is stored once (``tied.py``): the embedding adds only its scales."""
+    head and embedding are both int8 is stored once, scales included (``tied.py``): the embedding adds
+    nothing."""
     total = 0
     for u in units:
         p = precisions[u.name]
         if tied and u.name == EMBED_UNIT and p == "int8" and precisions.get(LM_HEAD_UNIT) == "int8":
-            total += 4 * (u.numel // INT8_BLOCK)
-        else:
-            total += unit_bytes(u, p, block_size, symmetric)
+            continue
+        total += unit_bytes(u, p, block_size, symmetric)
     return total
 
 

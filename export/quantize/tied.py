@@ -8,8 +8,9 @@ block · bits / 8) uint8 with an implicit zero point of 2^(bits-1), and ``Gather
 3-D uint8 table blocked along its last axis with the same implicit zero point (onnxruntime's contrib op
 docs; checked against numpy in tests/quantize/test_quant_tied.py). So the embedding becomes a
 ``GatherBlockQuantized`` on the head's B, with the head's scales as (vocab, K / block, 1), and a
-``Reshape`` back to (batch, sequence, hidden); only the scales are stored twice (1/block of the table,
-in float32). The embedding then holds the head's rounding (GPTQ's, for int4), not its own.
+``Reshape`` back to (batch, sequence, hidden); the scales too are the head's, seen through a ``Reshape``
+that onnxruntime folds at load (until 2026-12-06 a float32 copy, 1/block of the table, 3.5 MB on
+SmolLM2). The embedding then holds the head's rounding (GPTQ's, for int4), not its own.
 """
 
 from __future__ import annotations
@@ -45,14 +46,21 @@ def share_tied_table(model: onnx.ModelProto) -> str:
         return "stored twice: the LM head's blocks have zero points or padding"
     inits = {t.name: t for t in model.graph.initializer}
     n, k, bs = h["N"], h["K"], h["block_size"]
-    scales = numpy_helper.to_array(inits[head.input[2]]).reshape(n, k // bs, 1)
+    if tuple(inits[head.input[2]].dims) not in ((n, k // bs), (n * (k // bs),)):
+        return "stored twice: the LM head's scales are not one per block (please report)"
     shared_scales = f"{EMBED_UNIT}.shared_scales"
+    scales_shape = f"{EMBED_UNIT}.shared_scales_shape"
     shape = f"{EMBED_UNIT}.shared_shape"
     model.graph.initializer.extend(
         [
-            numpy_helper.from_array(scales, shared_scales),
+            numpy_helper.from_array(np.array([n, k // bs, 1], np.int64), scales_shape),
             numpy_helper.from_array(np.array([0, 0, k], np.int64), shape),
         ]
+    )
+    # the head's (vocab, blocks) scales seen as (vocab, blocks, 1): a Reshape that onnxruntime folds into a
+    # constant when the session loads, so the file holds the scales once too
+    scales_view = helper.make_node(
+        "Reshape", [head.input[2], scales_shape], [shared_scales], name=f"{EMBED_UNIT}.Reshape_scales"
     )
     blocks = f"{embed.output[0]}.blocks"
     gather = helper.make_node(
@@ -68,6 +76,7 @@ def share_tied_table(model: onnx.ModelProto) -> str:
     nodes.remove(embed)
     nodes.insert(at, reshape)
     nodes.insert(at, gather)
+    nodes.insert(at, scales_view)
     used = {i for node in nodes for i in node.input}
     for name in old:
         if name not in used and name in inits:

@@ -98,6 +98,8 @@ def test_quantizing_tied_matches_quantizing_untied(
     nbits = next(n for n in head if n.op_type == "MatMulNBits")
     gather = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
     assert gather.input[0] == nbits.input[1]  # one table, read by both
+    view = next(n for n in model.graph.node if n.output[0] == gather.input[2])
+    assert view.op_type == "Reshape" and view.input[0] == nbits.input[2]  # and one set of scales
     table = VOCAB * 64 * (1 if precision == "int8-dynamic" else 0.5)
     assert q["untied"].sizes["bytes"] - q["tied"].sizes["bytes"] >= 0.9 * table
     # the same weights, rounded once instead of twice: the tied artifact is as close to the float model as
