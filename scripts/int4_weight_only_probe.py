@@ -11,7 +11,7 @@ block of 32, seed 0), so no quantizer is flattered by that grid. ``--text tune``
 text (where recipes are chosen); ``--text eval`` on the held-out texts (where they are reported).
 ``--cand HF_DIR`` scores other models of the same shape, for example llama.cpp's GGUFs after
 ``radon convert --from-gguf`` and ``--to-hf``. A benchmark, not a test: minutes on 2 cores; Hessians
-and rounded weights are cached in ``--cache``.
+and rounded weights are cached in ``--cache`` (safetensors, never pickle).
 
 Variant: ``ALGO-BLOCK[+RULE...]``. ALGO: ``rtn``/``gptq``/``gptqm`` (searched scales) + ``s``/``a``
 (symmetric/asymmetric). RULE: kinds ``q k v o g u d`` (q_proj ... down_proj) ``@`` ``all``, ``half``
@@ -31,6 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save_file as save_torch
 
 from radon.export.parity_data import repo_root
 from radon.export.quantize import gptq
@@ -188,15 +192,15 @@ def main() -> int:
     variants = list(filter(None, a.variants.split(",")))
     if not variants:
         return 0
-    cache = a.cache / f"hessians_{a.ref}.npz"
+    cache = a.cache / f"hessians_{a.ref}.safetensors"
     if cache.exists():
-        hs = dict(np.load(cache))
+        hs = load_numpy(cache)
     else:
         calib = [
             s for lang in ("ru", "en", "code") for s in windows(data / f"{lang}.txt", 21, 128, tok, 0.05)
         ]
         hs = hessians(model, calib)
-        np.savez(cache, **hs)
+        save_numpy(hs, str(cache))
     layers = model.config.num_hidden_layers
     orig = {n: m.weight.data.clone() for n, m in linears(model)}
     for variant in variants:
@@ -204,8 +208,8 @@ def main() -> int:
         algo, block = base.split("-")[0], int(base.split("-")[1])
         bpw = 4 + 32 / block + (0 if algo.endswith("s") else 4 / block)
         nbytes = EMBED_PARAMS_BYTES
-        wcache = a.cache / f"weights_{a.ref}_{base}.pt"
-        rounded = torch.load(wcache) if wcache.exists() else {}
+        wcache = a.cache / f"weights_{a.ref}_{base}.safetensors"
+        rounded = load_torch(wcache) if wcache.exists() else {}
         for n, m in linears(model):
             if kept(n, rules, layers):
                 m.weight.data = eight_bit(orig[n])
@@ -216,7 +220,7 @@ def main() -> int:
                 m.weight.data = rounded[n]
                 nbytes += orig[n].numel() * bpw / 8
         if not wcache.exists():
-            torch.save(rounded, wcache)
+            save_torch(rounded, str(wcache))
         emit(
             {
                 "variant": variant,

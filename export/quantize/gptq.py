@@ -147,7 +147,6 @@ def searched_block(
                 cands.append((scale, np.clip(np.rint(-lo * a / scale), 0, 15)))
     best_err = np.full(rows.shape[1], np.inf)
     best_scale, best_zero = cands[0]
-    best_scale, best_zero = best_scale.copy(), best_zero.copy()
     for scale, zero in cands:
         q = np.clip(np.rint(rows / scale) + zero, 0, 15)
         err = (imp * (rows - (q - zero) * scale) ** 2).sum(0)
@@ -185,6 +184,7 @@ def gptq_blocks(
         raise RadonError(
             "gptq: the calibration Hessian is not positive definite; use more --samples"
         ) from None
+    importance = np.diag(h).astype(np.float32)  # searched scales weigh each input by how much it fires
     q = np.zeros((k, n), np.uint8)
     scales = np.zeros((k // block_size, n), np.float32)
     zeros = np.full((k // block_size, n), ZERO_POINT, np.float32)
@@ -198,8 +198,8 @@ def gptq_blocks(
             j = row // block_size
             if row % block_size == 0:
                 if search:
-                    importance = np.diag(h)[row : row + block_size].astype(np.float32)
-                    scales[j], zeros[j] = searched_block(part[i : i + block_size], importance, symmetric)
+                    rows = part[i : i + block_size]
+                    scales[j], zeros[j] = searched_block(rows, importance[row : row + block_size], symmetric)
                 elif symmetric:
                     scales[j] = block_scale(part[i : i + block_size])
                 else:

@@ -63,9 +63,8 @@ class Int4Options:
     block_size: int = DEFAULT_BLOCK_SIZE
     algorithm: str = "gptq"  # RTN's blocks and kernel, rounded on calibration text (gptq.py)
     symmetric: bool = True  # no zero point: MatMulNBits' fast CPU path (docs/quantization.md)
-    scale_search: bool = (
-        True  # gptq: each block's scale chosen by weighted error, not its range (gptq.searched_block)
-    )
+    # gptq: each block's scale chosen by weighted rounding error, not taken from its range (gptq.searched_block)
+    scale_search: bool = True
     accuracy_level: int = 4
     fmt: str = "matmulnbits"
     quantize_embedding: bool = True

@@ -162,10 +162,11 @@ def embedding_error(
 
 
 # The auto-mixed recipe's prior: the LM head (with a tied embedding, the shared table) and every attention
-# input projection (fused Q, K, V) go to 8 bits before the estimate chooses the rest. On SmolLM2-135M (weight-only fake quantization, its weights re-noised off
-# their Q4_1 grid, KL on training text) V's projection is the most damaging at 4 bits, and the Fisher
-# estimate ranks it too low: qkv first, then the estimate, gives KL 0.109 at 105 MB where the estimate
-# alone gives 0.157 at 99.5 MB (docs/quantization.md, "INT4: scale search and attention first").
+# input projection (fused Q, K, V) go to 8 bits before the estimate chooses the rest. On SmolLM2-135M
+# (weight-only fake quantization, its weights re-noised off their Q4_1 grid, KL on training text) V's
+# projection is the most damaging at 4 bits, and the Fisher estimate ranks it too low: QKV first, then the
+# estimate, gives KL 0.109 at 105 MB where the estimate alone gives 0.157 at 99.5 MB
+# (docs/quantization.md, "INT4: searched scales and the attention-first prior").
 KEEP_FIRST = (LM_HEAD_UNIT, ".attn.qkv")
 
 
