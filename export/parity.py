@@ -367,7 +367,7 @@ def run_parity(
     from radon.checkpoint import checkpoint_digest, load_config, load_model
     from radon.export.parity_record import compare_in_turn
     from radon.runtime.contract import read_manifest
-    from radon.runtime.session import DecoderSession
+    from radon.runtime.session import DecoderSession, tool_prepacking
 
     candidate, reference = Path(candidate), Path(reference)
     manifest = read_manifest(candidate)  # verifies every file's sha256
@@ -375,7 +375,8 @@ def run_parity(
     tok = reference / "tokenizer"
 
     def open_candidate() -> OnnxCandidate:  # hashes were checked just above
-        session = DecoderSession(candidate, manifest=manifest, threads=threads, prepacking=False)
+        session = DecoderSession(candidate, manifest=manifest, threads=threads,
+                                 prepacking=tool_prepacking(manifest))  # fmt: skip
         return OnnxCandidate(candidate, session=session)
 
     result = compare_in_turn(open_candidate, lambda: load_model(reference), cfg, texts=texts,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from radon.errors import RadonError
 from radon.export.quantize.graph import Unit
@@ -44,9 +44,10 @@ LAZY_ROWS = 128  # rows rounded between whole-matrix updates (the lazy batch); e
 ZERO_POINT = 8  # symmetric 4-bit: stored values 0..15 stand for -8..7
 HESSIAN_BYTES = 1 << 29  # float32 Hessians held at once; past this, another pass over the calibration text
 # radon quantize's share: Hessians held at once per byte of fp32 weights, beside the onnxruntime session that
-# holds those weights, so the pass peaks near 1.25x the weights (docs/export.md, "Memory"); the number of
-# passes stays about the same at any size (a layer's Hessians grow with its weights), so time stays linear
-HESSIAN_SHARE = 0.25
+# maps those weights (docs/export.md, "Memory"); the number of passes stays about the same at any size (a
+# layer's Hessians grow with its weights), so time stays linear. SmolLM2-135M's 404 MB of Hessians make
+# three passes of 135 MB at 0.3 (four of 101 MB at 0.25: one more forward pass for 34 MB)
+HESSIAN_SHARE = 0.3
 # unit -> (packed (N, K/bs, bs/2) uint8, scales (N, K/bs) float32[, zero points (N, ceil(K/bs/2)) uint8])
 Solved = dict[str, tuple[np.ndarray, ...]]
 
@@ -237,31 +238,44 @@ def dequantize_asymmetric(
 def hessians(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray],
              threads: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
     """X^T X (float32) of every unit's MatMul input over the prefill of each sample, keyed by the input's
-    name. ``model``: the float ModelProto, or a ``stream.Source`` (its weights streamed to the probe's file)."""
-    from radon.export.quantize.reader import prefill_feed
-    from radon.runtime.session import DecoderSession
+    name. ``model``: the float ModelProto, or a ``stream.Source`` (its weights streamed to the probe's file).
+
+    The probe graph ends at those inputs (``graph.probe``): a pass over the first layers runs and maps
+    only them, and no pass runs the LM head's MatMul."""
+    import onnxruntime as ort
+
+    from radon.export.quantize.graph import probe as probe_graph
+    from radon.runtime.session import NP_DTYPES, session_options
 
     if not samples:
         raise RadonError("gptq: no calibration samples")
     graph = _graph_of(model)
     consumers = {n.name: n for n in graph.graph.node}
     inputs = sorted({consumers[u.node].input[0] for u in units})
-    probe = onnx.ModelProto()
-    probe.CopyFrom(graph)
-    outputs = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(
-        helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs if name not in outputs
-    )
+    probe = probe_graph(graph, inputs)
+    a, kv = manifest.architecture, manifest.kv_cache
     sums: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="radon-gptq-") as tmp:
+        path = Path(tmp) / manifest.model_file
         if isinstance(model, onnx.ModelProto):
-            onnx.save_model(probe, str(Path(tmp) / manifest.model_file))
+            onnx.save_model(probe, str(path))
         else:
             model.write(Path(tmp), manifest.model_file, model=probe)
         del probe
-        session = DecoderSession(tmp, manifest=manifest, threads=threads, verify=False, prepacking=False)
+        session = ort.InferenceSession(str(path), session_options(threads, prepacking=False),
+                                       providers=["CPUExecutionProvider"])  # fmt: skip
+        wanted = {i.name for i in session.get_inputs()}
+        pasts = {n for i in range(a.num_layers) for n in kv.names(i)[:2]}
+        empty = np.zeros((1, a.num_kv_heads, 0, a.head_dim), NP_DTYPES[kv.dtype])
         for ids in samples:
-            acts = session.session.run(inputs, prefill_feed(session, ids))
+            t = ids.size
+            feed = {
+                "input_ids": ids[None].astype(np.int64),
+                "attention_mask": np.ones((1, t), np.int64),
+                "position_ids": np.arange(t, dtype=np.int64)[None],
+            }
+            feed = {k: v for k, v in feed.items() if k in wanted} | {name: empty for name in pasts & wanted}
+            acts = session.run(inputs, feed)
             for name, x in zip(inputs, acts):
                 x = x.reshape(-1, x.shape[-1]).astype(np.float32)
                 if name in sums:
@@ -292,6 +306,26 @@ def output_error(weight: np.ndarray, approx: np.ndarray, hessian: np.ndarray, to
     return ((hessian.astype(np.float32) @ delta) * delta).sum(0, dtype=np.float64) / max(tokens, 1)
 
 
+def split_passes(groups: list[list[Unit]], sizes: list[int], budget: int) -> list[list[Unit]]:
+    """``groups`` (in graph order) cut into as few contiguous passes as ``budget`` allows, of about equal
+    Hessian bytes: ``ceil(total / budget)`` passes, cut where the running total crosses each multiple of
+    ``total / passes``. A pass holds at most ``budget`` plus one group's Hessian (SmolLM2-135M: three
+    passes of 135 MB against a budget of 134.5 MB, where filling each pass to the budget took a fourth
+    pass for the LM head's 1.3 MB). Passes are probes that end at their last group's layer (``hessians``),
+    so the early ones are also the cheap ones."""
+    total = sum(sizes)
+    if not groups:
+        return []
+    count = max(1, -(-total // max(budget, 1)))
+    passes: list[list[Unit]] = [[] for _ in range(count)]
+    running = 0
+    for group, size in zip(groups, sizes):
+        index = min(count - 1, running * count // total) if total else 0
+        passes[index].extend(group)
+        running += size
+    return [p for p in passes if p]
+
+
 def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
           threads: int | None = None, progress: Any = None, budget: int = HESSIAN_BYTES,
           symmetric: bool = True, errors: dict[str, np.ndarray] | None = None,
@@ -300,7 +334,8 @@ def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray
     a ``stream.Source``, whose weights are read one at a time).
 
     Units are grouped by their input (units reading one tensor share its Hessian), and the groups into
-    passes whose Hessians fit in ``budget`` bytes; each pass runs the calibration text once.
+    passes of about ``budget`` bytes of Hessians (``split_passes``); each pass runs the calibration text
+    once, through the layers it needs.
     ``symmetric`` False: asymmetric blocks (``gptq_blocks``), with zero points. ``search``: each block's
     scale chosen by weighted error (``searched_block``). ``errors``, when given,
     receives each unit's per-channel mean squared output error on that text (``output_error``), what
@@ -313,15 +348,9 @@ def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray
     for u in units:
         if u.op_type == "MatMul":
             by_input.setdefault(consumers[u.node].input[0], []).append(u)
-    passes: list[list[Unit]] = [[]]
-    held = 0
-    for group in by_input.values():
-        size = group[0].shape[0] ** 2 * 4
-        if passes[-1] and held + size > budget:
-            passes.append([])
-            held = 0
-        passes[-1].extend(group)
-        held += size
+    position = {n.name: i for i, n in enumerate(graph.graph.node)}
+    groups = sorted(by_input.values(), key=lambda g: min(position[u.node] for u in g))
+    passes = split_passes(groups, [g[0].shape[0] ** 2 * 4 for g in groups], budget)
     array = _reader(model)
     out: Solved = {}
     tokens = int(sum(s.size for s in samples))

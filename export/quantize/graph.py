@@ -232,3 +232,34 @@ def weight_bytes(model: onnx.ModelProto) -> int:
         else:
             total += n * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
     return total
+
+
+def probe(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose outputs are exactly ``outputs`` (float tensors of the graph), holding only
+    the nodes, inputs and initializers they depend on.
+
+    onnxruntime runs every node of a graph whatever outputs a run asks for, so a probe of the first layers'
+    activations would otherwise pay for the whole model and its LM head, and map every weight. The graph
+    holds no control flow (no subgraphs), so a node's inputs are all it reads.
+    """
+    g = model.graph
+    need = set(outputs)
+    nodes = []
+    for node in reversed(g.node):
+        if any(o in need for o in node.output):
+            nodes.append(node)
+            need.update(i for i in node.input if i)
+    missing = need.intersection(outputs) - {o for n in nodes for o in n.output} - {i.name for i in g.input}
+    if missing:
+        raise RadonError(f"probe: no node of the graph makes {sorted(missing)[0]} (please report)")
+    out = onnx.ModelProto()
+    out.ir_version = model.ir_version
+    out.opset_import.extend(model.opset_import)
+    out.functions.extend(model.functions)
+    out.graph.name = g.name
+    out.graph.node.extend(reversed(nodes))
+    out.graph.input.extend(i for i in g.input if i.name in need)
+    out.graph.initializer.extend(t for t in g.initializer if t.name in need)
+    out.graph.value_info.extend(v for v in g.value_info if v.name in need)
+    out.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs)
+    return out

@@ -486,7 +486,7 @@ def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, referenc
     from radon.export.parity_record import record_candidate
     from radon.export.parity_report import write_report
     from radon.export.quantize.reference import ArtifactConfig, ArtifactReference
-    from radon.runtime.session import DecoderSession
+    from radon.runtime.session import DecoderSession, tool_prepacking
 
     tmp, qm = result.path, result.manifest
     tok = artifact / "tokenizer"
@@ -498,7 +498,7 @@ def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, referenc
     # the quantized artifact answers first and is closed; then each reference is opened in turn
     # (parity_record): never two models' weights at once
     with tempfile.TemporaryDirectory(prefix="radon-parity-") as spill:
-        session = DecoderSession(tmp, manifest=qm, threads=threads, prepacking=False)
+        session = DecoderSession(tmp, manifest=qm, threads=threads, prepacking=tool_prepacking(qm))
         candidate = OnnxCandidate(tmp, session=session)
         recorded = record_candidate(
             candidate, cfg, Path(spill), texts=texts, tokenizer_dir=tok_dir, **options

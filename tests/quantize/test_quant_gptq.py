@@ -128,6 +128,57 @@ def test_a_hessian_budget_takes_more_passes_not_a_different_result(fp32, monkeyp
         assert np.array_equal(one[name][0], many[name][0]) and np.array_equal(one[name][1], many[name][1])
 
 
+def test_passes_are_balanced_and_in_graph_order() -> None:
+    """SmolLM2-135M's Hessians (per layer 3 x 576^2 + 1536^2 float32, then the LM head's 576^2: 404 MB)
+    against radon quantize's budget for its 538 MB: three passes of about equal size, in order."""
+    per_layer = [576**2 * 4] * 3 + [1536**2 * 4]
+    sizes = per_layer * 30 + [576**2 * 4]
+    groups = [[f"g{i}"] for i in range(len(sizes))]  # stand-ins for the unit lists
+    budget = int(gptq.HESSIAN_SHARE * 538_060_032)
+    passes = gptq.split_passes(groups, sizes, budget)  # type: ignore[arg-type]
+    assert len(passes) == 3
+    assert [g for p in passes for g in p] == [g[0] for g in groups]  # contiguous, in order
+    held = [sum(sizes[int(g[1:])] for g in p) for p in passes]
+    assert max(held) <= budget + max(sizes) and max(held) - min(held) <= max(sizes)
+    assert gptq.split_passes(groups, sizes, 1 << 40) == [[g[0] for g in groups]]
+    assert gptq.split_passes([], [], budget) == []
+
+
+def test_a_probe_runs_only_what_its_outputs_need(fp32) -> None:
+    """The probe of layer 0's attention input holds no node of a later layer and no LM head, reads no
+    past of a later layer, and gives the activation the whole graph gives (onnxruntime, both sides)."""
+    import onnxruntime as ort
+
+    from radon.export.quantize.graph import probe
+
+    model = onnx.load(str(fp32["ort"] / "model.onnx"))
+    mm = [n for n in model.graph.node if n.op_type == "MatMul"]
+    first = mm[0].input[0]
+    small = probe(model, [first])
+    assert [o.name for o in small.graph.output] == [first]
+    assert not any(n.name.startswith(("layers.1.", "lm_head")) for n in small.graph.node)
+    assert len(small.graph.node) < len(model.graph.node) // 4
+    assert not any(i.name.startswith("past_key_values.1.") for i in small.graph.input)
+    whole = onnx.ModelProto()
+    whole.CopyFrom(model)
+    whole.graph.output.append(helper.make_tensor_value_info(first, TensorProto.FLOAT, None))
+    ids = np.arange(5, 21, dtype=np.int64)[None]
+    base = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(16)[None]}
+    got = {}
+    for key, m in (("probe", small), ("whole", whole)):
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        feed = {}
+        for i in sess.get_inputs():
+            if i.name in base:
+                feed[i.name] = base[i.name]
+            else:  # an empty past: (1, kv heads, 0, head_dim)
+                feed[i.name] = np.zeros([1, i.shape[1], 0, i.shape[3]], np.float32)
+        got[key] = sess.run([first], feed)[0]
+    np.testing.assert_allclose(got["probe"], got["whole"], rtol=1e-6, atol=1e-6)
+    with pytest.raises(RadonError, match="no node of the graph makes"):
+        probe(model, ["no.such.tensor"])
+
+
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_searched_scales_round_a_heavy_tailed_block_closer(symmetric: bool) -> None:
     """A block's scale by weighted error never rounds worse than the range's (the range is a candidate),
