@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The hybrid tokenizer against a single byte-level BPE on classic AND modern held-out text (issue 23).
+"""The hybrid tokenizer against a single byte-level BPE on classic AND modern held-out text.
 
 Both tokenizers train on the same sample of a data folder, read through a corpus mixture
 (radon/data/mixture.py: ``ru=1,ru_modern=1,...``), and are measured on every held-out file of
@@ -10,8 +10,8 @@ tuning step is measured, not guessed. Prints Markdown for docs/tokenizer.md and 
 exits 1 when a row misses a gate (ru and ru_modern <= 0.90x, en and code <= 1.08x, ru_modern under
 2.5 tokens per word at 32k ids).
 
-    python scripts/tokenizer_modern_bench.py --vocab 8000 32000
-    python scripts/tokenizer_modern_bench.py --vocab 8000 --ru-share 0.5 0.6 --sp split_digits=true
+    python scripts/tokenizer_modern_bench.py --vocab 8000 16000 32000 --ru-share 0.5 0.55 0.6 0.65
+    python scripts/tokenizer_modern_bench.py --vocab 8000 32000 --sp model_type=unigram split_digits=true
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def count(tok: Any, text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     from radon.data import find_data_dir
     from radon.data.mixture import DEFAULT_TOKENIZER_MIXTURE, parse_corpus_mixture, sample_mixture
-    from radon.tokenizer.train import default_ru_share, train_bpe, train_hybrid
+    from radon.tokenizer.train import default_ru_share, sentencepiece_options, train_bpe, train_hybrid
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_tokenizer import machine
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     evals = {k: (data / "eval" / name).read_text(encoding="utf-8") for k, name in EVAL_FILES.items()}
     words = {k: len(t.split()) for k, t in evals.items()}
     sp = parse_sp(args.sp)
+    model_type = sentencepiece_options(sp)["model_type"]  # refuses a bad option before any training
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for mix_text in args.mixture:
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 hyb_counts = {k: count(hyb, t) for k, t in evals.items()}
                 row = {
                     "vocab": vocab, "ru_share": share, "mixture": mix_text or "default", "sp": sp,
+                    "model_type": model_type,
                     "split": hyb.split, "hybrid": hyb_counts, "bpe": bpe_counts, "words": words,
                     "train_s": [round(t_hyb), round(t_bpe)],
                     "train_mb": {c: round(u["bytes_used"] / 1e6, 2) for c, u in used.items()},  # type: ignore[operator]
@@ -154,7 +156,7 @@ def format_row(row: dict[str, Any]) -> str:
         f"**{ratio(row, k):.3f}** ({per_word(row, 'hybrid', k):.2f} / {per_word(row, 'bpe', k):.2f})"
         for k in EVAL_FILES
     )
-    sp = ", ".join(f"{k}={v}" for k, v in row["sp"].items()) or "—"
+    sp = ", ".join([row["model_type"]] + [f"{k}={v}" for k, v in row["sp"].items() if k != "model_type"])
     gates = "pass" if not row["fails"] else "FAIL: " + "; ".join(row["fails"])
     return (
         f"| {row['vocab']:,} | {row['ru_share']:.2f} | {row['mixture']} | {sp} | "
@@ -164,7 +166,7 @@ def format_row(row: dict[str, Any]) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| vocab | ru share | mixture | SentencePiece | unigram / bpe ids | "
+        "| vocab | ru share | mixture | SentencePiece | SentencePiece / BPE ids | "
         + " | ".join(f"{k} (≤ {MAX_RATIO[k]:.2f})" for k in EVAL_FILES)
         + " | gates |"
     )

@@ -1,5 +1,5 @@
-"""RADON's tokenizers (no torch): the hybrid (SentencePiece Unigram for Russian + byte-level BPE for
-English and code, one id space), a plain byte-level BPE, and Hugging Face ``tokenizer.json`` folders.
+"""RADON's tokenizers (no torch): the hybrid (SentencePiece BPE, or Unigram, for Russian + byte-level
+BPE for English and code, one id space), a plain byte-level BPE, and Hugging Face ``tokenizer.json`` folders.
 
 ``load_tokenizer(dir)`` reads ``radon_tokenizer.json``, checks the sha256 of every file, and returns
 the type it records. See docs/tokenizer.md.

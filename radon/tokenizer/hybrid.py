@@ -1,10 +1,14 @@
-"""``HybridTokenizer``: SentencePiece Unigram for Cyrillic runs, byte-level BPE for everything else.
+"""``HybridTokenizer``: SentencePiece for Cyrillic runs, byte-level BPE for everything else.
+
+The SentencePiece model is a BPE (the default since the modern-text tuning) or a Unigram model
+(before it); both load through ``UnigramPart``, and the folder keeps the part's old names
+(``unigram.model``, ``split["unigram"]``, ``part_of(id) == "unigram"``) so every folder loads.
 
 One id space: RADON's specials first (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3), then
-the Unigram pieces, then the BPE pieces, then reserved ids if training produced fewer pieces than
+the SentencePiece pieces, then the BPE pieces, then reserved ids if training produced fewer pieces than
 asked for. The router (``router.py``) splits text into runs; each run goes to its part and the ids
 are concatenated in order. Decoding joins each id's bytes, so ``decode(encode(x)) == x`` holds for
-any string: the runs partition the text, the BPE part is byte-level, and the Unigram model is
+any string: the runs partition the text, the BPE part is byte-level, and the SentencePiece model is
 trained with normalization off (identity rule, no dummy prefix, spaces kept) and only ever sees
 characters of its own alphabet.
 """
@@ -32,7 +36,7 @@ _PROBES = ("{a}{a}", " {a}", "{a}  {a}")
 
 
 class UnigramPart:
-    """A SentencePiece Unigram model placed at ``offset``; SentencePiece's own ``<unk>`` (its id 0)
+    """A SentencePiece model (BPE or Unigram) placed at ``offset``; SentencePiece's own ``<unk>`` (its id 0)
     maps to RADON's ``<unk>``, so the part holds ``piece_size - 1`` ids."""
 
     def __init__(self, model_proto: bytes, offset: int, source: str = "unigram model") -> None:
@@ -86,7 +90,7 @@ class UnigramPart:
 
 
 class HybridTokenizer(PieceTableTokenizer):
-    """Russian through SentencePiece Unigram, English and code through byte-level BPE, one id space."""
+    """Russian through SentencePiece (BPE or Unigram), English and code through byte-level BPE, one id space."""
 
     type_name = "hybrid"
 

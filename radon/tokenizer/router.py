@@ -5,18 +5,20 @@ The rules (docs/tokenizer.md, "The router"):
 - A *word* is a Cyrillic letter followed by Cyrillic letters and combining marks (U+0300-U+036F, for
   stress accents such as ``а́``, and the combining letters of Cyrillic Extended-A). Cyrillic means the
   Unicode blocks Cyrillic, Cyrillic Supplement, Extended-B and Extended-C.
-- A *Unigram run* is one or more words joined by spaces (U+0020 only) and punctuation (Unicode
-  category P*), with at most one space and up to three punctuation marks before the first word and
-  any punctuation after the last word. So ``Привет, мир!`` is one run, and the space before a
-  Russian word travels with it (as SentencePiece's ``▁``), the way GPT-2's BPE keeps `` the``.
+- A *Unigram run* (it goes to the SentencePiece part, BPE or Unigram; the name is kept) is one or
+  more words joined by spaces (U+0020 only) and punctuation (Unicode category P*), with at most one
+  space and up to three punctuation marks before the first word and any punctuation after the last
+  word. So ``Привет, мир!`` is one run, and the space before a Russian word travels with it (as
+  SentencePiece's ``▁``), the way GPT-2's BPE keeps `` the``.
 - Everything else goes to the byte-level BPE side: Latin and other scripts, digits, newlines, tabs,
   other spaces (NBSP, ideographic), symbols, emoji, a run's trailing spaces, and any character the
-  trained Unigram model does not hold in its alphabet (so SentencePiece never sees an unknown
+  trained SentencePiece model does not hold in its alphabet (so SentencePiece never sees an unknown
   character and needs no byte fallback).
 
 The runs partition the text: concatenating them gives the text back exactly, which is what makes
 the hybrid's round trip exact. At training time the router uses the full character classes; a
-trained model's router keeps only the characters of its Unigram alphabet (``Router.from_alphabet``).
+trained model's router keeps only the characters of its SentencePiece alphabet
+(``Router.from_alphabet``).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class Router:
         chars = {" " if c == "\u2581" else c for c in alphabet if len(c) == 1}
         letters = [c for c in chars if is_cyrillic(c) and not is_mark(c)]
         if not letters:
-            raise ValueError("the Unigram alphabet holds no Cyrillic letter")
+            raise ValueError("the SentencePiece alphabet holds no Cyrillic letter")
         return cls(
             _char_class(letters),
             _char_class(c for c in chars if is_mark(c)),

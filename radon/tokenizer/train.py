@@ -1,14 +1,21 @@
-"""Training: the hybrid (Unigram for Russian runs + byte-level BPE for the rest) and the plain BPE.
+"""Training: the hybrid (SentencePiece for Russian runs + byte-level BPE for the rest) and the plain BPE.
+
+The Russian part is a SentencePiece model (``model_type``): BPE by default, Unigram on request
+(``sp_options={"model_type": "unigram"}``, what RADON trained before). Both load the same way; the
+folder still calls the part ``unigram`` (``unigram.model``, ``split["unigram"]``) so that older
+folders load unchanged. On modern Russian the SentencePiece BPE takes 0.889-0.896x a single
+byte-level BPE's tokens at 8k-32k ids where Unigram took 0.94x at 32k (docs/tokenizer.md,
+"Modern text and corpus mixtures"), and it trains six to ten times faster.
 
 Training is deterministic. Nothing is sampled or shuffled: SentencePiece reads every sentence in
-order (``input_sentence_size=0``, ``shuffle_input_sentence=false``) and its Unigram EM has no random
-state; tokenizers' BPE counts pairs and breaks ties by pair order. Same text in, same files out, on
-any machine: SentencePiece runs on one thread (``num_threads=1``), whatever the machine has
-(tests/tokenizer/test_tok_golden.py trains twice and pins the ids).
+order (``input_sentence_size=0``, ``shuffle_input_sentence=false``), its BPE merges and its Unigram
+EM have no random state; tokenizers' BPE counts pairs and breaks ties by pair order. Same text in,
+same files out, on any machine: SentencePiece runs on one thread (``num_threads=1``), whatever the
+machine has (tests/tokenizer/test_tok_golden.py trains twice and pins the ids).
 
-The Unigram options follow the SentencePiece docs (``doc/options.md``): normalization off so text
+The SentencePiece options follow its docs (``doc/options.md``): normalization off so text
 round-trips, ``split_by_whitespace=false`` and ``split_by_unicode_script=false`` so a piece may span
-a space or join a word and its punctuation (``▁и▁не``, ``ла,``), which is where Unigram saves tokens
+a space or join a word and its punctuation (``▁и▁не``, ``ла,``), which is where it saves tokens
 over a GPT-2 pre-tokenized BPE, and ``character_coverage=1`` so every character of a training run
 is in the alphabet the router later checks against.
 """
@@ -31,20 +38,22 @@ from radon.tokenizer.router import Router
 
 log = logging.getLogger(__name__)
 
-# Share of the non-special ids given to the Unigram (Russian) part, when not given. Tuned with
-# scripts/bench_tokenizer.py so that Russian takes <= 0.90x a single BPE's tokens while English and
-# code take <= 1.08x (docs/benchmarks.md): 0.50 at 8k ids, 0.60 at 32k. English and code saturate as
+# Share of the non-special ids given to the SentencePiece (Russian) part, when not given. Tuned with
+# scripts/tokenizer_modern_bench.py on the default corpus mixture (classics + modern text, 4 MB per
+# language) so that Russian, classic and modern, takes <= 0.90x a single BPE's tokens while English
+# and code take <= 1.08x (docs/tokenizer.md): 0.55 at 8k ids, 0.60 at 16k, 0.65 at 32k. 0.50 at 8k
+# misses modern Russian (0.902x); 0.65 at 16k misses English (1.093x). English and code saturate as
 # their part grows, so a large vocabulary can give Russian a larger share for the same cost.
-DEFAULT_RU_SHARE = 0.5  # at REFERENCE_VOCAB ids
+DEFAULT_RU_SHARE = 0.55  # at REFERENCE_VOCAB ids
 REFERENCE_VOCAB = 8000
 RU_SHARE_PER_DOUBLING = 0.05
 RU_SHARE_RANGE = (0.4, 0.65)
-MIN_UNIGRAM_EXTRA = 8  # pieces beyond the alphabet, so Unigram has something to learn
+MIN_UNIGRAM_EXTRA = 8  # pieces beyond the alphabet, so SentencePiece has something to learn
 SP_SENTENCE_CHARS = 2000  # longer runs are cut at a space for training (SentencePiece skips long lines)
 BPE_CHUNK_CHARS = 1 << 14  # BPE training reads text in chunks cut at newlines
 
 SENTENCEPIECE_OPTIONS: dict[str, Any] = {
-    "model_type": "unigram",
+    "model_type": "bpe",  # or "unigram" (SENTENCEPIECE_MODEL_TYPES)
     "character_coverage": 1.0,
     "normalization_rule_name": "identity",
     "add_dummy_prefix": False,
@@ -66,11 +75,14 @@ SENTENCEPIECE_OPTIONS: dict[str, Any] = {
 }
 # Options that keep text as it is and ids where RADON puts them: changing one breaks the round trip.
 FIXED_SENTENCEPIECE_OPTIONS = (
-    "model_type", "normalization_rule_name", "add_dummy_prefix", "remove_extra_whitespaces", "byte_fallback",
+    "normalization_rule_name", "add_dummy_prefix", "remove_extra_whitespaces", "byte_fallback",
     "unk_id", "bos_id", "eos_id", "pad_id", "input_sentence_size", "shuffle_input_sentence", "num_threads",
 )  # fmt: skip
-# Options measured in docs/tokenizer.md ("Tuning on modern text") beside those of SENTENCEPIECE_OPTIONS.
+# Options measured in docs/tokenizer.md ("Modern text and corpus mixtures") beside those of
+# SENTENCEPIECE_OPTIONS; the last two act on Unigram training only.
 TUNABLE_SENTENCEPIECE_OPTIONS = ("split_digits", "seed_sentencepiece_size", "shrinking_factor")
+# Model types whose pieces are plain substrings, so the part's byte table and round trip hold.
+SENTENCEPIECE_MODEL_TYPES = ("bpe", "unigram")
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -92,7 +104,7 @@ def _chunks(text: str, size: int = BPE_CHUNK_CHARS) -> Iterator[str]:
 
 
 def _sentences(runs: Sequence[str]) -> Iterator[str]:
-    """Unigram training sentences: the runs, long ones cut at a space (the cut keeps every character)."""
+    """SentencePiece training sentences: the runs, long ones cut at a space (the cut keeps every character)."""
     for run in runs:
         while len(run) > SP_SENTENCE_CHARS:
             cut = run.rfind(" ", 0, SP_SENTENCE_CHARS)
@@ -104,7 +116,7 @@ def _sentences(runs: Sequence[str]) -> Iterator[str]:
 
 
 def default_ru_share(vocab_size: int) -> float:
-    """The tuned Unigram share for ``vocab_size`` ids: 0.50 at 8k, +0.05 per doubling, in [0.40, 0.65]."""
+    """The tuned Russian share for ``vocab_size`` ids: 0.55 at 8k, +0.05 per doubling, in [0.40, 0.65]."""
     share = DEFAULT_RU_SHARE + RU_SHARE_PER_DOUBLING * math.log2(max(vocab_size, 1) / REFERENCE_VOCAB)
     return round(min(max(share, RU_SHARE_RANGE[0]), RU_SHARE_RANGE[1]), 3)
 
@@ -112,7 +124,7 @@ def default_ru_share(vocab_size: int) -> float:
 def split_sizes(vocab_size: int, ru_share: float, unigram_alphabet: int) -> tuple[int, int]:
     """``(unigram_pieces, bpe_pieces)`` for a total ``vocab_size``; raises RadonError when too small.
 
-    The Unigram part gets ``round(ru_share * (vocab_size - 4))`` ids, the BPE part the rest.
+    The SentencePiece (Russian) part gets ``round(ru_share * (vocab_size - 4))`` ids, the BPE part the rest.
     """
     n_special = len(SPECIAL_TOKENS)
     if not 0.0 < ru_share < 1.0:
@@ -120,7 +132,7 @@ def split_sizes(vocab_size: int, ru_share: float, unigram_alphabet: int) -> tupl
     floor = n_special + unigram_alphabet + MIN_UNIGRAM_EXTRA + BYTE_ALPHABET
     if vocab_size < floor:
         raise RadonError(
-            f"--vocab-size {vocab_size} is too small: the specials ({n_special}) + the Unigram alphabet "
+            f"--vocab-size {vocab_size} is too small: the specials ({n_special}) + the SentencePiece alphabet "
             f"({unigram_alphabet} characters of the Russian text, plus {MIN_UNIGRAM_EXTRA} pieces) + the byte "
             f"alphabet ({BYTE_ALPHABET}) need at least {floor}"
         )
@@ -128,7 +140,7 @@ def split_sizes(vocab_size: int, ru_share: float, unigram_alphabet: int) -> tupl
     n_bpe = vocab_size - n_special - n_uni
     if n_uni < unigram_alphabet + MIN_UNIGRAM_EXTRA:
         raise RadonError(
-            f"--ru-share {ru_share} gives the Unigram part {n_uni} pieces, fewer than its alphabet "
+            f"--ru-share {ru_share} gives the SentencePiece part {n_uni} pieces, fewer than its alphabet "
             f"({unigram_alphabet}) + {MIN_UNIGRAM_EXTRA}; raise --ru-share or --vocab-size"
         )
     if n_bpe < BYTE_ALPHABET:
@@ -148,13 +160,19 @@ def sentencepiece_options(overrides: Mapping[str, Any] | None = None) -> dict[st
         if key in FIXED_SENTENCEPIECE_OPTIONS and value != options[key]:
             raise RadonError(f"SentencePiece option {key}={value!r} would break the exact round trip")
         options[key] = value
+    if options["model_type"] not in SENTENCEPIECE_MODEL_TYPES:
+        raise RadonError(
+            f"SentencePiece option model_type={options['model_type']!r}: RADON trains "
+            f"{' or '.join(SENTENCEPIECE_MODEL_TYPES)}"
+        )
     return options
 
 
 def train_unigram(
     sentences: Sequence[str], n_pieces: int, offset: int, options: Mapping[str, Any] | None = None
 ) -> UnigramPart:
-    """A SentencePiece Unigram part with up to ``n_pieces`` pieces (plus SentencePiece's ``<unk>``)."""
+    """The SentencePiece part (``options["model_type"]``: BPE or Unigram) with up to ``n_pieces`` pieces,
+    plus SentencePiece's ``<unk>``."""
     import sentencepiece as spm
 
     buf = io.BytesIO()
@@ -164,8 +182,8 @@ def train_unigram(
             **sentencepiece_options(options),
         )  # fmt: skip
     except RuntimeError as exc:
-        raise RadonError(f"SentencePiece could not train the Unigram part: {exc}") from None
-    return UnigramPart(buf.getvalue(), offset, "the trained Unigram model")
+        raise RadonError(f"SentencePiece could not train the Russian part: {exc}") from None
+    return UnigramPart(buf.getvalue(), offset, "the trained SentencePiece model")
 
 
 def train_hybrid(
@@ -181,7 +199,7 @@ def train_hybrid(
 ) -> HybridTokenizer:
     """Train a hybrid tokenizer with exactly ``vocab_size`` ids on Russian, English and code text.
 
-    Every text is routed: Cyrillic runs train the Unigram part, everything else (including the
+    Every text is routed: Cyrillic runs train the SentencePiece part, everything else (including the
     punctuation, digits and newlines between Russian runs) trains the BPE part. ``sources`` is
     recorded in the config (names, sizes, sha256), never a path. ``ru_share`` defaults to
     :func:`default_ru_share`. ``sp_options`` overrides SentencePiece options (:func:`sentencepiece_options`).
@@ -201,16 +219,18 @@ def train_hybrid(
             else:
                 bpe_texts.extend(_chunks(run))
     if not uni_runs:
-        raise RadonError("the Russian text holds no Cyrillic words: the Unigram part has nothing to learn")
+        raise RadonError(
+            "the Russian text holds no Cyrillic words: the SentencePiece part has nothing to learn"
+        )
     alphabet = set().union(*map(set, uni_runs))
     n_uni, n_bpe = split_sizes(vocab_size, ru_share, len(alphabet))
     bar.update(1)
 
     uni_bytes = sum(len(r.encode()) for r in uni_runs)
-    bar.set_description(f"tokenizer: unigram, {n_uni} pieces on {uni_bytes / 1e6:.1f} MB")
+    bar.set_description(f"tokenizer: sentencepiece, {n_uni} pieces on {uni_bytes / 1e6:.1f} MB")
     uni = train_unigram(list(_sentences(uni_runs)), n_uni, n_special, sp_options)
     if uni.size < n_uni:
-        log.warning("the Unigram part has %d pieces, not %d (too little Russian text); the BPE part gets the rest",
+        log.warning("the SentencePiece part has %d pieces, not %d (too little Russian text); the BPE part gets the rest",
                     uni.size, n_uni)  # fmt: skip
         n_bpe += n_uni - uni.size
     bar.update(1)
@@ -237,7 +257,9 @@ def train_hybrid(
     tok = HybridTokenizer(uni, bpe, vocab_size=vocab_size, training=training)
     missing = alphabet - {" " if c == SPACE_PIECE else c for c in uni.alphabet}
     if missing:  # character_coverage=1 should make this impossible; the router would route them to BPE
-        log.warning("%d characters of the Russian runs are missing from the Unigram alphabet", len(missing))
+        log.warning(
+            "%d characters of the Russian runs are missing from the SentencePiece alphabet", len(missing)
+        )
     bar.update(1)
     bar.set_description("tokenizer: done")
     bar.close()

@@ -131,7 +131,7 @@ def test_type_mismatch_is_refused(tok_copy: Path, bpe_dir: Path) -> None:
 
 def test_vocab_smaller_than_specials_plus_alphabets() -> None:
     with pytest.raises(
-        RadonError, match=r"--vocab-size 200 is too small: the specials \(4\) \+ the Unigram alphabet"
+        RadonError, match=r"--vocab-size 200 is too small: the specials \(4\) \+ the SentencePiece alphabet"
     ):
         train_hybrid(RU, EN, CODE, 200)
     with pytest.raises(RadonError, match="--vocab-size 100 is too small"):
