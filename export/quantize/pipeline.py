@@ -405,6 +405,7 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     four = [u for u in blocked if u.name not in kept]  # what --keep leaves may still go to 4 bits
     matmuls = [u for u in four if u.op_type == "MatMul"]
     fisher: dict[str, Any] = {}
+    prior = budget is not None and budget.prior and opts.algorithm == "gptq"
     if budget is not None and four:
         t0 = time.perf_counter()
         fisher_samples = cal_set.samples[:sensitivity_samples]
@@ -426,9 +427,12 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
                 say(f"int4: gptq {done[0]}/{len(matmuls)} units ({time.perf_counter() - t0:.0f} s)")
 
         held = max(int(gptq.HESSIAN_SHARE * _model_size(artifact, manifest)), 1 << 24)
+        kept_first = (
+            frozenset(u.name for u in matmuls if u.name.endswith(KEEP_FIRST)) if prior else frozenset()
+        )
         solved = gptq.solve(src, matmuls, manifest, cal_set.samples, opts.block_size, threads, progress=tick,
                             budget=held, symmetric=opts.symmetric, search=opts.scale_search, errors=errors if budget is not None else None,
-                            round_weights=opts.algorithm == "gptq")  # fmt: skip
+                            round_weights=opts.algorithm == "gptq", errors_only=kept_first)  # fmt: skip
         if opts.algorithm != "gptq":
             solved = None
     embed = next((u for u in four if u.name == EMBED_UNIT), None)
@@ -452,6 +456,12 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     plan = effective_plan(Plan([u.name for u in blocked if u.name not in mixed.kept],
                                [n for n, p in mixed.kept.items() if p == "int8"],
                                [n for n, p in mixed.kept.items() if p == "fp32"] + [u.name for u in units if u not in blocked]), opts)  # fmt: skip
+    late = [u for u in matmuls if u.name in plan.int4 and solved is not None and u.name not in solved]
+    # a unit the prior would keep that the size cap left at 4 bits: solved now (one more pass)
+    if late and solved is not None:
+        say(f"int4: gptq of {len(late)} unit(s) the size cap left at 4 bits")
+        solved.update(gptq.solve(src, late, manifest, cal_set.samples, opts.block_size, threads,
+                                 budget=held, symmetric=opts.symmetric, search=opts.scale_search))  # fmt: skip
     t0 = time.perf_counter()
     qmodel = quantize_int4_streamed(src, units, plan, opts, solved)
     say(f"int4: built the graph ({time.perf_counter() - t0:.0f} s)")

@@ -18,7 +18,10 @@ VERBS: dict[str, tuple[str, str]] = {
         "radon.cli.info:info",
         "parameters, weight memory per dtype, KV-cache memory at a context length",
     ),
-    "tokenizer train": ("radon.cli.tokenizer:train", "train the hybrid (SentencePiece ru + byte-level BPE en/code) tokenizer"),
+    "tokenizer train": (
+        "radon.cli.tokenizer:train",
+        "train the hybrid (SentencePiece ru + byte-level BPE en/code) tokenizer",
+    ),
     "tokenizer stats": (
         "radon.cli.tokenizer:stats",
         "fertility, bytes per token, unknown rate, round trip, speed",

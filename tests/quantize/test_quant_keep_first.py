@@ -49,3 +49,29 @@ def test_the_size_cap_still_binds_under_the_prior() -> None:
     # room for both QKV projections and nothing more: the estimate's favourites are left at 4 bits
     assert _choose(KEEP_FIRST, max_bytes=four + 2 * one_qkv) == ["layers.1.attn.qkv", "layers.0.attn.qkv"]
     assert _choose((), max_bytes=four + 2 * one_qkv)[0] == "layers.1.mlp.fc_out"
+
+
+def test_the_prior_units_are_solved_by_gptq_when_the_cap_leaves_them_at_4_bits(quantized) -> None:
+    """The recipe measures the prior's units with round-to-nearest blocks and does not solve them, since it
+    keeps them at 8 bits; when the size cap leaves one at 4 bits after all, it is solved then, and its
+    blocks are the ones an all-GPTQ quantization gives (the same Hessians: one pass or another)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from radon.export.quantize.int4 import Int4Options
+
+    plain = quantized(
+        "int4_gptq_all", precision="int4", auto_mixed_budget=None, int4=Int4Options(algorithm="gptq")
+    )
+    capped = quantized("int4_auto_nothing_fits", precision="int4", max_size_ratio=plain.sizes["ratio"] / 2)
+    layers = capped.manifest.quantization["layers"]
+    assert layers["layers.0.attn.qkv"] == "int4" and layers["lm_head"] == "int4"  # the cap left no room
+    blocks = []
+    for r in (plain, capped):
+        inits = {t.name: t for t in onnx.load(str(r.path / "model.onnx")).graph.initializer}
+        blocks.append(
+            [numpy_helper.to_array(inits[f"layers.0.attn.qkv.weight_{s}"]) for s in ("Q4", "scales")]
+        )
+    for a, b in zip(*blocks):
+        assert np.array_equal(a, b)
