@@ -245,7 +245,8 @@ def hessians(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndar
     import onnxruntime as ort
 
     from radon.export.quantize.graph import probe as probe_graph
-    from radon.runtime.session import NP_DTYPES, session_options
+    from radon.export.quantize.reader import prefill_feed_for
+    from radon.runtime.session import session_options
 
     if not samples:
         raise RadonError("gptq: no calibration samples")
@@ -253,7 +254,6 @@ def hessians(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndar
     consumers = {n.name: n for n in graph.graph.node}
     inputs = sorted({consumers[u.node].input[0] for u in units})
     probe = probe_graph(graph, inputs)
-    a, kv = manifest.architecture, manifest.kv_cache
     sums: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="radon-gptq-") as tmp:
         path = Path(tmp) / manifest.model_file
@@ -264,17 +264,9 @@ def hessians(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndar
         del probe
         session = ort.InferenceSession(str(path), session_options(threads, prepacking=False),
                                        providers=["CPUExecutionProvider"])  # fmt: skip
-        wanted = {i.name for i in session.get_inputs()}
-        pasts = {n for i in range(a.num_layers) for n in kv.names(i)[:2]}
-        empty = np.zeros((1, a.num_kv_heads, 0, a.head_dim), NP_DTYPES[kv.dtype])
+        wanted = {i.name for i in session.get_inputs()}  # the probe reads only its layers' pasts
         for ids in samples:
-            t = ids.size
-            feed = {
-                "input_ids": ids[None].astype(np.int64),
-                "attention_mask": np.ones((1, t), np.int64),
-                "position_ids": np.arange(t, dtype=np.int64)[None],
-            }
-            feed = {k: v for k, v in feed.items() if k in wanted} | {name: empty for name in pasts & wanted}
+            feed = {k: v for k, v in prefill_feed_for(manifest, ids).items() if k in wanted}
             acts = session.run(inputs, feed)
             for name, x in zip(inputs, acts):
                 x = x.reshape(-1, x.shape[-1]).astype(np.float32)

@@ -249,7 +249,7 @@ def probe(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
         if any(o in need for o in node.output):
             nodes.append(node)
             need.update(i for i in node.input if i)
-    missing = need.intersection(outputs) - {o for n in nodes for o in n.output} - {i.name for i in g.input}
+    missing = set(outputs) - {o for n in nodes for o in n.output} - {i.name for i in g.input}
     if missing:
         raise RadonError(f"probe: no node of the graph makes {sorted(missing)[0]} (please report)")
     out = onnx.ModelProto()

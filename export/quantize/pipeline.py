@@ -456,8 +456,8 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     plan = effective_plan(Plan([u.name for u in blocked if u.name not in mixed.kept],
                                [n for n, p in mixed.kept.items() if p == "int8"],
                                [n for n, p in mixed.kept.items() if p == "fp32"] + [u.name for u in units if u not in blocked]), opts)  # fmt: skip
-    late = [u for u in matmuls if u.name in plan.int4 and solved is not None and u.name not in solved]
     # a unit the prior would keep that the size cap left at 4 bits: solved now (one more pass)
+    late = [u for u in matmuls if u.name in plan.int4 and u.name not in solved] if solved is not None else []
     if late and solved is not None:
         say(f"int4: gptq of {len(late)} unit(s) the size cap left at 4 bits")
         solved.update(gptq.solve(src, late, manifest, cal_set.samples, opts.block_size, threads,

@@ -40,24 +40,33 @@ def statistics_session_options(threads: int | None) -> Any:
     docs/export.md "Memory")."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
+    from radon.runtime.session import session_options
+
+    opts = session_options(threads, prepacking=False)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.disable_prepacking", "1")
     return opts
 
 
 def prefill_feed(session: Any, ids: np.ndarray) -> Feed:
     """The contract-4 feed of a prompt ``ids`` (T,) with an empty past."""
+    return prefill_feed_for(session.manifest, ids)
+
+
+def prefill_feed_for(manifest: Any, ids: np.ndarray) -> Feed:
+    """``prefill_feed`` from the manifest alone, for graphs that are not artifacts (GPTQ's probes)."""
+    from radon.runtime.session import NP_DTYPES
+
     t = ids.size
     feed: Feed = {
         "input_ids": ids[None].astype(np.int64),
         "attention_mask": np.ones((1, t), np.int64),
         "position_ids": np.arange(t, dtype=np.int64)[None],
     }
-    _add_past(session, feed, session.empty_past(1))
+    a, kv = manifest.architecture, manifest.kv_cache
+    empty = np.zeros((1, a.num_kv_heads, 0, a.head_dim), NP_DTYPES[kv.dtype])
+    for i in range(a.num_layers):
+        pk, pv, _, _ = kv.names(i)
+        feed[pk] = feed[pv] = empty
     return feed
 
 
