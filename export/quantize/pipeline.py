@@ -393,7 +393,7 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     """INT4 with the user's ``--keep`` and, with a budget, the units kept wider by estimated sensitivity.
 
     A bounded number of passes over calibration text, whatever the number of units (``sensitivity.py``):
-    one Fisher pass (PyTorch, ``sensitivity_samples`` samples), the Hessian passes (onnxruntime, every
+    one Fisher pass (PyTorch, in a child process, ``sensitivity_samples`` samples), the Hessian passes (onnxruntime, every
     sample; GPTQ and each unit's output error), then the model is built once, a weight at a time.
     """
     from radon.export.quantize import fisher as fisher_mod
@@ -409,10 +409,7 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     if budget is not None and four:
         t0 = time.perf_counter()
         fisher_samples = cal_set.samples[:sensitivity_samples]
-        model = fisher_mod.reference_model(artifact, manifest, src.array)
-        fisher = fisher_mod.fisher_diagonals(model, manifest, four, fisher_samples, threads=threads)
-        del model
-        trim_heap()
+        fisher = fisher_mod.fisher_in_child(artifact, four, fisher_samples, untie=tied, threads=threads)
         say(f"int4: Fisher information of {len(four)} units from {len(fisher_samples)} samples "
             f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     errors: dict[str, Any] = {}

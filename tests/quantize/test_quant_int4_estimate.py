@@ -134,26 +134,46 @@ def tiny(fp32: dict[str, Path]):  # noqa: ANN201
     return art, manifest, src, units_of(src.model)
 
 
-def test_fisher_diagonal_equals_per_token_autograd(tiny) -> None:
-    """The hooks' sums equal the squared gradients taken directly with torch.autograd.grad at one Linear's
-    output, for the same drawn tokens."""
+def test_fisher_diagonal_equals_per_token_autograd(tiny, trained: Path) -> None:
+    """The hooks' sums on the streamed reference model equal the squared gradients taken directly with
+    torch.autograd.grad at one Linear's output of the checkpoint itself, loaded whole, for the same drawn
+    tokens; and the streamed model holds no layer's weights between runs, one layer's during a run."""
     import torch
 
+    from radon.checkpoint import load_model
     from radon.export.quantize import fisher
 
     art, manifest, src, units = tiny
-    model = fisher.reference_model(art, manifest, src.array)
+    model = fisher.reference_model(art, manifest, src)
+    layer_params = [p for n, p in model.named_parameters() if ".layers." in n]
+    assert layer_params and all(p.is_meta for p in layer_params)  # nothing of the layers is held
     unit = next(u for u in units if u.name == "layers.1.mlp.fc_out")
     ids = np.random.default_rng(3).integers(4, manifest.architecture.vocab_size, 24)
+    loaded: list[int] = []
+    watch = [
+        block.mlp.register_forward_pre_hook(
+            lambda _m, _a: loaded.append(
+                sum(not p.is_meta for b in model.stack.layers for p in b.parameters())
+            )
+        )
+        for block in model.stack.layers
+    ]
     got = fisher.fisher_diagonals(model, manifest, [unit], [ids])[unit.name]
+    for h in watch:
+        h.remove()
+    per_layer = sum(p.numel() > 0 for p in model.stack.layers[0].parameters())
+    # each layer ran twice (forward, then recomputed for the backward pass), alone
+    assert len(loaded) == 2 * len(model.stack.layers) and set(loaded) == {per_layer}
+    assert all(p.is_meta for n, p in model.named_parameters() if ".layers." in n)
 
-    module = dict(model.named_modules())[fisher.module_names(model, manifest, [unit])[unit.name]]
+    whole = load_model(trained)  # the checkpoint itself, every weight loaded, no streaming
+    name = fisher.module_names(model, manifest, [unit])[unit.name]
     seen: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _i, o: seen.append(o))
+    handle = dict(whole.named_modules())[name].register_forward_hook(lambda _m, _i, o: seen.append(o))
     with torch.enable_grad():
-        model.embed_tokens.weight.requires_grad_(True)  # a graph to differentiate through
-        logits = model(torch.from_numpy(ids)[None], use_cache=False).logits[0].float()
-        model.embed_tokens.weight.requires_grad_(False)
+        whole.embed_tokens.weight.requires_grad_(True)  # a graph to differentiate through
+        logits = whole(torch.from_numpy(ids)[None], use_cache=False).logits[0].float()
+        whole.embed_tokens.weight.requires_grad_(False)
         logp = torch.log_softmax(logits, -1)
         drawn = torch.multinomial(
             logp.detach().exp(), 1, generator=torch.Generator().manual_seed(fisher.SEED)
@@ -161,7 +181,26 @@ def test_fisher_diagonal_equals_per_token_autograd(tiny) -> None:
         (g,) = torch.autograd.grad(logp.gather(-1, drawn[:, None]).sum(), seen[0])
     handle.remove()
     want = (g.double() ** 2).reshape(-1, g.shape[-1]).sum(0) / ids.size
-    assert got.shape == (unit.shape[1],) and np.allclose(got, want.numpy(), rtol=1e-6, atol=1e-12)
+    assert got.shape == (unit.shape[1],) and np.allclose(got, want.numpy(), rtol=1e-5, atol=1e-12)
+
+
+def test_fisher_in_a_child_process_equals_the_pass_in_process(tiny) -> None:
+    """radon quantize runs the Fisher pass in a child (no torch in the quantize process): the same
+    figures come back through its files, and a failing child is a RadonError naming the cause."""
+    from radon.errors import RadonError
+    from radon.export.quantize import fisher
+
+    art, manifest, src, units = tiny
+    picked = [u for u in units if u.name in ("layers.0.attn.qkv", "layers.1.mlp.fc_out", "lm_head")]
+    rng = np.random.default_rng(5)
+    samples = [rng.integers(4, manifest.architecture.vocab_size, n) for n in (24, 17)]
+    here = fisher.fisher_diagonals(fisher.reference_model(art, manifest, src), manifest, picked, samples)
+    child = fisher.fisher_in_child(art, picked, samples, untie=src.tied, threads=1)
+    assert set(child) == {u.name for u in picked} == set(here)
+    for name, values in here.items():
+        np.testing.assert_allclose(child[name], values, rtol=1e-6, atol=0)
+    with pytest.raises(RadonError, match="Fisher pass failed: .*no such artifact folder"):
+        fisher.fisher_in_child(art.parent / "missing", picked, samples, untie=False)
 
 
 def test_estimated_sensitivity_ranks_units_as_measured_kl_does(tiny, quantized) -> None:
@@ -180,7 +219,7 @@ def test_estimated_sensitivity_ranks_units_as_measured_kl_does(tiny, quantized) 
                                vocab_size=manifest.architecture.vocab_size)  # fmt: skip
     errors: dict[str, np.ndarray] = {}
     solved = gptq.solve(src, matmuls, manifest, cal.samples, 64, threads=1, errors=errors)
-    model = fisher.reference_model(art, manifest, src.array)
+    model = fisher.reference_model(art, manifest, src)
     est = estimate(fisher.fisher_diagonals(model, manifest, matmuls, cal.samples[:8]), errors)
     opts = Int4Options(block_size=64)
     reference = [DecoderSession(art, threads=1).step(s[None]).logits[0] for s in cal.samples[:8]]
