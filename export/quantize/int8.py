@@ -55,14 +55,29 @@ DYNAMIC_ACCURACY_LEVEL = 4
 
 
 # Static int8's SmoothQuant strength (smooth.py): the share of each activation channel's range moved into
-# the weights. On SmolLM2-135M (held-out en / code / ru, against fp32) 0.8 gave KL 0.10 / 0.11 / 0.14 and
-# 0.5 gave 0.37 / 0.34 / 0.56 (docs/quantization.md, "Static INT8 on real models"). 0 = none.
-DEFAULT_SMOOTH_ALPHA = 0.8
+# the weights. On SmolLM2-135M (held-out en / code / ru, against fp32) with every unit int8, 0.8 gave KL
+# 0.10 / 0.11 / 0.14 and 0.5 gave 0.37 / 0.34 / 0.56; with FLOAT_UNITS float32, 0.35 / 0.5 / 0.65 / 0.75 /
+# 0.85 gave 0.065 / 0.026 / 0.016 / 0.015 / 0.016 on English (docs/quantization.md, "Static INT8 on real
+# models"). 0 = none.
+DEFAULT_SMOOTH_ALPHA = 0.75
+# The units static int8 leaves float32 by default (``--all-units`` quantizes them too), by name suffix:
+# the MLP down projections, whose inputs carry real models' massive activations per token as well as
+# per channel (SmolLM2: 3,559 against a median channel of 2.3), which per-channel smoothing cannot move
+# and one per-tensor scale cannot hold; the attention output projections; and the LM head, whose input
+# error every logit sees. On SmolLM2-135M, alpha 0.75: every unit int8 fails the gate at KL 0.10-0.14;
+# these three float32 (the QKV and gate/up projections int8: half the Linear weights) give 0.013 / 0.014
+# / 0.022 at 0.82x the fp32 size; without the attention outputs 0.015 / 0.016 / 0.026 at 0.77x.
+FLOAT_UNITS: tuple[str, ...] = ("mlp.fc_out", "attn.out", "lm_head")
 # A unit whose input, smoothed, still has a channel range over OUTLIER_SPREAD times its median channel's
 # stays float32: one per-tensor scale would leave the median channel about 127 / spread levels.
 # SmolLM2-135M at alpha 0.5: the down_proj inputs of layers 11 and 28 (massive activations, 1,500x and
 # 290x the median channel before smoothing, 113x and 50x after); every other unit is under 25x.
 OUTLIER_SPREAD = 32.0
+
+
+def float_by_recipe(units: list[Unit], kept: list[str], suffixes: tuple[str, ...] = FLOAT_UNITS) -> list[str]:
+    """The units static int8's recipe leaves float32 (``FLOAT_UNITS``) that ``--keep`` did not name already."""
+    return [u.name for u in units if u.name.endswith(suffixes) and u.name not in kept]
 
 
 def static_options() -> dict[str, Any]:
@@ -111,6 +126,7 @@ def static_recipe(
     method: str,
     smoothing: Smoothing | None = None,
     outliers: dict[str, float] | None = None,
+    by_recipe: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": "QDQ", "tool": "onnxruntime.quantization.quantize_static", "weights": f"int8, per channel, symmetric{WEIGHT_RANGE}",
@@ -118,6 +134,7 @@ def static_recipe(
         "quantized": [u.name for u in units if u.node in nodes], "extra_options": static_options(),
         "smoothing": smoothing.summary() if smoothing is not None else None,
         "outliers_float32": outliers or {},
+        "float32_by_recipe": {"suffixes": list(FLOAT_UNITS), "units": by_recipe or []},
     }  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
 from radon.export.quantize.graph import (
     EMBED_UNIT,
+    LM_HEAD_UNIT,
     Unit,
     annotate_types,
     quantized_ops,
@@ -52,13 +53,14 @@ from radon.export.quantize.int8 import (
     OUTLIER_SPREAD,
     dynamic_config,
     dynamic_recipe,
+    float_by_recipe,
     quantize_static_nodes,
     static_recipe,
 )
 from radon.export.quantize.sensitivity import DEFAULT_SENSITIVITY_SAMPLES, KEEP_FIRST, Budget, MixedResult
 from radon.export.quantize.smooth import SMOOTHING_FILE, check_alpha, smoothed_source
 from radon.export.quantize.stream import Source
-from radon.export.quantize.tied import share_tied_table
+from radon.export.quantize.tied import RETIED, share_tied_table
 from radon.export.quantize.trt_cache import DEFAULT_TRT_VERSION
 from radon.integrity import atomic_directory, hash_files, list_files, sha256_file
 from radon.runtime.contract import MANIFEST_FILE, Manifest, read_manifest, write_manifest
@@ -160,6 +162,7 @@ def quantize_artifact(
     method: str = DEFAULT_METHOD,
     smooth_alpha: float = DEFAULT_SMOOTH_ALPHA,
     outlier_spread: float | None = OUTLIER_SPREAD,
+    all_units: bool = False,
     block_size: int | None = None,
     keep: list[str] | None = None,
     auto_mixed_budget: float | str | None = "auto",
@@ -185,7 +188,9 @@ def quantize_artifact(
     32 that divides every 4-bit unit (``auto_block_size``), 32 for int8-dynamic's embedding. ``calibration``: a folder
     written by ``radon calibrate`` whose table (and smoothing) static INT8 reuses. ``smooth_alpha``: static
     INT8's SmoothQuant migration strength (``smooth.py``; 0 = none); ``outlier_spread``: static INT8 keeps
-    float32 the units whose smoothed input spreads past it (None = none). Raises RadonError (bad input) or
+    float32 the units whose smoothed input spreads past it (None = none); ``all_units`` False: static INT8
+    also keeps ``int8.FLOAT_UNITS`` (the down and attention output projections, the LM head) float32,
+    after smoothing and calibration as if they were int8. Raises RadonError (bad input) or
     QualityGateError (parity), and then writes nothing. ``progress``: called with a line per int4 stage.
     """
     from radon.export.parity_data import load_tokenizer
@@ -263,7 +268,7 @@ def quantize_artifact(
                 calib = cal.run_calibration(
                     open_session, src, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
                     source={"artifact": artifact.name, "model_sha256": source_model_sha},
-                    smooth_alpha=smooth_alpha, units=units, keep=kept_names,
+                    smooth_alpha=smooth_alpha, units=units, keep=kept_names + unsmoothed(units, kept_names, all_units),
                 )  # fmt: skip
                 trim_heap()
             smoothing = calib.smoothing  # SmoothQuant's factors: the graph the ranges were measured on
@@ -272,13 +277,14 @@ def quantize_artifact(
             outliers = smoothing.outliers(outlier_spread) if smoothing is not None and outlier_spread else {}
             if outliers:
                 log.info("int8: kept float32, their inputs' outliers past %gx: %s", outlier_spread, outliers)
-            fp32 = kept_names + [u for u in outliers if u not in kept_names]
+            by_recipe = [] if all_units else float_by_recipe(units, kept_names)
+            fp32 = kept_names + [u for u in {**dict.fromkeys(by_recipe), **outliers} if u not in kept_names]
             nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in fp32]
             qmodel = stream.quantize_qdq(
                 src, annotate_types(src.model), units, fp32,
                 lambda one, q, node: quantize_static_nodes(one, q, node, calib.table, calib.method),
             )  # fmt: skip
-            recipe["int8"] = static_recipe(units, nodes, calib.method, smoothing, outliers)
+            recipe["int8"] = static_recipe(units, nodes, calib.method, smoothing, outliers, by_recipe)
             recipe["calibration"] = calib.meta | {"table": cal.CALIBRATION_TABLE}
         elif precision == "int8-dynamic":
             nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in kept_names]
@@ -327,7 +333,7 @@ def quantize_artifact(
                             "manifest_sha256": sha256_file(artifact / MANIFEST_FILE), "lowering": manifest.lowering}  # fmt: skip
         recipe["seconds"] = round(time.perf_counter() - start, 2)
         qm = Manifest.from_dict(manifest.to_dict())
-        if tied:  # the quantized graph holds the head's own copy of the embedding table
+        if tied and recipe["tied_table"] != RETIED:  # the graph holds the head's own copy of the table
             qm.weights.setdefault("embed_tokens.weight", []).append("lm_head.weight")
         qm.precision = precision
         qm.quantization = recipe
@@ -380,6 +386,13 @@ def _budget(value: float | str | None, max_size_ratio: float | None, fp32_bytes:
     if isinstance(value, str) or value <= 0:
         raise RadonError(f"--auto-mixed: a positive mean-KL budget or auto, got {value!r}")
     return Budget(float(value), None, cap)
+
+
+def unsmoothed(units: list[Unit], kept: list[str], all_units: bool) -> list[str]:
+    """The LM head when static int8's recipe keeps it float32: its input norm feeds nothing else, so
+    smoothing it changes no int8 unit, and unsmoothed its weight stays the embedding's transpose, which
+    a tied model then stores once (``tied.share_tied_table``)."""
+    return [] if all_units else [n for n in float_by_recipe(units, kept) if n == LM_HEAD_UNIT]
 
 
 def _blocked(u: Unit, opts: Int4Options) -> bool:

@@ -30,8 +30,17 @@ def _find(model: onnx.ModelProto, op: str, unit: str) -> onnx.NodeProto | None:
     return next((n for n in model.graph.node if n.op_type == op and n.name.startswith(unit + ".")), None)
 
 
+RETIED = "stored once: the LM head reads the float32 embedding table"
+
+
 def share_tied_table(model: onnx.ModelProto) -> str:
-    """Make the embedding read the LM head's blocks, in place, when both allow it; says what was done."""
+    """Store a tied model's table once, in place, when both uses allow it; says what was done.
+
+    Both float32 (static int8 keeps the LM head float32, ``int8.FLOAT_UNITS``, and never quantizes the
+    embedding): the head goes back to the fp32 graph's ``Gemm(transB=1)`` on the embedding's table
+    (``lowering_common.tied_head``). Both block-quantized alike: the embedding reads the head's blocks."""
+    if _retie_float_head(model):
+        return RETIED
     head = _find(model, "MatMulNBits", LM_HEAD_UNIT)
     embed = _find(model, "GatherBlockQuantized", EMBED_UNIT)
     if head is None or embed is None:
@@ -82,3 +91,43 @@ def share_tied_table(model: onnx.ModelProto) -> str:
         if name not in used and name in inits:
             model.graph.initializer.remove(inits[name])
     return f"stored once: the embedding reads the LM head's {h['bits']}-bit blocks of {bs}"
+
+
+def _retie_float_head(model: onnx.ModelProto) -> bool:
+    """``lm_head.MatMul`` on the float copy ``lm_head.weight`` -> the fp32 graph's tied head on the float
+    table the embedding's ``Gather`` reads; False (nothing changed) unless both are float32 and the copy
+    is the table's transpose."""
+    from radon.export.lowering_common import TIED_HEAD_NODES
+
+    head = next((n for n in model.graph.node if n.name == f"{LM_HEAD_UNIT}.MatMul"), None)
+    embed = _find(model, "Gather", EMBED_UNIT)
+    inits = {t.name: t for t in model.graph.initializer}
+    if head is None or embed is None or head.input[1] not in inits or embed.input[0] not in inits:
+        return False
+    copy, table = inits[head.input[1]], inits[embed.input[0]]
+    if copy.data_type != onnx.TensorProto.FLOAT or table.data_type != onnx.TensorProto.FLOAT:
+        return False
+    if list(copy.dims) != list(table.dims)[::-1] or not np.array_equal(
+        numpy_helper.to_array(copy), numpy_helper.to_array(table).T
+    ):
+        return False
+    vocab, hidden = table.dims
+    n_flat, n_gemm, n_shape, n_concat, n_unflat = TIED_HEAD_NODES
+    flat_shape, vocab_dim = f"{n_flat}.shape", f"{n_concat}.vocab"
+    model.graph.initializer.extend([numpy_helper.from_array(np.array([-1, hidden], np.int64), flat_shape),
+                                    numpy_helper.from_array(np.array([vocab], np.int64), vocab_dim)])  # fmt: skip
+    x, y = head.input[0], head.output[0]
+    new = [
+        helper.make_node("Reshape", [x, flat_shape], [f"{n_flat}.out"], name=n_flat),
+        helper.make_node("Gemm", [f"{n_flat}.out", table.name], [f"{n_gemm}.out"], name=n_gemm, transB=1),
+        helper.make_node("Shape", [x], [f"{n_shape}.out"], name=n_shape, end=2),
+        helper.make_node("Concat", [f"{n_shape}.out", vocab_dim], [f"{n_concat}.out"], name=n_concat, axis=0),
+        helper.make_node("Reshape", [f"{n_gemm}.out", f"{n_concat}.out"], [y], name=n_unflat),
+    ]
+    nodes = model.graph.node
+    at = list(nodes).index(head)
+    nodes.remove(head)
+    for node in reversed(new):
+        nodes.insert(at, node)
+    model.graph.initializer.remove(copy)
+    return True

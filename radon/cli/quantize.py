@@ -17,7 +17,7 @@ def calibrate(
     samples: Annotated[int, Opt(ge=1, le=65536)] = 64,
     seq_len: Annotated[int, Opt(ge=8, le=1 << 20)] = 128,
     method: Literal["minmax", "entropy", "percentile"] = "entropy",
-    smooth_alpha: float = 0.8,
+    smooth_alpha: float = 0.75,
     trt_version: str = "10.9.0",
     threads: Annotated[int | None, Opt(ge=0)] = None,
     force: bool = False,
@@ -64,7 +64,8 @@ def quantize(
     samples: Annotated[int, Opt(ge=1, le=65536)] = 64,
     seq_len: Annotated[int, Opt(ge=8, le=1 << 20)] = 128,
     method: Literal["minmax", "entropy", "percentile"] = "entropy",
-    smooth_alpha: float = 0.8,
+    smooth_alpha: float = 0.75,
+    all_units: bool = False,
     block_size: Literal[32, 64, 128] | None = None,
     keep: Annotated[list[str] | None, Opt(metavar="LAYER")] = None,
     auto_mixed: Annotated[float | None, Opt(metavar="BUDGET")] = None,
@@ -87,7 +88,8 @@ def quantize(
     """Quantize an fp32 artifact to INT8 (static Q/DQ or dynamic) or INT4 (block-wise, mixed precision).
 
     int8: weights per channel, activations per tensor, explicit Q/DQ calibrated on training text (prefill
-    and decode); also writes a TensorRT calibration cache. int8-dynamic: weights int8, activations
+    and decode), the MLP down and attention output projections and the LM head float32 unless
+    --all-units; also writes a TensorRT calibration cache. int8-dynamic: weights int8, activations
     quantized at run time (onnxruntime only; the recommended CPU INT8). int4: weight-only MatMulNBits
     rounded by GPTQ on calibration text (+ GatherBlockQuantized for the embedding) for onnxruntime, or
     block-quantized DequantizeLinear for TensorRT (--int4-format qdq, the default on a portable
@@ -110,6 +112,7 @@ def quantize(
         smooth_alpha: int8: SmoothQuant strength in (0, 1), the share of each activation channel's range
             moved into the per-channel weight scales before calibrating (real models' outlier channels);
             0 = none.
+        all_units: int8: quantize every Linear; by default the MLP down projections, the attention output projections and the LM head stay float32 (real models' massive activations: docs/quantization.md).
         block_size: int4 block size (inputs per scale); must divide every quantized input dimension. Default: the largest of 128, 64, 32 that does (fewer scales decode faster; int8-dynamic's embedding: 32).
         keep: layers never quantized to 4 bits: a unit (layers.3.mlp.fc_in), a layer (layers.3), lm_head,
             embed_tokens; for int8, units left float32.
@@ -151,7 +154,7 @@ def quantize(
                        fmt=fmt or "matmulnbits", quantize_embedding=not no_embedding, keep_precision=keep_precision)  # fmt: skip
     r = quantize_artifact(
         artifact, out, precision=precision, calibration_data=calibration_data, calibration=calibration,
-        samples=samples, seq_len=seq_len, method=method, smooth_alpha=smooth_alpha, block_size=block_size, keep=keep, auto_mixed_budget=budget,
+        samples=samples, seq_len=seq_len, method=method, smooth_alpha=smooth_alpha, all_units=all_units, block_size=block_size, keep=keep, auto_mixed_budget=budget,
         max_size_ratio=max_size_ratio or None, int4=opts, reference=reference, parity=not no_parity, texts=text, force=force, threads=threads,
         trt_version=trt_version, progress=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip

@@ -23,8 +23,9 @@ def test_int8_artifact_passes_its_gate_and_runs(quantized, fp32: dict[str, Path]
     assert {"model.onnx", "parity.md", "config.json", "genai_config.json"} <= set(m.files)
     assert any(f.startswith("tokenizer/") for f in m.files)
     sizes = m.quantization["sizes"]
-    # static int8 keeps the embedding float32 (Q/DQ for TensorRT); int8-dynamic stores it in 8-bit blocks
-    assert sizes["bytes"] < (0.6 if precision == "int8" else 0.4) * sizes["fp32_bytes"]
+    # static int8 keeps the embedding and the recipe's units float32 (Q/DQ for TensorRT; int8.FLOAT_UNITS);
+    # int8-dynamic stores every Linear and the embedding in 8-bit blocks
+    assert sizes["bytes"] < (0.8 if precision == "int8" else 0.4) * sizes["fp32_bytes"]
     # the runtime's session runs it unchanged: greedy past the window with the rolling buffer
     s = DecoderSession(r.path, threads=1)
     out = s.greedy(np.array([[1, 40, 41, 42]]), 12)
@@ -42,6 +43,13 @@ def test_int8_artifact_passes_its_gate_and_runs(quantized, fp32: dict[str, Path]
         ]
         assert w_dq and all(inits[n.input[1]].dims[0] > 1 for n in w_dq)
         assert {"calibration.json", "calibration.cache", "calibration_meta.json"} <= set(m.files)
+        # the recipe leaves the down and attention output projections and the LM head float32 (int8.FLOAT_UNITS)
+        by_recipe = set(m.quantization["int8"]["float32_by_recipe"]["units"])
+        done = set(m.quantization["int8"]["quantized"])
+        assert by_recipe and all(u.endswith(("mlp.fc_out", "attn.out", "lm_head")) for u in by_recipe)
+        assert not by_recipe & done and {u.rsplit(".", 1)[-1] for u in done} == {"qkv", "fc_in"}
+        kept_weights = {f"{u}.weight" for u in by_recipe}
+        assert kept_weights <= {i for n in model.graph.node if n.op_type == "MatMul" for i in n.input}
         cal = m.quantization["calibration"]
         assert cal["paths"]["prefill"] == cal["paths"]["decode"] == 16
         assert cal["data"]["files"] and len(cal["data"]["sha256"]) == 64
@@ -72,3 +80,12 @@ def test_int8_reuses_a_calibration_folder(quantized, fp32: dict[str, Path], qroo
                           parity=False, threads=1)  # fmt: skip
     assert r.manifest.quantization["calibration"]["data"]["sha256"] == cal.meta["data"]["sha256"]
     assert r.manifest.parity == {"skipped": "quantized with --no-parity"}
+
+
+def test_static_int8_all_units_quantizes_every_linear(quantized) -> None:
+    """--all-units: no unit left float32 by the recipe; the recipe's default is measured in the test above."""
+    r = quantized("int8_all_units", precision="int8", all_units=True)
+    q = r.manifest.quantization["int8"]
+    assert q["float32_by_recipe"]["units"] == []
+    assert {u.rsplit(".", 1)[-1] for u in q["quantized"]} == {"qkv", "fc_in", "fc_out", "out", "lm_head"}
+    assert r.sizes["bytes"] < quantized("int8", precision="int8").sizes["bytes"]
