@@ -58,9 +58,8 @@ def step_train(ctx: DemoContext) -> str:
         f"      {recipe.model_config}: {cfg.model_type}, {count_parameters(cfg).total / 1e6:.2f}M parameters, "
         f"{tcfg.steps} steps x {tcfg.tokens_per_step:,} tokens ({recipe.estimate()})"
     )
-    files = parse_data(
-        str(ctx.data_dir)
-    )  # one stream per corpus; a language's weight is shared by its corpora
+    # one stream per corpus (the classics, *_modern.txt); a language's weight is shared by its corpora
+    files = parse_data(str(ctx.data_dir))
     result = train(
         cfg, tcfg, files, tok, ctx.out / "checkpoint", force=ctx.force, report=lambda m: ctx.say("      " + m)
     )
@@ -118,11 +117,11 @@ def step_eval(ctx: DemoContext) -> str:
     for line in table.splitlines()[: len(scores) + 2]:
         ctx.say("      " + line)
     cells = ", ".join(
-        f"{s.name.removesuffix('_eval.txt')} {s.bpb:.2f} (unigram {s.baseline_bpb('unigram'):.2f}, gzip {s.baseline_bpb('gzip'):.2f})"
-        if "unigram" in s.baseline_bits
-        else f"{s.name.removesuffix('_eval.txt')} {s.bpb:.2f}"
+        f"{s.name.removesuffix('_eval.txt')} {s.bpb:.2f}"
+        + (f" (unigram {s.baseline_bpb('unigram'):.2f}, gzip {s.baseline_bpb('gzip'):.2f})"
+           if "unigram" in s.baseline_bits else "")
         for s in scores
-    )
+    )  # fmt: skip
     if not ctx.quality_claim:
         why = "smoke run" if ctx.smoke else "--quick"
         return f"bits/byte {cells} [{why}: no quality claim]"

@@ -35,7 +35,8 @@ def calibrate_artifact(
     (``smooth.py``). ``radon quantize --calibration out`` reuses the table and the smoothing."""
     from radon.export.parity_data import load_tokenizer
     from radon.export.quantize.graph import units_of
-    from radon.export.quantize.pipeline import _quiet_ort_logging, check_source, unsmoothed
+    from radon.export.quantize.int8 import float_by_recipe, unsmoothed
+    from radon.export.quantize.pipeline import _quiet_ort_logging, check_source
     from radon.export.quantize.smooth import check_alpha
     from radon.export.quantize.stream import Source
     from radon.runtime.contract import read_manifest
@@ -62,6 +63,6 @@ def calibrate_artifact(
     with atomic_directory(out, overwrite=force) as tmp:
         calib = run_calibration(open_session, src, cal_set, tmp, method=method, paths=paths, threads=threads,
                                 trt_version=trt_version, source=source, smooth_alpha=smooth_alpha, units=units,
-                                keep=unsmoothed(units, [], all_units=False))  # fmt: skip
+                                keep=unsmoothed(float_by_recipe(units, [])))  # fmt: skip
     calib.folder = out
     return calib

@@ -108,12 +108,11 @@ def _stream(block: Any, prefix: str, tensor: Callable[[str], Any]) -> None:
     back to the meta device after; the autograd graph keeps what its backward pass needs."""
     from torch.utils.checkpoint import checkpoint
 
-    names = list(block.state_dict())
     empty = dict(block.state_dict())  # the meta tensors
     forward = block.forward
 
     def run(*args: Any) -> Any:
-        block.load_state_dict({n: tensor(prefix + n) for n in names}, assign=True)
+        block.load_state_dict({n: tensor(prefix + n) for n in empty}, assign=True)
         try:
             return forward(*args)
         finally:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from radon.export.quantize.calibrate import ort_method
-from radon.export.quantize.graph import Unit
+from radon.export.quantize.graph import LM_HEAD_UNIT, Unit
 from radon.export.quantize.smooth import Smoothing
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,13 @@ OUTLIER_SPREAD = 32.0
 def float_by_recipe(units: list[Unit], kept: list[str], suffixes: tuple[str, ...] = FLOAT_UNITS) -> list[str]:
     """The units static int8's recipe leaves float32 (``FLOAT_UNITS``) that ``--keep`` did not name already."""
     return [u.name for u in units if u.name.endswith(suffixes) and u.name not in kept]
+
+
+def unsmoothed(by_recipe: list[str]) -> list[str]:
+    """Of the recipe's float32 units, those SmoothQuant leaves alone: the LM head, whose input norm feeds
+    nothing else, so smoothing it changes no int8 unit, and unsmoothed its weight stays the embedding's
+    transpose, which a tied model then stores once (``tied.share_tied_table``)."""
+    return [n for n in by_recipe if n == LM_HEAD_UNIT]
 
 
 def static_options() -> dict[str, Any]:

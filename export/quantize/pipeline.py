@@ -29,7 +29,6 @@ from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
 from radon.export.quantize.graph import (
     EMBED_UNIT,
-    LM_HEAD_UNIT,
     Unit,
     annotate_types,
     quantized_ops,
@@ -56,6 +55,7 @@ from radon.export.quantize.int8 import (
     float_by_recipe,
     quantize_static_nodes,
     static_recipe,
+    unsmoothed,
 )
 from radon.export.quantize.sensitivity import DEFAULT_SENSITIVITY_SAMPLES, KEEP_FIRST, Budget, MixedResult
 from radon.export.quantize.smooth import SMOOTHING_FILE, check_alpha, smoothed_source
@@ -254,6 +254,7 @@ def quantize_artifact(
     mixed: MixedResult | None = None
     with atomic_directory(out, overwrite=force) as tmp:
         if precision == "int8":
+            by_recipe = [] if all_units else float_by_recipe(units, kept_names)
             if calibration is not None:
                 calib = cal.Calibration.load(calibration)
                 if calib.meta.get("source", {}).get("model_sha256") != source_model_sha:
@@ -268,7 +269,7 @@ def quantize_artifact(
                 calib = cal.run_calibration(
                     open_session, src, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
                     source={"artifact": artifact.name, "model_sha256": source_model_sha},
-                    smooth_alpha=smooth_alpha, units=units, keep=kept_names + unsmoothed(units, kept_names, all_units),
+                    smooth_alpha=smooth_alpha, units=units, keep=kept_names + unsmoothed(by_recipe),
                 )  # fmt: skip
                 trim_heap()
             smoothing = calib.smoothing  # SmoothQuant's factors: the graph the ranges were measured on
@@ -277,7 +278,6 @@ def quantize_artifact(
             outliers = smoothing.outliers(outlier_spread) if smoothing is not None and outlier_spread else {}
             if outliers:
                 log.info("int8: kept float32, their inputs' outliers past %gx: %s", outlier_spread, outliers)
-            by_recipe = [] if all_units else float_by_recipe(units, kept_names)
             fp32 = kept_names + [u for u in {**dict.fromkeys(by_recipe), **outliers} if u not in kept_names]
             nodes = [u.node for u in units if u.op_type == "MatMul" and u.name not in fp32]
             qmodel = stream.quantize_qdq(
@@ -386,13 +386,6 @@ def _budget(value: float | str | None, max_size_ratio: float | None, fp32_bytes:
     if isinstance(value, str) or value <= 0:
         raise RadonError(f"--auto-mixed: a positive mean-KL budget or auto, got {value!r}")
     return Budget(float(value), None, cap)
-
-
-def unsmoothed(units: list[Unit], kept: list[str], all_units: bool) -> list[str]:
-    """The LM head when static int8's recipe keeps it float32: its input norm feeds nothing else, so
-    smoothing it changes no int8 unit, and unsmoothed its weight stays the embedding's transpose, which
-    a tied model then stores once (``tied.share_tied_table``)."""
-    return [] if all_units else [n for n in float_by_recipe(units, kept) if n == LM_HEAD_UNIT]
 
 
 def _blocked(u: Unit, opts: Int4Options) -> bool:
