@@ -11,8 +11,10 @@ one-token decode with a past), and writes three files:
     smoothing.npz           with ``smooth_alpha``: SmoothQuant's factors (``smooth.py``), applied to the
                             graph before its ranges are measured, and again by ``radon quantize``
 
-Every float activation is calibrated (not only the MatMul inputs the ONNX quantizer needs), so the
-TensorRT cache covers the whole network. Ranges are symmetric (TensorRT's INT8 is symmetric, and the
+``radon calibrate`` calibrates every float activation (not only the MatMul inputs the ONNX quantizer
+needs), so the TensorRT cache covers the whole network; ``radon quantize --precision int8`` calibrates
+only the inputs of the Linear MatMuls (``linear_inputs_only``), the ranges its Q/DQ pairs read: about a
+sixth of the tensors, and the activations of a step that the calibrator holds at once with them. Ranges are symmetric (TensorRT's INT8 is symmetric, and the
 Q/DQ artifact uses symmetric activations so that one graph serves onnxruntime and TensorRT).
 """
 
@@ -136,16 +138,22 @@ def _is_mask(values: np.ndarray) -> bool:
 
 
 def calibrate_model(
-    typed_model: Path, reader: DecoderCalibrationReader, method: str, work: Path, threads: int | None = None
+    typed_model: Path,
+    reader: DecoderCalibrationReader,
+    method: str,
+    work: Path,
+    threads: int | None = None,
+    only: set[str] | None = None,
 ) -> Any:
-    """onnxruntime's calibrator on every float activation of ``typed_model``; returns its ``TensorsData``."""
+    """onnxruntime's calibrator on every float activation of ``typed_model`` (or on the tensors ``only``);
+    returns its ``TensorsData``."""
     import onnxruntime as ort
     from onnxruntime.quantization.calibrate import create_calibrator
 
     # MinMax adds ReduceMin/ReduceMax outputs, so it holds scalars per run, not activations. Its
     # ``max_intermediate_outputs`` is not used: onnxruntime 1.32 drops the ranges it clears.
     extra: dict[str, Any] = {"symmetric": True}
-    with _weights_left_on_disk():
+    with _weights_left_on_disk(), _calibrating_only(only):
         calibrator = create_calibrator(
             typed_model, None, augmented_model_path=str(work / "augmented.onnx"), calibrate_method=ort_method(method),
             use_external_data_format=typed_model.with_name(typed_model.name + ".data").exists(), extra_options=extra,
@@ -226,6 +234,46 @@ def _weights_left_on_disk() -> Iterator[None]:
         base.create_inference_session = saved_session
 
 
+def linear_inputs(typed_model: Path) -> set[str]:
+    """The activations that the Linear MatMuls of ``typed_model`` read (input 0 where input 1 is a weight):
+    the tensors whose ranges the static quantizer's Q/DQ pairs use (``int8.static_options``: none on
+    the outputs)."""
+    graph = onnx.load(str(typed_model), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    return {
+        n.input[0]
+        for n in graph.node
+        if n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in weights
+    }
+
+
+@contextlib.contextmanager
+def _calibrating_only(only: set[str] | None) -> Iterator[None]:
+    """onnxruntime's calibrator choosing among ``only`` the tensors it would calibrate (``None``: all).
+
+    Patched where the graph is augmented (``CalibraterBase.select_tensors_to_calibrate``, onnxruntime
+    1.32): the augmented graph then outputs those tensors alone. Where the name is missing, every
+    tensor is calibrated, as before.
+    """
+    from onnxruntime.quantization import calibrate as ort_calibrate
+
+    base = getattr(ort_calibrate, "CalibraterBase", None)
+    if only is None or not hasattr(base, "select_tensors_to_calibrate"):
+        yield
+        return
+    saved = base.select_tensors_to_calibrate
+
+    def select(self: Any, model: onnx.ModelProto) -> Any:
+        tensors, value_infos = saved(self, model)
+        return {t for t in tensors if t in only}, value_infos
+
+    base.select_tensors_to_calibrate = select
+    try:
+        yield
+    finally:
+        base.select_tensors_to_calibrate = saved
+
+
 def _collect(calibrator: Any, reader: DecoderCalibrationReader, method: str, sizes: dict[str, int]) -> None:
     if method == "minmax":
         calibrator.collect_data(reader)
@@ -299,6 +347,7 @@ def run_calibration(
     smooth_alpha: float = 0.0,
     units: list[Unit] | None = None,
     keep: list[str] | None = None,
+    linear_inputs_only: bool = False,
 ) -> Calibration:
     """Calibrate ``model`` into ``out``: the artifact's fp32 graph, or its ``stream.Source`` (weights on disk).
 
@@ -306,6 +355,8 @@ def run_calibration(
     it, and a session opened here is closed before the calibrator opens its own. ``smooth_alpha`` > 0
     (a ``stream.Source`` only): SmoothQuant the MatMul ``units`` not in ``keep`` on the same feeds first
     (``smooth.py``), calibrate the smoothed graph, and save the factors beside the table.
+    ``linear_inputs_only``: calibrate the Linear MatMuls' inputs alone (``linear_inputs``), what
+    ``radon quantize`` reads; the TensorRT cache then covers those tensors only.
     """
     from onnxruntime.quantization.calibrate import save_tensors_data
 
@@ -334,7 +385,8 @@ def run_calibration(
             typed = save_typed_model(model, Path(tmp))
         else:  # a stream.Source: the typed graph, its weights streamed to external data beside it
             typed = model.write(Path(tmp), TYPED_MODEL, annotate_types(model.model))
-        table = calibrate_model(typed, reader, method, Path(tmp), threads)
+        only = linear_inputs(typed) if linear_inputs_only else None
+        table = calibrate_model(typed, reader, method, Path(tmp), threads, only)
         feed_paths = reader.paths()  # while the feeds are on disk
     save_tensors_data(table, out / CALIBRATION_TABLE)
     if smoothing is not None:
@@ -346,6 +398,7 @@ def run_calibration(
         "data": cal_set.to_dict(), "source": source or {}, "trt_cache": {"file": TRT_CACHE, "version": trt_version},
         "seconds": round(time.perf_counter() - start, 2),
         "smoothing": smoothing.summary() if smoothing is not None else None,
+        "calibrated": "the Linear MatMuls' inputs" if linear_inputs_only else "every float activation",
     }  # fmt: skip
     write_json(out / CALIBRATION_META, meta)
     log.info("calibrated %d tensors (%s) in %.1f s", len(amax), method, meta["seconds"])

@@ -270,6 +270,7 @@ def quantize_artifact(
                     open_session, src, cal_set, tmp, method=method, threads=threads, trt_version=trt_version,
                     source={"artifact": artifact.name, "model_sha256": source_model_sha},
                     smooth_alpha=smooth_alpha, units=units, keep=kept_names + unsmoothed(by_recipe),
+                    linear_inputs_only=True,
                 )  # fmt: skip
                 trim_heap()
             smoothing = calib.smoothing  # SmoothQuant's factors: the graph the ranges were measured on

@@ -89,3 +89,27 @@ def test_static_int8_all_units_quantizes_every_linear(quantized) -> None:
     assert q["float32_by_recipe"]["units"] == []
     assert {u.rsplit(".", 1)[-1] for u in q["quantized"]} == {"qkv", "fc_in", "fc_out", "out", "lm_head"}
     assert r.sizes["bytes"] < quantized("int8", precision="int8").sizes["bytes"]
+
+
+def test_static_int8_calibrates_what_its_qdq_pairs_read(quantized, fp32: dict[str, Path]) -> None:
+    """``radon quantize --precision int8`` calibrates the Linear MatMuls' inputs alone: every activation
+    QuantizeLinear of the written graph finds its range in the artifact's table, and the table holds
+    nothing the fp32 graph does not feed into a MatMul with a weight (``radon calibrate`` keeps every
+    tensor, for TensorRT's cache)."""
+    import json
+
+    r = quantized("int8", precision="int8")
+    table = json.loads((r.path / "calibration.json").read_text())["data"]  # onnxruntime's TensorsData
+    model = onnx.load(str(r.path / "model.onnx"), load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    activations = {
+        n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+    }
+    assert activations and activations <= set(table)
+    # the ranges are of the smoothed graph: its MatMuls read the smoothing Mul's outputs or a norm's
+    # (scaled) output, none of them a graph input, an output or a weight
+    reference = onnx.load(str(fp32["ort"] / "model.onnx"), load_external_data=False).graph
+    outputs = {o.name for o in reference.output}
+    assert not set(table) & outputs and not set(table) & {i.name for i in reference.input}
+    assert len(table) <= sum(1 for n in reference.node if n.op_type == "MatMul")
+    assert r.manifest.quantization["calibration"]["calibrated"] == "the Linear MatMuls' inputs"
