@@ -90,6 +90,17 @@ def _resolve(argv: list[str]) -> tuple[str, list[str]] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``radon``'s entry point. A reader that closes the pipe early (``radon --help | head``) ends the
+    command quietly, as ``head`` expects of any Unix tool, instead of with a traceback."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # further writes (the interpreter flushing stdout at exit) would raise again: point stdout at null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
