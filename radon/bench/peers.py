@@ -34,7 +34,9 @@ from radon.errors import RadonError
 from radon.runtime.contract import Manifest
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent  # the repository root of an editable install
+REPO = (
+    Path(__file__).resolve().parents[2]
+)  # the repository root of an editable install (radon/bench/peers.py)
 
 
 @dataclass

@@ -181,3 +181,15 @@ def test_targets_say_a_peer_crashed(crashed):
                                                           "tests": {"tg8": stats}}, "llamacpp-q8_0": peer}}  # fmt: skip
     said = "llama.cpp Q8_0 crashed" if crashed else "llama.cpp Q8_0 did not run"
     assert quantized_targets(report) == [f"- int8 decode >= llama.cpp Q8_0: not checked ({said})"]
+
+
+def test_the_peer_venvs_are_looked_for_at_the_repository_root(monkeypatch) -> None:
+    """``scripts/make_bench_venv.sh`` makes ``.bench-venv`` at the repository root; the harness looks there
+    (it looked in ``radon/`` after the move to ``radon/bench/``, so every peer read "not available")."""
+    from radon.bench import peers
+
+    monkeypatch.delenv("RADON_BENCH_VENV", raising=False)
+    assert (peers.REPO / "pyproject.toml").is_file() and (
+        peers.REPO / "scripts" / "make_bench_venv.sh"
+    ).is_file()
+    assert peers.bench_venv_python() == peers.REPO / ".bench-venv" / "bin" / "python"
