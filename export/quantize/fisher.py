@@ -206,9 +206,10 @@ def fisher_diagonals(
 CHILD = "radon.export.quantize.fisher"  # ``python -m CHILD JOB_DIR`` runs the pass (fisher_in_child)
 
 
-def fisher_in_child(artifact: Path, units: list[Unit], samples: list[np.ndarray], *, untie: bool,
+def fisher_in_child(artifact: Path, units: list[Unit] | list[str], samples: list[np.ndarray], *, untie: bool,
                     threads: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
-    """``fisher_diagonals`` of ``units`` on the artifact's reference model, run in a child process.
+    """``fisher_diagonals`` of ``units`` (or of the units so named) on the artifact's reference model, run
+    in a child process.
 
     The quantize process then never imports torch: torch, its kernels and the pass's activations live and
     die with the child, and the stages after it (the Hessian passes, parity) hold the artifact's weights
@@ -220,7 +221,8 @@ def fisher_in_child(artifact: Path, units: list[Unit], samples: list[np.ndarray]
         job = Path(tmp)
         arrays: dict[str, Any] = {f"s{i}": np.asarray(s, np.int64) for i, s in enumerate(samples)}
         np.savez(job / "samples.npz", **arrays)
-        spec = {"artifact": str(artifact), "units": [u.name for u in units], "samples": len(samples),
+        names = [u if isinstance(u, str) else u.name for u in units]
+        spec = {"artifact": str(artifact), "units": names, "samples": len(samples),
                 "untie": untie, "threads": threads}  # fmt: skip
         (job / "job.json").write_text(json.dumps(spec), encoding="utf-8")
         proc = subprocess.run([sys.executable, "-m", CHILD, str(job)], capture_output=True, text=True)

@@ -24,7 +24,7 @@ import onnx
 
 from radon.errors import RadonError
 from radon.export.quantize import calibrate as cal
-from radon.export.quantize import gptq, stream
+from radon.export.quantize import gptq, split, stream
 from radon.export.quantize.calibrate import DEFAULT_METHOD
 from radon.export.quantize.calibration_data import DEFAULT_SAMPLES, DEFAULT_SEQ_LEN, load_calibration_set
 from radon.export.quantize.graph import (
@@ -217,8 +217,19 @@ def quantize_artifact(
         raise RadonError(f"{artifact}: no Linear MatMul on a named weight found; not a RADON decoder graph")
     kept_names = resolve_keep(keep or [], units)
     opts = Int4Options(**{**(int4.to_dict() if int4 else {}), "block_size": block_size or DEFAULT_BLOCK_SIZE})
+    splits: dict[str, split.Halves] = {}
     if precision == "int4":
         opts.check()
+        if (
+            src is not None
+            and auto_mixed_budget == "auto"
+            and opts.algorithm == "gptq"
+            and opts.fmt == "matmulnbits"
+        ):
+            # the shipped mixed recipe keeps V's columns at 8 bits apart from Q and K's (split.py)
+            splits = split.split_qkv(src, manifest.architecture)
+            units = units_of(model)
+            kept_names = resolve_keep(split.halves_of(kept_names, splits), units)
         if opts.fmt == "qdq" and manifest.lowering == "ort" and int4 is not None and int4.fmt == "qdq":
             log.warning("--int4-format qdq on an ort artifact: TensorRT cannot parse GroupQueryAttention; "
                         "quantize the portable artifact for TensorRT")  # fmt: skip
@@ -297,12 +308,13 @@ def quantize_artifact(
             # the cap is on the model file: a ratio of the fp32 artifact as written (a tied table once)
             budget = _budget(auto_mixed_budget, max_size_ratio, _model_size(artifact, manifest))
             qmodel, mixed, plan = _int4(src, artifact, units, kept_names, opts, manifest, cal_set, budget,
-                                        sensitivity_samples, threads, tied, progress)  # fmt: skip
+                                        sensitivity_samples, threads, tied, progress, splits)  # fmt: skip
             recipe["int4"] = opts.to_dict() | {
                 "tool": "onnxruntime.quantization.matmul_nbits_quantizer",
                 "ops": "MatMulNBits + GatherBlockQuantized" if opts.fmt == "matmulnbits" else "DequantizeLinear(block_size) + MatMul",
             }  # fmt: skip
             recipe["layers"] = {u.name: plan.precision_of(u.name) for u in units}
+            recipe["int4"]["split_qkv"] = split.describe(splits)
             recipe["mixed"] = mixed.to_dict() if mixed else None
             use = "sensitivity and the auto-mixed KL budget"
             recipe["calibration"] = cal_set.to_dict() | {
@@ -396,7 +408,8 @@ def _blocked(u: Unit, opts: Int4Options) -> bool:
 
 def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts: Int4Options, manifest: Manifest,
           cal_set: Any, budget: Budget | None, sensitivity_samples: int, threads: int | None, tied: bool,
-          progress: Callable[[str], None] | None) -> tuple[onnx.ModelProto, MixedResult, Plan]:  # fmt: skip
+          progress: Callable[[str], None] | None,
+          splits: dict[str, split.Halves]) -> tuple[onnx.ModelProto, MixedResult, Plan]:  # fmt: skip
     """INT4 with the user's ``--keep`` and, with a budget, the units kept wider by estimated sensitivity.
 
     A bounded number of passes over calibration text, whatever the number of units (``sensitivity.py``):
@@ -416,7 +429,10 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     if budget is not None and four:
         t0 = time.perf_counter()
         fisher_samples = cal_set.samples[:sensitivity_samples]
-        fisher = fisher_mod.fisher_in_child(artifact, four, fisher_samples, untie=tied, threads=threads)
+        # the child runs the artifact as stored: a cut projection's halves are measured as the fused unit
+        names = split.fused_names([u.name for u in four], splits)
+        fused = fisher_mod.fisher_in_child(artifact, names, fisher_samples, untie=tied, threads=threads)
+        fisher = split.fisher_of_halves(fused, splits)
         say(f"int4: Fisher information of {len(four)} units from {len(fisher_samples)} samples "
             f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     errors: dict[str, Any] = {}

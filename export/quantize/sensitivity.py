@@ -166,8 +166,10 @@ def embedding_error(
 # (weight-only fake quantization, its weights re-noised off their Q4_1 grid, KL on training text) V's
 # projection is the most damaging at 4 bits, and the Fisher estimate ranks it too low: QKV first, then the
 # estimate, gives KL 0.109 at 105 MB where the estimate alone gives 0.157 at 99.5 MB
-# (docs/quantization.md, "INT4: searched scales and the attention-first prior").
-KEEP_FIRST = (LM_HEAD_UNIT, ".attn.qkv")
+# (docs/quantization.md, "INT4: searched scales and the attention-first prior"). Where the recipe has cut
+# the fused projection (split.py), V's half alone is in the prior: the estimate weighs Q and K's half
+# with the rest (docs/quantization.md, "INT4: V apart").
+KEEP_FIRST = (LM_HEAD_UNIT, ".attn.v", ".attn.qkv")
 
 
 def choose_keeps(

@@ -38,6 +38,9 @@ class Source:
         self.model, self.index = load_skeleton(model_path)
         self._tied: str | None = None  # the embedding table the untied LM head's weight is the transpose of
         self.tied = False
+        self._derived: dict[
+            str, tuple[TensorProto, slice]
+        ] = {}  # weight -> (stored weight's header, columns)
 
     def untie_lm_head(self) -> bool:
         """``graph.untie_lm_head`` on the skeleton: ``lm_head.weight`` is read as the table's transpose."""
@@ -49,9 +52,19 @@ class Source:
         self._tied = table if self.tied else None
         return self.tied
 
+    def derive(self, name: str, stored: TensorProto, columns: slice) -> None:
+        """``name`` is read as the ``columns`` of the stored weight whose header is ``stored`` (kept here:
+        ``split.split_qkv`` takes it out of the graph)."""
+        header = TensorProto()
+        header.CopyFrom(stored)
+        self._derived[name] = (header, columns)
+
     def array(self, name: str) -> np.ndarray:
         if name == f"{LM_HEAD_UNIT}.weight" and self._tied is not None:
             return np.ascontiguousarray(self.index.array(self._tied).T)
+        if name in self._derived:
+            stored, columns = self._derived[name]
+            return np.ascontiguousarray(self.index.array(stored.name, stored)[:, columns])
         return self.index.array(name)
 
     def add_to(self, tensors: Any, name: str) -> None:
@@ -69,7 +82,11 @@ class Source:
         t.raw_data = array.tobytes()
 
     def _in_file(self, name: str) -> bool:
-        return name in self.index.where or (name == f"{LM_HEAD_UNIT}.weight" and self._tied is not None)
+        return (
+            name in self.index.where
+            or name in self._derived
+            or (name == f"{LM_HEAD_UNIT}.weight" and self._tied is not None)
+        )
 
     def write(self, folder: Path, name: str = "model.onnx", model: onnx.ModelProto | None = None) -> Path:
         """``model`` (default: the skeleton; e.g. its typed copy) with the weights as external data in

@@ -1,5 +1,5 @@
-"""The auto-mixed recipe's prior (``sensitivity.KEEP_FIRST``): the LM head and every fused QKV projection
-are kept at 8 bits before the estimate's own choices, a move that costs no bytes still goes first, and the
+"""The auto-mixed recipe's prior (``sensitivity.KEEP_FIRST``): the LM head and every V projection (or fused
+QKV projection, where the recipe has not cut it) are kept at 8 bits before the estimate's own choices, a move that costs no bytes still goes first, and the
 size cap still binds."""
 
 from __future__ import annotations
@@ -66,12 +66,12 @@ def test_the_prior_units_are_solved_by_gptq_when_the_cap_leaves_them_at_4_bits(q
     )
     capped = quantized("int4_auto_nothing_fits", precision="int4", max_size_ratio=plain.sizes["ratio"] / 2)
     layers = capped.manifest.quantization["layers"]
-    assert layers["layers.0.attn.qkv"] == "int4" and layers["lm_head"] == "int4"  # the cap left no room
-    blocks = []
-    for r in (plain, capped):
-        inits = {t.name: t for t in onnx.load(str(r.path / "model.onnx")).graph.initializer}
-        blocks.append(
-            [numpy_helper.to_array(inits[f"layers.0.attn.qkv.weight_{s}"]) for s in ("Q4", "scales")]
-        )
-    for a, b in zip(*blocks):
-        assert np.array_equal(a, b)
+    # the cap left no room: the prior's units (V's half of the cut projection, the head) stay at 4 bits
+    assert layers["layers.0.attn.v"] == "int4" and layers["lm_head"] == "int4"
+    inits = [
+        {t.name: t for t in onnx.load(str(r.path / "model.onnx")).graph.initializer} for r in (plain, capped)
+    ]
+    for suffix in ("Q4", "scales"):  # (N, ...): V's columns are the fused projection's last ones
+        fused = numpy_helper.to_array(inits[0][f"layers.0.attn.qkv.weight_{suffix}"])
+        v = numpy_helper.to_array(inits[1][f"layers.0.attn.v.weight_{suffix}"])
+        assert np.array_equal(v.reshape(-1), fused.reshape(fused.shape[0], -1)[-v.shape[0] :].reshape(-1))
