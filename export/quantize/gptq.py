@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 
 DAMP = 0.01  # fraction of the mean Hessian diagonal added to it (the paper's 1%)
 LAZY_ROWS = 128  # rows rounded between whole-matrix updates (the lazy batch); every block size divides it
+# Inputs per band: a Linear wider than this (a large model's down projection) is solved as independent
+# bands of about equal width, each with its own diagonal block of the Hessian, so that inverting the
+# Hessian costs K x BAND² instead of K³ and the stage's time stays linear in the parameter count; the
+# error of a row is then compensated within its band only (docs/quantization.md, "GPTQ's time").
+# Every layer of SmolLM2-135M and of 7B-class attention projections fits one band.
+BAND = 4096
 ZERO_POINT = 8  # symmetric 4-bit: stored values 0..15 stand for -8..7
 HESSIAN_BYTES = 1 << 29  # float32 Hessians held at once; past this, another pass over the calibration text
 # radon quantize's share: Hessians held at once per byte of fp32 weights, beside the onnxruntime session that
@@ -173,6 +179,17 @@ def gptq_blocks(
     k, n = weight.shape
     if k % block_size or LAZY_ROWS % block_size:
         raise RadonError(f"gptq: block size {block_size} must divide the input dimension {k} and {LAZY_ROWS}")
+    bands = band_edges(k)
+    if len(bands) > 1:  # independent problems, one per band of inputs (``BAND``)
+        parts = [
+            gptq_blocks(weight[a:b], hessian[a:b, a:b], block_size, damp, symmetric, search) for a, b in bands
+        ]
+        zeros = [z for _, _, z in parts if z is not None]
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            (np.concatenate(zeros) if zeros else None),
+        )
     w = weight.astype(np.float32, copy=True)
     h = hessian.astype(np.float64, copy=True)
     dead = np.diag(h) == 0
@@ -212,6 +229,17 @@ def gptq_blocks(
             errors[i] = err
         w[stop:] -= hinv[start:stop, stop:].T @ errors
     return q, scales, None if symmetric else zeros.astype(np.uint8)
+
+
+def band_edges(k: int, band: int | None = None) -> list[tuple[int, int]]:
+    """The input rows ``[start, stop)`` that GPTQ solves together: one band up to ``BAND`` inputs, else
+    the fewest bands of about equal width, each a multiple of ``LAZY_ROWS`` (so of every block size)."""
+    band = BAND if band is None else band
+    if k <= band or k % LAZY_ROWS:
+        return [(0, k)]
+    count = -(-k // band)
+    width = -(-k // count // LAZY_ROWS) * LAZY_ROWS
+    return [(a, min(a + width, k)) for a in range(0, k, width)]
 
 
 def pack_zero_points(zeros: np.ndarray) -> np.ndarray:
@@ -293,9 +321,14 @@ def _reader(model: Any) -> Any:
 
 def output_error(weight: np.ndarray, approx: np.ndarray, hessian: np.ndarray, tokens: int) -> np.ndarray:
     """(N,) float64: each output channel's mean squared error over the calibration tokens when the
-    weights (K, N) become ``approx``: ``diag(ΔWᵀ H ΔW) / tokens``, H = XᵀX (K, K)."""
+    weights (K, N) become ``approx``: ``diag(ΔWᵀ H ΔW) / tokens``, H = XᵀX (K, K); on inputs wider than
+    ``BAND``, over GPTQ's bands (``band_edges``: H's diagonal blocks, each band's own error), so that its
+    cost too stays linear in the parameter count."""
     delta = (approx - weight).astype(np.float32)
-    return ((hessian.astype(np.float32) @ delta) * delta).sum(0, dtype=np.float64) / max(tokens, 1)
+    out = np.zeros(delta.shape[1], np.float64)
+    for a, b in band_edges(delta.shape[0]):
+        out += ((hessian[a:b, a:b].astype(np.float32) @ delta[a:b]) * delta[a:b]).sum(0, dtype=np.float64)
+    return out / max(tokens, 1)
 
 
 def split_passes(groups: list[list[Unit]], sizes: list[int], budget: int) -> list[list[Unit]]:

@@ -232,3 +232,42 @@ def test_searched_gptq_blocks_lower_the_output_error_and_run_in_matmulnbits() ->
         None, {"x": x[:4]}
     )[0]
     np.testing.assert_allclose(y, x[:4] @ dq, atol=1e-3, rtol=1e-4)
+
+
+def test_bands_cover_the_inputs_in_widths_every_block_divides() -> None:
+    for k in (256, 576, 4096, 4224, 5632, 11008, 14336):
+        bands = gptq.band_edges(k)
+        assert bands[0][0] == 0 and bands[-1][1] == k
+        assert all(a2 == b1 for (_, b1), (a2, _) in zip(bands, bands[1:]))  # contiguous
+        widths = [b - a for a, b in bands]
+        assert all(w <= gptq.BAND for w in widths) and len(bands) == -(-k // gptq.BAND)  # the fewest that fit
+        assert len(bands) == 1 or all(w % gptq.LAZY_ROWS == 0 for w in widths)
+
+
+def test_banded_gptq_is_gptq_where_the_bands_do_not_correlate(weight: np.ndarray, monkeypatch) -> None:
+    """Two bands of 128 inputs with a block-diagonal Hessian (the same block twice, so the damping is the
+    same too): nothing of one band's rounding can be compensated in the other, and the banded solve must
+    give the whole solve's blocks bit for bit; with correlated bands it still beats round-to-nearest."""
+    rng = np.random.default_rng(2)
+    half = K // 2
+    x = rng.standard_normal((4096, half)) @ (rng.standard_normal((half, half)) / np.sqrt(half) + np.eye(half))
+    block = x.T @ x
+    h = np.zeros((K, K))
+    h[:half, :half] = h[half:, half:] = block
+    whole = gptq.gptq_blocks(weight, h, BLOCK, search=True)
+    monkeypatch.setattr(gptq, "BAND", half)
+    assert gptq.band_edges(K) == [(0, half), (half, K)]
+    banded = gptq.gptq_blocks(weight, h, BLOCK, search=True)
+    assert np.array_equal(whole[0], banded[0]) and np.array_equal(whole[1], banded[1])
+    # correlated across the bands (every input with every other, more than a real layer's): the
+    # cross-band compensation is lost, not the rest
+    xs = rng.standard_normal((4096, K)) @ (rng.standard_normal((K, K)) / np.sqrt(K) + np.eye(K))
+    hc = xs.T @ xs
+    errors = {}
+    for name, band in (("banded", half), ("whole", K)):
+        monkeypatch.setattr(gptq, "BAND", band)
+        q, scales, _ = gptq.gptq_blocks(weight, hc, BLOCK)
+        w = gptq.dequantize(gptq.pack(q, BLOCK), np.ascontiguousarray(scales.T), BLOCK)
+        errors[name] = float(np.square(xs @ (w - weight)).mean())
+    errors["rtn"] = float(np.square(xs @ (gptq.dequantize(*ort_rtn(weight), BLOCK) - weight)).mean())
+    assert errors["whole"] <= errors["banded"] < errors["rtn"], errors
