@@ -8,7 +8,8 @@ Five parts, in bytes per GPU (docs/model.md, "Training memory", writes the formu
 - **gradients**: fp32, the parameters' dtype, sharded or replicated likewise. DDP adds its all-reduce
   buckets, a second fp32 copy of the gradients (torch's default ``gradient_as_bucket_view=False``).
 - **optimizer state**: AdamW's two fp32 moments (8 bytes per parameter); bitsandbytes' AdamW8bit keeps
-  them in 8 bits (2 bytes per parameter) plus one fp32 absmax per block of 256 values.
+  them in 8 bits (2 bytes per parameter) plus one fp32 absmax per block of 256 values for each, and fp32
+  moments for tensors under 4,096 values (``min_8bit_size``: norms and biases of small models).
 - **activations**: what autograd saves for the backward pass, counted tensor by tensor from
   ``radon/model.py`` (``activation_bytes_per_token`` below), times micro-batch x context.
 - **working memory**: buffers that live only for part of a step: FSDP2's unsharded parameters (the
@@ -36,7 +37,10 @@ from radon.info import count_parameters, human_bytes, human_count
 
 STRATEGIES = ("ddp", "fsdp")
 DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2}  # bytes of the compute dtype
-OPTIMIZERS = {"adamw": 8.0, "adamw8bit": 2.0 + 4.0 / 256}  # state bytes per parameter
+# state bytes per parameter: AdamW's two fp32 moments; bitsandbytes' AdamW8bit two uint8 moments with an
+# fp32 absmax per 256 values each, for tensors of at least BNB_MIN_8BIT values (smaller ones: fp32)
+OPTIMIZERS = {"adamw": 8.0, "adamw8bit": 2.0 + 8.0 / 256}
+BNB_MIN_8BIT = 4096  # bitsandbytes' min_8bit_size
 FOREACH_TEMP = 4  # torch's _multi_tensor_adamw: one fp32 sqrt(exp_avg_sq) per parameter during step()
 PREFETCH_BLOCKS = 2  # FSDP2: the block running and the one prefetched
 
@@ -135,6 +139,23 @@ def head_bytes_per_token(cfg: ModelConfig, setup: TrainSetup) -> float:
     return float(3 * h * 4 + h * half + (12 + half) * v + rope)
 
 
+def small_tensor_parameters(cfg: ModelConfig) -> int:
+    """Parameters held in tensors of fewer than ``BNB_MIN_8BIT`` values: the norms' weights (and GPT-2's
+    LayerNorm biases) and the Linear biases, tensor by tensor as ``radon/model.py`` makes them."""
+    small = 0
+    for arch in cfg.architectures:
+        h, i, q = cfg.hidden_size, cfg.intermediate_size, cfg.q_size
+        kv = cfg.kv_heads_for(arch) * cfg.head_dim
+        gpt2 = arch == "gpt2"
+        norm = [h, h] if gpt2 else [h]  # one norm's tensors
+        qkv_bias, out_bias, mlp_bias = cfg.biases_for(arch)
+        biases = [q + 2 * kv] * qkv_bias + [h] * out_bias + ([i if gpt2 else 2 * i, h] if mlp_bias else [])
+        per_layer = 2 * norm + biases
+        small += cfg.num_layers * sum(n for n in per_layer if n < BNB_MIN_8BIT)
+        small += sum(n for n in norm if n < BNB_MIN_8BIT)  # the stack's final norm
+    return small
+
+
 def estimate(cfg: ModelConfig, setup: TrainSetup) -> dict[str, Any]:
     """Bytes per GPU of training ``cfg`` as ``setup`` says; see the module docstring for each part."""
     setup.check()
@@ -145,6 +166,9 @@ def estimate(cfg: ModelConfig, setup: TrainSetup) -> dict[str, Any]:
     params = 4 * total / shard
     grads = 4 * total / shard
     optim = OPTIMIZERS[setup.optim] * total / shard
+    if setup.optim == "adamw8bit":  # the small tensors (norms, biases) keep fp32 moments
+        small = small_tensor_parameters(cfg)
+        optim = (OPTIMIZERS["adamw8bit"] * (total - small) + OPTIMIZERS["adamw"] * small) / shard
     buckets = 4 * total if setup.strategy == "ddp" and N > 1 else 0.0
 
     tokens = setup.micro_batch * setup.context

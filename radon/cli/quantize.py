@@ -93,11 +93,11 @@ def quantize(
     quantized at run time (onnxruntime only; the recommended CPU INT8). int4: weight-only MatMulNBits
     rounded by GPTQ on calibration text (+ GatherBlockQuantized for the embedding) for onnxruntime, or
     block-quantized DequantizeLinear for TensorRT (--int4-format qdq, the default on a portable
-    artifact); by default the LM head and every attention QKV projection are kept at 8 bits (dynamic
-    INT8) first, then the layers that save the most estimated KL per byte, until the estimated KL is at
-    most 0.01 and at most half that of the all-4-bit model, within 0.195x the fp32 size (llama.cpp
-    Q4_K_M's share on SmolLM2-135M). The estimate is one Fisher
-    pass over GPTQ's rounding, whatever the number of layers; progress goes to stderr. Parity against
+    artifact); by default each attention QKV projection is cut into its Q/K and V halves, and the LM head
+    and every V half are kept at 8 bits (dynamic INT8) first, then the layers that save the most
+    estimated KL per byte, until the estimated KL is at most 0.01 and at most half that of the all-4-bit
+    model, within 0.195x the fp32 size (llama.cpp Q4_K_M's share on SmolLM2-135M). The estimate is one
+    Fisher pass over GPTQ's rounding, whatever the number of layers; progress goes to stderr. Parity against
     the fp32 artifact (and --reference) gates each precision; a failure exits 1 and writes nothing.
 
     Args:
@@ -117,7 +117,7 @@ def quantize(
         keep: layers never quantized to 4 bits: a unit (layers.3.mlp.fc_in), a layer (layers.3), lm_head,
             embed_tokens; for int8, units left float32.
         auto_mixed: int4: a budget for the estimated mean KL, the estimate alone choosing. Default: the
-            shipped recipe, LM head and QKV first, then the estimate to at most 0.01 and at most half the
+            shipped recipe, LM head and V halves first, then the estimate to at most 0.01 and at most half the
             all-4-bit estimate.
         no_auto_mixed: int4: quantize every unit but --keep to 4 bits (no mixed precision).
         max_size_ratio: int4 auto-mixed: never keep a unit that grows the model file past this fraction of

@@ -86,13 +86,18 @@ def _adamw8bit_class() -> Any:
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held by the optimizer's per-parameter state tensors (this rank's shard under FSDP)."""
-    total = 0
+    """Bytes held by the optimizer's per-parameter state tensors (this rank's shard under FSDP), each
+    tensor once: bitsandbytes hands every 8-bit parameter the same two quantization maps (``qmap1``,
+    ``qmap2``), which a sum per parameter would count once per tensor."""
+    total, seen = 0, set()
     for per_param in optimizer.state.values():
         for value in per_param.values():
             if torch.is_tensor(value):
                 local = value.to_local() if hasattr(value, "to_local") else value
-                total += local.numel() * local.element_size()
+                key = (local.data_ptr(), local.numel(), local.element_size())
+                if key not in seen or local.numel() == 0:
+                    seen.add(key)
+                    total += local.numel() * local.element_size()
     return total
 
 

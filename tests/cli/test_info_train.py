@@ -72,7 +72,8 @@ def test_sharding_and_optimizer_arithmetic() -> None:
     fsdp = estimate(cfg, TrainSetup(gpus=8, strategy="fsdp", dtype="bf16"))["bytes"]
     assert (fsdp["parameters"], fsdp["optimizer"]) == (int(4 * p / 8), int(8 * p / 8))
     bnb = estimate(cfg, TrainSetup(gpus=8, strategy="fsdp", dtype="bf16", optim="adamw8bit"))["bytes"]
-    assert bnb["optimizer"] == int((2 + 4 / 256) * p / 8) and bnb["optimizer_step_temp"] == 0
+    # 7B's norms hold 4,096 values each: no tensor is under bitsandbytes' min_8bit_size
+    assert bnb["optimizer"] == int((2 + 8 / 256) * p / 8) and bnb["optimizer_step_temp"] == 0
     plain = estimate(cfg, TrainSetup(context=4096))["bytes"]["activations"]
     ckpt = estimate(cfg, TrainSetup(context=4096, checkpointing=True))["bytes"]["activations"]
     assert ckpt < plain / 4

@@ -79,7 +79,7 @@ class Runs:
 
     def __init__(self, root: Path, config: Path, corpus: Path, tokenizer: Path, held_out: torch.Tensor,
                  recipe: list[str]) -> None:  # fmt: skip
-        self.root, self.held_out = root, held_out
+        self.root, self.held_out, self.config = root, held_out, config
         self._two: dict[str, Path] = {}
         data = f"ru={corpus / 'ru.txt'},en={corpus / 'en.txt'},code={corpus / 'code.txt'}"
         self.common = ["--config", config, "--data", data, "--tokenizer", tokenizer, *recipe,
@@ -317,6 +317,23 @@ def test_adamw8bit_trains_on_the_cpu(runs: Runs) -> None:
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys() if k.endswith((".state1", ".state2"))}
     assert "U8" in dtypes
     assert read_state(ckpt)["optimizer_state_bytes"] < read_state(runs.one)["optimizer_state_bytes"] / 2
+
+
+@needs_bnb
+def test_radon_info_estimates_the_optimizer_state_that_training_holds(runs: Runs) -> None:
+    """``radon info --train``'s optimizer state against the state tensors a run held (each tensor once),
+    for fp32 AdamW and for AdamW8bit (8-bit moments with their absmax; fp32 ones for the tiny model's
+    norms, which are under bitsandbytes' min_8bit_size)."""
+    from radon.config import ModelConfig
+    from radon.train_memory import TrainSetup, estimate
+
+    cfg = ModelConfig.from_json(runs.config)
+    eight = runs.train("adamw8bit_for_info", 0, "--optim", "adamw8bit")
+    for optim, ckpt in (("adamw", runs.one), ("adamw8bit", eight)):
+        measured = read_state(ckpt)["optimizer_state_bytes"]
+        estimated = estimate(cfg, TrainSetup(dtype="fp32", optim=optim, device="cpu"))["bytes"]["optimizer"]
+        print(f"{optim}: radon info {estimated} B, held {measured} B")
+        assert abs(estimated - measured) <= 0.02 * measured, (optim, estimated, measured)
 
 
 @needs_bnb
