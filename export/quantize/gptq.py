@@ -52,8 +52,9 @@ HESSIAN_BYTES = 1 << 29  # float32 Hessians held at once; past this, another pas
 # radon quantize's share: Hessians held at once per byte of fp32 weights, beside the onnxruntime session that
 # maps those weights (docs/export.md, "Memory"); the number of passes stays about the same at any size (a
 # layer's Hessians grow with its weights), so time stays linear. SmolLM2-135M's 404 MB of Hessians make
-# three passes of 135 MB at 0.3 (four of 101 MB at 0.25: one more forward pass for 34 MB)
-HESSIAN_SHARE = 0.3
+# two passes of 202 MB at 0.45 (three of 135 MB at 0.3 until 2026-12-07: the passes run 15 + 30 layers
+# instead of 10 + 20 + 30, 9 s less of the default INT4's 3 minutes, for a peak 27 MB higher)
+HESSIAN_SHARE = 0.45
 # unit -> (packed (N, K/bs, bs/2) uint8, scales (N, K/bs) float32[, zero points (N, ceil(K/bs/2)) uint8])
 Solved = dict[str, tuple[np.ndarray, ...]]
 
