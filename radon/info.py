@@ -37,17 +37,26 @@ class ParameterCount:
         return self.embedding + self.positions + self.layers + self.norms + self.lm_head
 
 
+def vector_tensors(cfg: ModelConfig, arch: str) -> tuple[list[int], list[int]]:
+    """The sizes of one norm's tensors and of one layer's bias tensors in a stack, tensor by tensor as
+    ``radon/model.py`` makes them (a LayerNorm has a bias; the MLP's input Linear is fused gate+up)."""
+    h, i, q, kv = cfg.hidden_size, cfg.intermediate_size, cfg.q_size, cfg.kv_heads_for(arch) * cfg.head_dim
+    gpt2 = arch == "gpt2"
+    qkv_bias, out_bias, mlp_bias = cfg.biases_for(arch)
+    biases = [q + 2 * kv] * qkv_bias + [h] * out_bias + ([i if gpt2 else 2 * i, h] if mlp_bias else [])
+    return ([h, h] if gpt2 else [h]), biases
+
+
 def _stack(cfg: ModelConfig, arch: str) -> tuple[int, int, int, int, int]:
     """(positions, layers, final norm, matmul weights, matmul rows) for one stack."""
     h, i, q, kv = cfg.hidden_size, cfg.intermediate_size, cfg.q_size, cfg.kv_heads_for(arch) * cfg.head_dim
     gpt2 = arch == "gpt2"
-    norm = 2 * h if gpt2 else h  # LayerNorm has a bias
+    norm_tensors, bias_tensors = vector_tensors(cfg, arch)
+    norm = sum(norm_tensors)
     fc_in = i if gpt2 else 2 * i
     weights = h * (q + 2 * kv) + q * h + h * fc_in + i * h
     rows = (q + 2 * kv) + h + fc_in + h
-    qkv_bias, out_bias, mlp_bias = cfg.biases_for(arch)
-    biases = qkv_bias * (q + 2 * kv) + out_bias * h + mlp_bias * (fc_in + h)
-    per_layer = 2 * norm + weights + biases
+    per_layer = 2 * norm + weights + sum(bias_tensors)
     positions = cfg.max_position_embeddings * h if gpt2 else 0
     return positions, cfg.num_layers * per_layer, norm, cfg.num_layers * weights, cfg.num_layers * rows
 

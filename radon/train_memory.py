@@ -33,7 +33,7 @@ from typing import Any
 
 from radon.config import ModelConfig
 from radon.errors import RadonError
-from radon.info import count_parameters, human_bytes, human_count
+from radon.info import count_parameters, human_bytes, human_count, vector_tensors
 
 STRATEGIES = ("ddp", "fsdp")
 DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2}  # bytes of the compute dtype
@@ -144,14 +144,8 @@ def small_tensor_parameters(cfg: ModelConfig) -> int:
     LayerNorm biases) and the Linear biases, tensor by tensor as ``radon/model.py`` makes them."""
     small = 0
     for arch in cfg.architectures:
-        h, i, q = cfg.hidden_size, cfg.intermediate_size, cfg.q_size
-        kv = cfg.kv_heads_for(arch) * cfg.head_dim
-        gpt2 = arch == "gpt2"
-        norm = [h, h] if gpt2 else [h]  # one norm's tensors
-        qkv_bias, out_bias, mlp_bias = cfg.biases_for(arch)
-        biases = [q + 2 * kv] * qkv_bias + [h] * out_bias + ([i if gpt2 else 2 * i, h] if mlp_bias else [])
-        per_layer = 2 * norm + biases
-        small += cfg.num_layers * sum(n for n in per_layer if n < BNB_MIN_8BIT)
+        norm, biases = vector_tensors(cfg, arch)
+        small += cfg.num_layers * sum(n for n in 2 * norm + biases if n < BNB_MIN_8BIT)
         small += sum(n for n in norm if n < BNB_MIN_8BIT)  # the stack's final norm
     return small
 

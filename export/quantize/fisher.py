@@ -206,10 +206,9 @@ def fisher_diagonals(
 CHILD = "radon.export.quantize.fisher"  # ``python -m CHILD JOB_DIR`` runs the pass (fisher_in_child)
 
 
-def fisher_in_child(artifact: Path, units: list[Unit] | list[str], samples: list[np.ndarray], *, untie: bool,
+def fisher_in_child(artifact: Path, names: list[str], samples: list[np.ndarray], *, untie: bool,
                     threads: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
-    """``fisher_diagonals`` of ``units`` (or of the units so named) on the artifact's reference model, run
-    in a child process.
+    """``fisher_diagonals`` of the units ``names`` on the artifact's reference model, run in a child process.
 
     The quantize process then never imports torch: torch, its kernels and the pass's activations live and
     die with the child, and the stages after it (the Hessian passes, parity) hold the artifact's weights
@@ -221,7 +220,6 @@ def fisher_in_child(artifact: Path, units: list[Unit] | list[str], samples: list
         job = Path(tmp)
         arrays: dict[str, Any] = {f"s{i}": np.asarray(s, np.int64) for i, s in enumerate(samples)}
         np.savez(job / "samples.npz", **arrays)
-        names = [u if isinstance(u, str) else u.name for u in units]
         spec = {"artifact": str(artifact), "units": names, "samples": len(samples),
                 "untie": untie, "threads": threads}  # fmt: skip
         (job / "job.json").write_text(json.dumps(spec), encoding="utf-8")

@@ -236,7 +236,7 @@ class Smoothed(Source):
     def __init__(self, base: Source, smoothing: Smoothing) -> None:
         self.model = onnx.ModelProto()  # a copy of the skeleton (no weights): base stays unsmoothed
         self.model.CopyFrom(base.model)
-        self.index, self._tied, self.tied, self._derived = base.index, base._tied, base.tied, base._derived
+        self.index, self.tied, self._derived = base.index, base.tied, base._derived
         self.smoothing = smoothing
         # initializer -> [(axis, offset, divide?, s)] applied on read: rows of a unit's weight times s;
         # a norm's weight, or fc_in's up columns, divided by s

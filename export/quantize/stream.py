@@ -36,11 +36,9 @@ class Source:
 
     def __init__(self, model_path: Path) -> None:
         self.model, self.index = load_skeleton(model_path)
-        self._tied: str | None = None  # the embedding table the untied LM head's weight is the transpose of
         self.tied = False
-        self._derived: dict[
-            str, tuple[TensorProto, slice]
-        ] = {}  # weight -> (stored weight's header, columns)
+        # weights read from stored ones: the untied LM head (the table's transpose), the cut QKV's halves
+        self._derived: dict[str, Callable[[], np.ndarray]] = {}
 
     def untie_lm_head(self) -> bool:
         """``graph.untie_lm_head`` on the skeleton: ``lm_head.weight`` is read as the table's transpose."""
@@ -49,22 +47,21 @@ class Source:
         gemm = next((n for n in self.model.graph.node if n.name == TIED_HEAD_NODES[1]), None)
         table = gemm.input[1] if gemm is not None else None
         self.tied = untie_lm_head(self.model, with_data=False)
-        self._tied = table if self.tied else None
+        if self.tied and table is not None:
+            index = self.index
+            self._derived[f"{LM_HEAD_UNIT}.weight"] = lambda: index.array(table).T
         return self.tied
 
     def derive(self, name: str, stored: TensorProto, columns: slice) -> None:
         """``name`` is read as the ``columns`` of the stored weight whose header is ``stored`` (kept here:
         ``split.split_qkv`` takes it out of the graph)."""
-        header = TensorProto()
+        header, index = TensorProto(), self.index
         header.CopyFrom(stored)
-        self._derived[name] = (header, columns)
+        self._derived[name] = lambda: index.array(header.name, header)[:, columns]
 
     def array(self, name: str) -> np.ndarray:
-        if name == f"{LM_HEAD_UNIT}.weight" and self._tied is not None:
-            return np.ascontiguousarray(self.index.array(self._tied).T)
         if name in self._derived:
-            stored, columns = self._derived[name]
-            return np.ascontiguousarray(self.index.array(stored.name, stored)[:, columns])
+            return np.ascontiguousarray(self._derived[name]())
         return self.index.array(name)
 
     def add_to(self, tensors: Any, name: str) -> None:
@@ -82,11 +79,7 @@ class Source:
         t.raw_data = array.tobytes()
 
     def _in_file(self, name: str) -> bool:
-        return (
-            name in self.index.where
-            or name in self._derived
-            or (name == f"{LM_HEAD_UNIT}.weight" and self._tied is not None)
-        )
+        return name in self.index.where or name in self._derived
 
     def write(self, folder: Path, name: str = "model.onnx", model: onnx.ModelProto | None = None) -> Path:
         """``model`` (default: the skeleton; e.g. its typed copy) with the weights as external data in

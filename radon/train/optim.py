@@ -95,7 +95,7 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
             if torch.is_tensor(value):
                 local = value.to_local() if hasattr(value, "to_local") else value
                 key = (local.data_ptr(), local.numel(), local.element_size())
-                if key not in seen or local.numel() == 0:
+                if key not in seen:
                     seen.add(key)
                     total += local.numel() * local.element_size()
     return total

@@ -195,12 +195,12 @@ def test_fisher_in_a_child_process_equals_the_pass_in_process(tiny) -> None:
     rng = np.random.default_rng(5)
     samples = [rng.integers(4, manifest.architecture.vocab_size, n) for n in (24, 17)]
     here = fisher.fisher_diagonals(fisher.reference_model(art, manifest, src), manifest, picked, samples)
-    child = fisher.fisher_in_child(art, picked, samples, untie=src.tied, threads=1)
+    child = fisher.fisher_in_child(art, [u.name for u in picked], samples, untie=src.tied, threads=1)
     assert set(child) == {u.name for u in picked} == set(here)
     for name, values in here.items():
         np.testing.assert_allclose(child[name], values, rtol=1e-6, atol=0)
     with pytest.raises(RadonError, match="Fisher pass failed: .*no such artifact folder"):
-        fisher.fisher_in_child(art.parent / "missing", picked, samples, untie=False)
+        fisher.fisher_in_child(art.parent / "missing", [u.name for u in picked], samples, untie=False)
 
 
 def test_estimated_sensitivity_ranks_units_as_measured_kl_does(tiny, quantized) -> None:
