@@ -86,7 +86,7 @@ class ModelConfig:
     mlp_bias: bool | None = None  # MLP biases; default: True for GPT-2, False otherwise
     rope_scaling: dict | None = None  # Llama 3's {"rope_type": "llama3", "factor", ...}; None: plain RoPE
     gradient_checkpointing: bool = False
-    use_flash_attention: bool = False  # FlexAttention with a sliding-window block mask
+    use_flash_attention: bool = False  # flash-attn on CUDA where it applies, else FlexAttention (radon.flash)
     name: str | None = field(default=None)
     # fields that were left to be derived; validate() derives them afresh after a mutation
     _derived: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)

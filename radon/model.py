@@ -14,8 +14,9 @@ Llama and Qwen2 checkpoints run the Mistral stack with switches: q/k/v, output a
 
 A ``hybrid`` config holds both stacks over one shared token embedding and LM head; ``switch_to_gpt2()``
 and ``switch_to_mistral()`` choose which stack runs (docs/model.md). Attention runs through
-``scaled_dot_product_attention`` with an explicit band mask, or FlexAttention with a sliding-window
-block mask when ``use_flash_attention`` is on.
+``scaled_dot_product_attention`` with an explicit band mask. With ``use_flash_attention`` on it runs
+the flash-attn package's kernel where it can (CUDA, fp16/bf16, no padding; ``radon.flash``) and
+FlexAttention with a sliding-window block mask elsewhere.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from radon import flash
 from radon.cache import KVCache
 from radon.config import ModelConfig
 from radon.errors import RadonError
@@ -65,6 +67,8 @@ class AttentionMask:
     dense: torch.Tensor | None  # (B, 1, T, S) bool, True = attend
     block: Any = None  # torch.nn.attention.flex_attention.BlockMask
     is_causal: bool = False
+    flash: bool = False  # the flash-attn kernel, causal over the band of ``window`` keys
+    window: int | None = None
 
 
 class RMSNorm(nn.Module):
@@ -164,6 +168,8 @@ class Attention(nn.Module):
             allowed = mask.dense if mask.dense is not None else _causal(T, k.shape[2], q.device)
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
             y = F.dropout(weights, dropout, self.training) @ vv
+        elif mask.flash:
+            y = flash.attend(q, k, v, mask.window, dropout)
         elif mask.block is not None:
             y = _flex_attention(q.device.type)(q, k, v, block_mask=mask.block, enable_gqa=self.nh != self.nkv)
         else:
@@ -334,7 +340,9 @@ class HybridTransformerModel(nn.Module):
         step_mask = self._step_mask(attention_mask, cache, B, T, past + T, input_ids.device)
         if position_ids is None:
             position_ids = self._default_positions(step_mask, cache, B, T, seen, input_ids.device)
-        mask = self._attention_mask(step_mask, B, T, past + T, seen, window, use_flash_attention)
+        mask = self._attention_mask(
+            step_mask, B, T, past + T, seen, window, use_flash_attention, need_weights
+        )
 
         x = self.embed_tokens(input_ids)
         rope = None
@@ -421,12 +429,17 @@ class HybridTransformerModel(nn.Module):
         seen: int,
         window: int | None,
         use_flash: bool | None,
+        need_weights: bool,
     ) -> AttentionMask:
+        """The step's mask; the eager path (``need_weights``) always gets the dense band."""
         use_flash = self.config.use_flash_attention if use_flash is None else use_flash
-        if use_flash:
+        weight = self.embed_tokens.weight
+        if use_flash and not need_weights:
+            dtype = flash.compute_dtype(weight.device, weight.dtype)
+            if flash.usable(weight.device, dtype, self.config.head_dim, step_mask is not None):
+                return AttentionMask(dense=None, flash=True, window=window)
             return AttentionMask(
-                dense=None,
-                block=_flex_block_mask(step_mask, B, T, S, seen, window, self.embed_tokens.weight.device),
+                dense=None, block=_flex_block_mask(step_mask, B, T, S, seen, window, weight.device)
             )
         if step_mask is None and S == T and (window is None or window >= T):
             return AttentionMask(dense=None, is_causal=True)  # the training path: no mask tensor at all

@@ -5,8 +5,9 @@
 On a CUDA GPU it (1) checks the kernel at real shapes against the reference (SDPA with an explicit band
 mask, fp32, on head and tail query rows so the reference fits in memory) and (2) times it against
 SDPA's math backend (band mask: exact semantics, O(T*S) memory), SDPA's flash backend (causal, no
-window: it computes more, so it is a speed bound, exact only when W >= seq) and FlexAttention with a
-sliding-window block mask (torch.compile'd: exact semantics), at W in {512, 4096} and seq in
+window: it computes more, so it is a speed bound, exact only when W >= seq), FlexAttention with a
+sliding-window block mask (torch.compile'd: exact semantics) and, when it is installed, the flash-attn
+package with its window (``radon.flash.attend``, what ``use_flash_attention`` runs: exact semantics), at W in {512, 4096} and seq in
 {1 (decode: one query over a full rolling buffer of W keys), 512, 4096, 16384}, Mistral-7B heads
 (32 query, 8 kv, head_dim 128). It reports time ratios and the achieved fraction of the GPU's
 measured copy bandwidth (the kernel's compulsory bytes: q, o and the K/V band, read once).
@@ -157,6 +158,12 @@ def bench_case(W: int, T: int, batch: int, dtype: str, bandwidth: float, flush, 
             return F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, enable_gqa=True)
 
     attempt("sdpa_flash", flash_sdpa)
+    from radon import flash
+
+    if flash.kernel() is None or dt_ not in flash.HALF:
+        row["flash_attn"] = "not installed" if flash.kernel() is None else "fp16/bf16 only"
+    else:
+        attempt("flash_attn", lambda: flash.attend(q, k, v, W, 0.0))
     if isinstance(row.get("kernel"), float):
         moved = compulsory_bytes(batch, T, S, W, q.element_size())
         row["GB/s"] = moved / (row["kernel"] / 1e3) / 1e9
@@ -186,15 +193,15 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "(it computes more; exact only when W >= seq). max |Δ| is the kernel in fp32 against SDPA with a band "
         f"mask in fp64, on the first and last {CHECK_ROWS} query rows (tolerance {FP32_TOL}).",
         "",
-        "| W | seq | batch | kernel | flex | sdpa flash | sdpa math | flex/kernel | flash/kernel | math/kernel "
-        "| GB/s | of copy BW | TFLOP/s | max \\|Δ\\| fp32 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| W | seq | batch | kernel | flex | sdpa flash | sdpa math | flash-attn | flex/kernel | flash/kernel "
+        "| math/kernel | flash-attn/kernel | GB/s | of copy BW | TFLOP/s | max \\|Δ\\| fp32 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['W']} | {r['seq']} | {r['batch']} | {fmt(r.get('kernel'))} | {fmt(r.get('flex'))} | "
-            f"{fmt(r.get('sdpa_flash'))} | {fmt(r.get('sdpa_math'))} | {ratio(r, 'flex')} | {ratio(r, 'sdpa_flash')} | "
-            f"{ratio(r, 'sdpa_math')} | {fmt(r.get('GB/s'), '.0f')} | {fmt(r.get('bw_frac'), '.0%')} | "
+            f"{fmt(r.get('sdpa_flash'))} | {fmt(r.get('sdpa_math'))} | {fmt(r.get('flash_attn'))} | "
+            f"{ratio(r, 'flex')} | {ratio(r, 'sdpa_flash')} | {ratio(r, 'sdpa_math')} | {ratio(r, 'flash_attn')} | {fmt(r.get('GB/s'), '.0f')} | {fmt(r.get('bw_frac'), '.0%')} | "
             f"{fmt(r.get('TFLOP/s'), '.1f')} | {fmt(r.get('max_abs_fp32'), '.2e')} |"
         )
     bad = [r for r in rows if isinstance(r.get("max_abs_fp32"), float) and r["max_abs_fp32"] > FP32_TOL]

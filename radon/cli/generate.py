@@ -71,8 +71,9 @@ def generate(
         seed: random seed for sampling, in [0, 2**63).
         stop: strings that end the generation (the text is cut before them).
         sliding_window_size: attention window; an artifact accepts only the window it was exported with.
-        use_flash_attention: the fused attention kernel: FlexAttention on a checkpoint; an artifact's
-            ort lowering (GroupQueryAttention) is fused, a portable one refuses it.
+        use_flash_attention: the fused attention kernel: on a checkpoint flash-attn on CUDA, else
+            FlexAttention; an artifact's ort lowering (GroupQueryAttention) is fused, a portable one
+            refuses it.
         providers: onnxruntime execution providers for an artifact, comma-separated (default: CPU).
         threads: intra-op threads (onnxruntime for an artifact, torch for a checkpoint).
         stream: print text as it is generated.

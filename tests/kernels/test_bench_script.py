@@ -22,18 +22,24 @@ def test_report_renders_ratios_and_bandwidth() -> None:
     bench = load()
     rows = [
         {"W": 512, "seq": 1, "S": 512, "batch": 16, "kernel": 0.02, "flex": 0.04, "sdpa_flash": 0.03,
-         "sdpa_math": 0.1, "GB/s": 1700.0, "bw_frac": 0.55, "TFLOP/s": 1.2, "max_abs_fp32": 3e-7},
+         "sdpa_math": 0.1, "flash_attn": 0.025, "GB/s": 1700.0, "bw_frac": 0.55, "TFLOP/s": 1.2, "max_abs_fp32": 3e-7},
         {"W": 4096, "seq": 16384, "S": 16384, "batch": 1, "kernel": 5.0, "flex": "error: RuntimeError",
-         "sdpa_flash": 10.0, "sdpa_math": "skipped: scores > 24 GiB", "max_abs_fp32": 2e-5},
+         "sdpa_flash": 10.0, "sdpa_math": "skipped: scores > 24 GiB", "flash_attn": "not installed",
+         "max_abs_fp32": 2e-5},
     ]  # fmt: skip
     meta = {"device": "GPU", "date": "2026-01-01", "dtype": "float16", "torch": "2.13", "triton": "3.9",
             "bandwidth": 3.0e12}  # fmt: skip
     text = bench.markdown(rows, meta)
     assert (
-        "| 512 | 1 | 16 | 0.020 | 0.040 | 0.030 | 0.100 | 2.00x | 1.50x | 5.00x | 1700 | 55% | 1.2 | 3.00e-07 |"
-        in text
+        "| 512 | 1 | 16 | 0.020 | 0.040 | 0.030 | 0.100 | 0.025 | 2.00x | 1.50x | 5.00x | 1.25x | 1700 | 55% | 1.2 "
+        "| 3.00e-07 |" in text
     )
-    assert "error: RuntimeError" in text and "skipped" in text and "FAILED for 1 case(s)" in text
+    assert (
+        "error: RuntimeError" in text
+        and "skipped" in text
+        and "not installed" in text
+        and "FAILED for 1 case(s)" in text
+    )
     assert bench.compulsory_bytes(1, 1, 512, 512, 2) == 2 * (2 * 32 * 128 + 2 * 8 * 512 * 128)
 
 
