@@ -8,6 +8,7 @@ schedule is a pure function of the step, so a resumed run needs only the step nu
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -38,13 +39,22 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _bitsandbytes() -> Any:
-    """bitsandbytes, imported only for --optim adamw8bit; missing, one line naming the extra."""
+    """bitsandbytes, imported only for --optim adamw8bit; missing, one line naming the extra.
+
+    On a CPU with AVX-512 BF16 its import tries to fetch a 4-bit GEMM kernel from the Hugging Face hub
+    and logs a warning when it cannot; RADON never runs 4-bit GEMMs, so that logger is quiet meanwhile.
+    """
+    cpu_ops = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    level = cpu_ops.level
+    cpu_ops.setLevel(logging.ERROR)
     try:
         import bitsandbytes
     except ImportError as exc:
         raise RadonError(
             f"--optim adamw8bit needs bitsandbytes, which is not installed ({exc}): pip install 'radon[bnb]'"
         ) from None
+    finally:
+        cpu_ops.setLevel(level)
     return bitsandbytes
 
 

@@ -359,6 +359,18 @@ def test_adamw8bit_with_fsdp_is_refused(runs: Runs) -> None:
     assert not out.exists()
 
 
+@needs_bnb
+def test_bitsandbytes_loads_without_its_4bit_kernel_warning() -> None:
+    """On a CPU with AVX-512 BF16, importing bitsandbytes logs that the hub's 4-bit GEMM kernel could not
+    be fetched; RADON never runs 4-bit GEMMs, so a user of --optim adamw8bit must not see it."""
+    code = (
+        "import logging; logging.basicConfig(); from radon.train.optim import _bitsandbytes; _bitsandbytes()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "kernels-community" not in result.stderr and "gemm_4bit" not in result.stderr, result.stderr
+
+
 # ---- the demo config (slow) ------------------------------------------------------------------------
 
 
