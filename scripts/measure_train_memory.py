@@ -1,6 +1,7 @@
 """Measured peak memory of CPU training steps against ``radon info CONFIG --train``'s estimate.
 
     nice -n 10 python scripts/measure_train_memory.py [--checkpointing] [--micro-batch 2 --context 512 --steps 3]
+        [--optim adamw|adamw8bit]
 
 One child process per run (so each starts from a clean heap): it imports torch, runs a tiny warm-up
 step so that torch's thread pools and kernels are loaded, records its RSS (the baseline), builds the
@@ -8,7 +9,8 @@ model of ``CONFIG`` (a ~290M-parameter Mistral below, fp32, no dropout), and run
 step (``radon.train.loop``'s: loss, backward, ``clip_grad_norm_``, foreach AdamW from
 ``radon.train.optim.make_optimizer``, ``zero_grad(set_to_none=True)``) ``--steps`` times. Peak RSS
 (``ru_maxrss``) minus the baseline is the measured figure; the estimate is
-``radon.train_memory.estimate`` for 1 GPU, DDP (no buckets at one process), fp32, AdamW. docs/model.md
+``radon.train_memory.estimate`` for 1 GPU, DDP (no buckets at one process), fp32, AdamW or, with
+``--optim adamw8bit``, bitsandbytes' AdamW8bit (its CPU backend; the warm-up step loads it too). docs/model.md
 ("Training memory") holds the table.
 """
 
@@ -48,7 +50,7 @@ def peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def child(micro_batch: int, context: int, steps: int, checkpointing: bool) -> dict:
+def child(micro_batch: int, context: int, steps: int, checkpointing: bool, optim: str) -> dict:
     import torch
 
     from radon.config import ModelConfig
@@ -56,7 +58,7 @@ def child(micro_batch: int, context: int, steps: int, checkpointing: bool) -> di
     from radon.train.optim import make_optimizer
 
     torch.manual_seed(0)
-    recipe = SimpleNamespace(lr=1e-4, beta1=0.9, beta2=0.95, weight_decay=0.1, optim="adamw")
+    recipe = SimpleNamespace(lr=1e-4, beta1=0.9, beta2=0.95, weight_decay=0.1, optim=optim)
 
     def train_step(model: HybridTransformerModel, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
         loss = model(x, labels=x, use_cache=False).loss  # as radon.train.loop's loss_of
@@ -95,10 +97,11 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=512)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--checkpointing", action="store_true")
+    ap.add_argument("--optim", choices=("adamw", "adamw8bit"), default="adamw")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.micro_batch, a.context, a.steps, a.checkpointing)))
+        print(json.dumps(child(a.micro_batch, a.context, a.steps, a.checkpointing, a.optim)))
         return
     from radon.config import ModelConfig
     from radon.host import host_summary
@@ -106,9 +109,9 @@ def main() -> None:
     from radon.train_memory import TrainSetup, estimate
 
     argv = [sys.executable, __file__, "--child", "--micro-batch", str(a.micro_batch), "--context", str(a.context),
-            "--steps", str(a.steps)] + (["--checkpointing"] if a.checkpointing else [])  # fmt: skip
+            "--steps", str(a.steps), "--optim", a.optim] + (["--checkpointing"] if a.checkpointing else [])  # fmt: skip
     measured = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
-    setup = TrainSetup(gpus=1, strategy="ddp", dtype="fp32", optim="adamw", micro_batch=a.micro_batch,
+    setup = TrainSetup(gpus=1, strategy="ddp", dtype="fp32", optim=a.optim, micro_batch=a.micro_batch,
                        context=a.context, checkpointing=a.checkpointing)  # fmt: skip
     est = estimate(ModelConfig.from_dict(CONFIG), setup)
     b = est["bytes"]
