@@ -105,14 +105,21 @@ class OnnxCandidate:
     """An ONNX artifact run by ``radon.runtime.session.DecoderSession`` (rolling buffer on)."""
 
     def __init__(
-        self, artifact: str | Path, threads: int | None = None, session: Any = None, manifest: Any = None
+        self,
+        artifact: str | Path,
+        threads: int | None = None,
+        session: Any = None,
+        manifest: Any = None,
+        name: str | None = None,
     ) -> None:
+        """``name``: what reports call it (default: the folder's name; a quantizer's temporary folder
+        passes the output's)."""
         from radon.runtime.session import DecoderSession
 
         self.session = session or DecoderSession(artifact, threads=threads, manifest=manifest)
         m = self.session.manifest
         self.precision = m.precision
-        self.description = f"{Path(artifact).name} ({m.lowering}, {m.precision}, onnxruntime)"
+        self.description = f"{name or Path(artifact).name} ({m.lowering}, {m.precision}, onnxruntime)"
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         return self.session.step(ids[None]).logits[0]

@@ -189,6 +189,19 @@ class Manifest:
 
     # ---- names --------------------------------------------------------------------------------
     @property
+    def parity_verdict(self) -> str:
+        """``passed``, ``failed: <the thresholds exceeded>`` (quantized with --no-gate), ``skipped`` or
+        ``not recorded``: what parity at export said, in a line."""
+        p = self.parity or {}
+        if "skipped" in p:
+            return "skipped"
+        if "passed" not in p:
+            return "not recorded"
+        return (
+            "passed" if p["passed"] else "failed: " + "; ".join(p.get("failures") or ["(no reason recorded)"])
+        )
+
+    @property
     def quantized(self) -> bool:
         """Whether ``radon quantize`` wrote this artifact (int8, int8-dynamic, int4)."""
         return self.precision in QUANTIZED_PRECISIONS

@@ -22,7 +22,7 @@ from typing import Any
 
 import onnx
 
-from radon.errors import RadonError
+from radon.errors import QualityGateError, RadonError
 from radon.export.quantize import calibrate as cal
 from radon.export.quantize import gptq, split, stream
 from radon.export.quantize.calibrate import DEFAULT_METHOD
@@ -170,6 +170,7 @@ def quantize_artifact(
     int4: Int4Options | None = None,
     reference: str | Path | None = None,
     parity: bool = True,
+    gate: bool = True,
     texts: list[Path] | None = None,
     force: bool = False,
     threads: int | None = None,
@@ -191,7 +192,9 @@ def quantize_artifact(
     float32 the units whose smoothed input spreads past it (None = none); ``all_units`` False: static INT8
     also keeps ``int8.FLOAT_UNITS`` (the down and attention output projections, the LM head) float32,
     after smoothing and calibration as if they were int8. Raises RadonError (bad input) or
-    QualityGateError (parity), and then writes nothing. ``progress``: called with a line per int4 stage.
+    QualityGateError (parity), and then writes nothing. ``gate`` False: parity is measured and recorded
+    (manifest, parity.md) but a threshold exceeded does not stop the write; the result's ``parity`` says
+    which failed. ``progress``: called with a line per int4 stage.
     """
     from radon.export.parity_data import load_tokenizer
     from radon.runtime.session import DecoderSession
@@ -205,6 +208,10 @@ def quantize_artifact(
         raise RadonError(f"{out}: already exists (use --force to replace it)")
     if out.resolve() == artifact.resolve():
         raise RadonError(f"--out: {out} is the source artifact; write the quantized one elsewhere")
+    if not gate and not parity:
+        raise RadonError(
+            "--no-gate records parity's figures without its verdict: it needs parity (drop --no-parity)"
+        )
     manifest = read_manifest(artifact)  # verifies every file's sha256
     # every precision reads the fp32 weights a unit at a time (stream.py)
     src = Source(artifact / manifest.model_file) if precision in STREAMED else None
@@ -359,7 +366,7 @@ def quantize_artifact(
         write_manifest(tmp, qm)
         result = QuantizeResult(tmp, qm, mixed=mixed, sizes=sizes)
         if parity:
-            _parity(result, artifact, manifest, reference, texts, threads, parity_options or {})
+            _parity(result, artifact, manifest, reference, texts, threads, parity_options or {}, out, gate)
         else:
             qm.parity = {"skipped": "quantized with --no-parity"}
         qm.files = hash_files(tmp, list_files(tmp, exclude=[MANIFEST_FILE]))
@@ -510,8 +517,13 @@ def _tool_versions() -> dict[str, str]:
 
 
 def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, reference: str | Path | None,
-            texts: list[Path] | None, threads: int | None, options: dict[str, Any]) -> None:  # fmt: skip
-    """Parity against the fp32 artifact and, given, the checkpoint; gate on the checkpoint's when there is one."""
+            texts: list[Path] | None, threads: int | None, options: dict[str, Any], out: Path,
+            gating: bool) -> None:  # fmt: skip
+    """Parity against the fp32 artifact and, given, the checkpoint; gate on both unless ``gating`` is off.
+
+    A refusal names the output folder (not the temporary one), says that nothing was written, and how to
+    get the artifact anyway (``--no-gate``) or a better one.
+    """
     from radon.export.parity import OnnxCandidate, compare, gate
     from radon.export.parity_record import record_candidate
     from radon.export.parity_report import write_report
@@ -529,7 +541,7 @@ def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, referenc
     # (parity_record): never two models' weights at once
     with tempfile.TemporaryDirectory(prefix="radon-parity-") as spill:
         session = DecoderSession(tmp, manifest=qm, threads=threads, prepacking=tool_prepacking(qm))
-        candidate = OnnxCandidate(tmp, session=session)
+        candidate = OnnxCandidate(tmp, session=session, name=out.name)
         recorded = record_candidate(
             candidate, cfg, Path(spill), texts=texts, tokenizer_dir=tok_dir, **options
         )
@@ -560,6 +572,18 @@ def _parity(result: QuantizeResult, artifact: Path, manifest: Manifest, referenc
     }  # fmt: skip
     if reference is None:
         qm.parity["checkpoint"] = "not measured: pass --reference CKPT"
-    gate(vs_fp32)
-    gate(primary)
     write_report(primary, tmp / PARITY_REPORT)
+    if not gating:
+        for res in {id(r): r for r in (vs_fp32, primary)}.values():  # one result when no checkpoint is given
+            if res.failures:
+                log.warning("parity: %s exceeds the %s thresholds (--no-gate: written anyway): %s",
+                            res.candidate, res.precision, "; ".join(res.failures))  # fmt: skip
+        return
+    try:
+        gate(vs_fp32)
+        gate(primary)
+    except QualityGateError as exc:
+        better = " or keep more units at 8 bits (--max-size-ratio)" if qm.precision == "int4" else ""
+        raise QualityGateError(
+            f"{exc}. Nothing was written to {out}; --no-gate writes it with these figures recorded{better}"
+        ) from None

@@ -81,6 +81,7 @@ def quantize(
     reference: Annotated[Path | None, Opt(metavar="CKPT")] = None,
     text: Annotated[list[Path] | None, Opt(metavar="FILE")] = None,
     no_parity: bool = False,
+    no_gate: bool = False,
     trt_version: str = "10.9.0",
     threads: Annotated[int | None, Opt(ge=0)] = None,
     force: bool = False,
@@ -98,7 +99,8 @@ def quantize(
     estimated KL per byte, until the estimated KL is at most 0.01 and at most half that of the all-4-bit
     model, within 0.195x the fp32 size (llama.cpp Q4_K_M's share on SmolLM2-135M). The estimate is one
     Fisher pass over GPTQ's rounding, whatever the number of layers; progress goes to stderr. Parity against
-    the fp32 artifact (and --reference) gates each precision; a failure exits 1 and writes nothing.
+    the fp32 artifact (and --reference) gates each precision; a failure exits 1 and writes nothing, unless
+    --no-gate, which writes the artifact with the failed figures recorded.
 
     Args:
         artifact: an fp32 artifact folder (radon export onnx).
@@ -132,6 +134,9 @@ def quantize(
         reference: the checkpoint the artifact was exported from: parity against it too (gating).
         text: held-out text files for parity (default: the eval texts).
         no_parity: skip parity (and its gate).
+        no_gate: measure parity and record it (manifest, parity.md, radon info), but write the artifact even
+            when it exceeds the precision's thresholds (a small model's int4, say); exit 0, the failures on
+            stderr and in the report.
         trt_version: int8: TensorRT version named in the calibration cache header.
         threads: onnxruntime intra-op threads.
         force: replace an existing output folder.
@@ -155,7 +160,7 @@ def quantize(
     r = quantize_artifact(
         artifact, out, precision=precision, calibration_data=calibration_data, calibration=calibration,
         samples=samples, seq_len=seq_len, method=method, smooth_alpha=smooth_alpha, all_units=all_units, block_size=block_size, keep=keep, auto_mixed_budget=budget,
-        max_size_ratio=max_size_ratio or None, int4=opts, reference=reference, parity=not no_parity, texts=text, force=force, threads=threads,
+        max_size_ratio=max_size_ratio or None, int4=opts, reference=reference, parity=not no_parity, gate=not no_gate, texts=text, force=force, threads=threads,
         trt_version=trt_version, progress=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip
     s = r.sizes
@@ -175,7 +180,8 @@ def quantize(
             if res is None:
                 continue
             p = res.metrics
-            print(f"parity vs {label}: passed; top-1 {p['top1_agreement']:.4f} (decisive {p['top1_decisive']:.4f}), KL {p['kl_mean']:.2e}, "
+            verdict = "passed" if res.passed else "FAILED (" + "; ".join(res.failures) + ")"
+            print(f"parity vs {label}: {verdict}; top-1 {p['top1_agreement']:.4f} (decisive {p['top1_decisive']:.4f}), KL {p['kl_mean']:.2e}, "
                   f"ppl change {p['ppl_change']:+.3%}, greedy {p['greedy_agreement']:.3f}")  # fmt: skip
         print(f"report: {r.path / 'parity.md'}")
     else:

@@ -106,6 +106,9 @@ def serve(
         print(f"radon serve: warning: listening on {host} without an API key: anyone who can reach this port "
               f"can use the model; set --api-key or {API_KEY_ENV}", file=sys.stderr, flush=True)  # fmt: skip
     gen = load(artifact, providers=providers, threads=threads or None, spinning=spinning)
+    if gen.manifest.parity_verdict.startswith("failed"):
+        print(f"radon serve: warning: {artifact.name} was written past its parity gate (radon quantize --no-gate): "
+              f"{gen.manifest.parity_verdict}; /health says so too", file=sys.stderr, flush=True)  # fmt: skip
     app = create_app(gen, max_tokens_limit=max_tokens_limit, max_batch=max_batch, model_name=model_name,
                      limits=limits)  # fmt: skip
     print(f"radon serve: {gen.name} ({gen.manifest.lowering}, {gen.manifest.precision}) on "

@@ -253,7 +253,8 @@ def create_app(generator: Generator, *, max_tokens_limit: int | None = None, max
     async def health() -> dict[str, Any]:
         m = generator.manifest
         return {"status": "ok", "model": srv.model_name, "providers": generator.providers,
-                "lowering": m.lowering, "precision": m.precision, "sliding_window": generator.window,
+                "lowering": m.lowering, "precision": m.precision, "parity": m.parity_verdict,
+                "sliding_window": generator.window,
                 "max_position_embeddings": generator.max_positions, "max_tokens_limit": srv.limit,
                 "max_batch": srv.scheduler.max_batch, "queue_depth": srv.scheduler.depth,
                 "limits": srv.public_limits()}  # fmt: skip

@@ -61,23 +61,54 @@ def test_already_quantized_graph_is_refused_even_if_the_manifest_says_fp32(quant
 
 
 def test_failed_gate_writes_nothing(
-    fp32: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fp32: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import dataclasses
 
     from radon.export import parity
+    from radon.export.info import describe_artifact
     from radon.export.quantize import quantize_artifact
+    from radon.runtime.contract import read_manifest
 
     strict = dataclasses.replace(parity.THRESHOLDS["int8-dynamic"], max_kl=1e-12)
     monkeypatch.setitem(parity.THRESHOLDS, "int8-dynamic", strict)
     out = tmp_path / "gated"
-    with pytest.raises(QualityGateError, match="mean KL"):
-        quantize_artifact(fp32["ort"], out, precision="int8-dynamic", threads=1,
-                          parity_options={"max_tokens": 64, "greedy_tokens": 4})  # fmt: skip
+    small = {"max_tokens": 64, "greedy_tokens": 4}
+    with pytest.raises(QualityGateError, match="mean KL") as refused:
+        quantize_artifact(fp32["ort"], out, precision="int8-dynamic", threads=1, parity_options=small)
+    # the message names the folder asked for, not the temporary one, and what to do
+    assert str(refused.value).startswith("parity failed for gated (ort, int8-dynamic")
+    assert f"Nothing was written to {out}; --no-gate writes it" in str(refused.value)
     assert not out.exists() and not list(tmp_path.glob(".gated*"))
+    # --no-gate writes it with the failure recorded where a user looks
+    r = quantize_artifact(
+        fp32["ort"], out, precision="int8-dynamic", threads=1, parity_options=small, gate=False
+    )
+    caplog.clear()
+    recorded = read_manifest(out).parity  # verifies the hashes too
+    assert recorded["passed"] is False and any("mean KL" in f for f in recorded["failures"])
+    assert read_manifest(out).parity_verdict.startswith("failed: mean KL 2")  # what /health and serve say
+    assert r.parity is not None and not r.parity.passed
+    assert "parity at export: FAILED" in describe_artifact(out, 64)["text"]
+    assert "mean KL" in (out / "parity.md").read_text()
+    assert _cli(["quantize", str(fp32["ort"]), "--precision", "int8-dynamic", "--out", str(tmp_path / "cli"),
+                 "--no-gate", "--threads", "1"], monkeypatch) == 0  # fmt: skip
+    shown = capsys.readouterr()
+    assert "parity vs fp32 artifact: FAILED (mean KL" in shown.out
+    warned = [r.getMessage() for r in caplog.records if "--no-gate: written anyway" in r.getMessage()]
+    assert len(warned) == 1 and "cli (ort, int8-dynamic" in warned[0], warned  # once: no checkpoint given
+    assert _cli(["quantize", str(fp32["ort"]), "--precision", "int8-dynamic", "--out", str(tmp_path / "x"),
+                 "--no-gate", "--no-parity"], monkeypatch) == 2  # fmt: skip
+    assert "--no-gate records parity's figures" in capsys.readouterr().err
     # --no-parity writes it, and says so in the manifest
+    shutil.rmtree(out)
     r = quantize_artifact(fp32["ort"], out, precision="int8-dynamic", parity=False)
     assert r.manifest.parity == {"skipped": "quantized with --no-parity"}
+    assert r.manifest.parity_verdict == "skipped"
 
 
 def test_cli_quantize_and_calibrate(fp32: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -74,6 +74,7 @@ def test_health(server):
     body = r.json()
     assert body["status"] == "ok" and body["model"] == "radon-test"
     assert body["providers"] == ["CPUExecutionProvider"] and body["sliding_window"] == 16
+    assert body["parity"] == "skipped", "exported with parity=False, and /health says so"
 
 
 def test_generate_answers_text_counts_and_timings(server, text_gen):
