@@ -13,7 +13,8 @@ text (where recipes are chosen); ``--text eval`` on the held-out texts (where th
 ``radon convert --from-gguf`` and ``--to-hf``. A benchmark, not a test: minutes on 2 cores; Hessians
 and rounded weights are cached in ``--cache`` (safetensors, never pickle).
 
-Variant: ``ALGO-BLOCK[+RULE...]``. ALGO: ``rtn``/``gptq``/``gptqm`` (searched scales) + ``s``/``a``
+Variant: ``ALGO-BLOCK[+RULE...]``. ALGO: ``rtn``/``gptq``/``gptqm`` (searched scales)/``gptqo``/``gptqmo``
+(act-order with static block scales) + ``s``/``a``
 (symmetric/asymmetric). RULE: kinds ``q k v o g u d`` (q_proj ... down_proj) ``@`` ``all``, ``half``
 (llama.cpp's use_more_bits layers) or layer numbers joined by dots.
 
@@ -106,7 +107,9 @@ def four_bit(w_nk: torch.Tensor, h: np.ndarray, algo: str, block: int) -> torch.
     if algo[:-1] == "rtn":
         approx = gptq.rtn(w, block, symmetric)
     else:
-        q, scales, zeros = gptq.gptq_blocks(w, h, block, symmetric=symmetric, search=algo[:-1] == "gptqm")
+        core = algo[:-1]  # gptq, gptqm (searched scales), gptqo / gptqmo (act-order, static blocks)
+        q, scales, zeros = gptq.gptq_blocks(w, h, block, symmetric=symmetric, search=core in ("gptqm", "gptqmo"),
+                                            act_order=core.endswith("o"))  # fmt: skip
         zp = gptq.ZERO_POINT if zeros is None else np.repeat(zeros, block, 0)
         approx = (q.astype(np.float32) - zp) * np.repeat(scales, block, 0)
     return torch.from_numpy(approx.T.copy())

@@ -172,18 +172,25 @@ def gptq_blocks(
     damp: float = DAMP,
     symmetric: bool = True,
     search: bool = False,
+    act_order: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """GPTQ in symmetric blocks (zero point 8, ``block_scale``) or asymmetric ones (``asymmetric_block``,
     a 4-bit zero point per block, ``MatMulNBits``' fourth input), each block's scale taken on the
     error-updated weights when the block starts. Returns values (K, N) in 0..15, scales
-    (K / block_size, N) and, asymmetric, zero points (K / block_size, N) in 0..15."""
+    (K / block_size, N) and, asymmetric, zero points (K / block_size, N) in 0..15.
+
+    ``act_order``: the inputs are rounded in order of decreasing Hessian diagonal (the paper's
+    "act-order": the inputs that fire most first, while the most inputs remain to absorb their error),
+    with every block's scale fixed beforehand on the original weights ("static groups", as AutoGPTQ's
+    ``static_groups``), so that the blocks stay contiguous in the stored order and the kernel is the same."""
     k, n = weight.shape
     if k % block_size or LAZY_ROWS % block_size:
         raise RadonError(f"gptq: block size {block_size} must divide the input dimension {k} and {LAZY_ROWS}")
     bands = band_edges(k)
     if len(bands) > 1:  # independent problems, one per band of inputs (``BAND``)
         parts = [
-            gptq_blocks(weight[a:b], hessian[a:b, a:b], block_size, damp, symmetric, search) for a, b in bands
+            gptq_blocks(weight[a:b], hessian[a:b, a:b], block_size, damp, symmetric, search, act_order)
+            for a, b in bands
         ]
         zeros = [z for _, _, z in parts if z is not None]
         return (
@@ -197,13 +204,15 @@ def gptq_blocks(
     h[dead, dead] = 1.0
     w[dead] = 0.0  # an input that never fires: its weights cannot matter
     h[np.diag_indices(k)] += damp * np.mean(np.diag(h))
+    importance = np.diag(h).astype(np.float32)  # searched scales weigh each input by how much it fires
+    if act_order:
+        return _act_order(w, h, importance, block_size, symmetric, search)
     try:  # the upper Cholesky factor of H^-1: row i holds what rounding input i does to the inputs after it
         hinv = np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32)
     except np.linalg.LinAlgError:
         raise RadonError(
             "gptq: the calibration Hessian is not positive definite; use more --samples"
         ) from None
-    importance = np.diag(h).astype(np.float32)  # searched scales weigh each input by how much it fires
     q = np.zeros((k, n), np.uint8)
     scales = np.zeros((k // block_size, n), np.float32)
     zeros = np.full((k // block_size, n), ZERO_POINT, np.float32)
@@ -229,6 +238,54 @@ def gptq_blocks(
             part[i + 1 :] -= np.outer(local[i, i + 1 :], err)
             errors[i] = err
         w[stop:] -= hinv[start:stop, stop:].T @ errors
+    return q, scales, None if symmetric else zeros.astype(np.uint8)
+
+
+def _upper_inverse_factor(h: np.ndarray) -> np.ndarray:
+    """The upper Cholesky factor of H^-1 (float32): row i holds what rounding input i does to the later ones."""
+    try:
+        return np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32)
+    except np.linalg.LinAlgError:
+        raise RadonError(
+            "gptq: the calibration Hessian is not positive definite; use more --samples"
+        ) from None
+
+
+def _act_order(
+    w: np.ndarray, h: np.ndarray, importance: np.ndarray, block_size: int, symmetric: bool, search: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``gptq_blocks`` with ``act_order``: static block scales, rows rounded by decreasing H diagonal."""
+    k, n = w.shape
+    scales = np.zeros((k // block_size, n), np.float32)
+    zeros = np.full((k // block_size, n), ZERO_POINT, np.float32)
+    for j in range(k // block_size):
+        rows = w[j * block_size : (j + 1) * block_size]
+        if search:
+            scales[j], zeros[j] = searched_block(
+                rows, importance[j * block_size : (j + 1) * block_size], symmetric
+            )
+        elif symmetric:
+            scales[j] = block_scale(rows)
+        else:
+            scales[j], zeros[j] = asymmetric_block(rows)
+    perm = np.argsort(-np.diag(h), kind="stable")
+    wp = w[perm]
+    hinv = _upper_inverse_factor(h[np.ix_(perm, perm)])
+    block_of = perm // block_size
+    q = np.zeros((k, n), np.uint8)
+    for start in range(0, k, LAZY_ROWS):
+        stop = min(start + LAZY_ROWS, k)
+        part = wp[start:stop]
+        errors = np.zeros_like(part)
+        local = hinv[start:stop, start:stop]
+        for i in range(stop - start):
+            s, z = scales[block_of[start + i]], zeros[block_of[start + i]]
+            qi = np.clip(np.rint(part[i] / s) + z, 0, 15)
+            q[perm[start + i]] = qi
+            err = (part[i] - (qi - z) * s) / local[i, i]
+            part[i + 1 :] -= np.outer(local[i, i + 1 :], err)
+            errors[i] = err
+        wp[stop:] -= hinv[start:stop, stop:].T @ errors
     return q, scales, None if symmetric else zeros.astype(np.uint8)
 
 
@@ -355,7 +412,7 @@ def split_passes(groups: list[list[Unit]], sizes: list[int], budget: int) -> lis
 def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray], block_size: int,
           threads: int | None = None, progress: Any = None, budget: int = HESSIAN_BYTES,
           symmetric: bool = True, errors: dict[str, np.ndarray] | None = None,
-          round_weights: bool = True, search: bool = False,
+          round_weights: bool = True, search: bool = False, act_order: bool = False,
           errors_only: frozenset[str] = frozenset()) -> Solved:  # fmt: skip
     """GPTQ's stored blocks for every MatMul unit of ``units``, from the float ``model`` (a ModelProto or
     a ``stream.Source``, whose weights are read one at a time).
@@ -364,7 +421,8 @@ def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray
     passes of about ``budget`` bytes of Hessians (``split_passes``); each pass runs the calibration text
     once, through the layers it needs.
     ``symmetric`` False: asymmetric blocks (``gptq_blocks``), with zero points. ``search``: each block's
-    scale chosen by weighted error (``searched_block``). ``errors``, when given,
+    scale chosen by weighted error (``searched_block``). ``act_order``: rows rounded by decreasing Hessian
+    diagonal, block scales fixed first (``gptq_blocks``). ``errors``, when given,
     receives each unit's per-channel mean squared output error on that text (``output_error``), what
     ``sensitivity`` weighs by the Fisher information. ``round_weights`` False: no GPTQ, only the errors of
     round-to-nearest blocks (``--algorithm rtn``; ``hqq``'s own scales are not modelled). ``errors_only``:
@@ -390,7 +448,9 @@ def solve(model: Any, units: list[Unit], manifest: Any, samples: list[np.ndarray
             w = array(u.weight)
             h = hs[consumers[u.node].input[0]]
             if round_weights and u.name not in errors_only:
-                q, scales, zeros = gptq_blocks(w, h, block_size, symmetric=symmetric, search=search)
+                q, scales, zeros = gptq_blocks(
+                    w, h, block_size, symmetric=symmetric, search=search, act_order=act_order
+                )
                 blocks = (pack(q, block_size), np.ascontiguousarray(scales.T))
                 out[u.name] = blocks if zeros is None else (*blocks, pack_zero_points(zeros))
                 zp = ZERO_POINT if zeros is None else np.repeat(zeros, block_size, 0)

@@ -458,7 +458,7 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
             frozenset(u.name for u in matmuls if u.name.endswith(KEEP_FIRST)) if prior else frozenset()
         )
         solved = gptq.solve(src, matmuls, manifest, cal_set.samples, opts.block_size, threads, progress=tick,
-                            budget=held, symmetric=opts.symmetric, search=opts.scale_search, errors=errors if budget is not None else None,
+                            budget=held, symmetric=opts.symmetric, search=opts.scale_search, act_order=opts.act_order, errors=errors if budget is not None else None,
                             round_weights=opts.algorithm == "gptq", errors_only=kept_first)  # fmt: skip
         if opts.algorithm != "gptq":
             solved = None
@@ -488,7 +488,8 @@ def _int4(src: Source, artifact: Path, units: list[Unit], kept: list[str], opts:
     if late and solved is not None:
         say(f"int4: gptq of {len(late)} unit(s) the size cap left at 4 bits")
         solved.update(gptq.solve(src, late, manifest, cal_set.samples, opts.block_size, threads,
-                                 budget=held, symmetric=opts.symmetric, search=opts.scale_search))  # fmt: skip
+                                 budget=held, symmetric=opts.symmetric, search=opts.scale_search,
+                                 act_order=opts.act_order))  # fmt: skip
     t0 = time.perf_counter()
     qmodel = quantize_int4_streamed(src, units, plan, opts, solved)
     say(f"int4: built the graph ({time.perf_counter() - t0:.0f} s)")

@@ -122,19 +122,23 @@ def unit_bytes(unit: Unit, precision: str, block_size: int, symmetric: bool = Tr
     blocks = numel // block_size
     rows, per_row = (unit.shape[1], unit.shape[0] // block_size) if unit.op_type == "MatMul" else (
         unit.shape[0], unit.shape[1] // block_size)  # fmt: skip
-    zero_points = 0 if symmetric else rows * ((per_row + 1) // 2)
+    # MatMulNBits packs a row's zero points two a byte, (N, ceil(blocks / 2)); GatherBlockQuantized's are
+    # uint4, packed over the whole tensor
+    packed = rows * ((per_row + 1) // 2) if unit.op_type == "MatMul" else (rows * per_row + 1) // 2
+    zero_points = 0 if symmetric else packed
     return numel // 2 + 4 * blocks + zero_points
 
 
 def plan_bytes(units: list[Unit], precisions: dict[str, str], block_size: int, symmetric: bool = True,
                tied: bool = False) -> int:  # fmt: skip
     """Bytes of the units' weights under ``precisions`` (unit -> int4 | int8 | fp32). A tied table whose
-    head and embedding are both int8 is stored once, scales included (``tied.py``): the embedding adds
-    nothing."""
+    head and embedding are at the same precision is stored once, scales included (``tied.py``): the
+    embedding adds nothing, or at 4 bits with zero points their unpacked copy, a byte a block."""
     total = 0
     for u in units:
         p = precisions[u.name]
-        if tied and u.name == EMBED_UNIT and p == "int8" and precisions.get(LM_HEAD_UNIT) == "int8":
+        if tied and u.name == EMBED_UNIT and p in ("int8", "int4") and precisions.get(LM_HEAD_UNIT) == p:
+            total += 0 if p == "int8" or symmetric else u.numel // block_size
             continue
         total += unit_bytes(u, p, block_size, symmetric)
     return total

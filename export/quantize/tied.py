@@ -10,7 +10,11 @@ docs; checked against numpy in tests/quantize/test_quant_tied.py). So the embedd
 ``GatherBlockQuantized`` on the head's B, with the head's scales as (vocab, K / block, 1), and a
 ``Reshape`` back to (batch, sequence, hidden); the scales too are the head's, seen through a ``Reshape``
 that onnxruntime folds at load (until 2026-12-06 a float32 copy, 1/block of the table, 3.5 MB on
-SmolLM2). The embedding then holds the head's rounding (GPTQ's, for int4), not its own.
+SmolLM2). The embedding then holds the head's rounding (GPTQ's, for int4), not its own. Asymmetric 4-bit
+blocks (the int4 default since 2026-12-07) carry zero points, which the two ops lay out differently
+(``MatMulNBits``: two blocks a byte; ``GatherBlockQuantized`` over 3-D blocks: one a byte, low nibble,
+checked against onnxruntime): the embedding gets an unpacked copy, half a byte a block (442 kB on
+SmolLM2), where a second table would cost 16 MB.
 """
 
 from __future__ import annotations
@@ -51,12 +55,15 @@ def share_tied_table(model: onnx.ModelProto) -> str:
             f"stored twice: the embedding ({e.get('bits', 4)}-bit, blocks of {e['block_size']}) and the LM head "
             f"({h['bits']}-bit, blocks of {h['block_size']}) are at different precisions"
         )
-    if (len(head.input) > 3 and head.input[3]) or h["K"] % h["block_size"]:
-        return "stored twice: the LM head's blocks have zero points or padding"
+    if h["K"] % h["block_size"]:
+        return "stored twice: the LM head's blocks have padding"
     inits = {t.name: t for t in model.graph.initializer}
     n, k, bs = h["N"], h["K"], h["block_size"]
     if tuple(inits[head.input[2]].dims) not in ((n, k // bs), (n * (k // bs),)):
         return "stored twice: the LM head's scales are not one per block (please report)"
+    zero_points = head.input[3] if len(head.input) > 3 and head.input[3] else None
+    if zero_points is not None and h["bits"] != 4:
+        return "stored twice: the LM head's 8-bit blocks have zero points (please report)"
     shared_scales = f"{EMBED_UNIT}.shared_scales"
     scales_shape = f"{EMBED_UNIT}.shared_scales_shape"
     shape = f"{EMBED_UNIT}.shared_shape"
@@ -71,9 +78,20 @@ def share_tied_table(model: onnx.ModelProto) -> str:
     scales_view = helper.make_node(
         "Reshape", [head.input[2], scales_shape], [shared_scales], name=f"{EMBED_UNIT}.Reshape_scales"
     )
+    gather_inputs = [head.input[1], embed.input[1], shared_scales]
+    also = ""
+    if zero_points is not None:
+        # MatMulNBits packs two blocks' zero points a byte, (vocab, ceil(blocks / 2)); GatherBlockQuantized
+        # over (vocab, blocks, block/2) takes one a byte, (vocab, blocks, 1): a copy, half a byte a block
+        packed = numpy_helper.to_array(inits[zero_points]).reshape(n, -1)
+        unpacked = np.stack([packed & 15, packed >> 4], -1).reshape(n, -1)[:, : k // bs, None]
+        shared_zeros = f"{EMBED_UNIT}.shared_zero_points"
+        model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(unpacked), shared_zeros))
+        gather_inputs.append(shared_zeros)
+        also = f", its zero points unpacked beside them ({unpacked.size / 1e3:.0f} kB)"
     blocks = f"{embed.output[0]}.blocks"
     gather = helper.make_node(
-        "GatherBlockQuantized", [head.input[1], embed.input[1], shared_scales], [blocks], name=f"{EMBED_UNIT}.Gather_shared",
+        "GatherBlockQuantized", gather_inputs, [blocks], name=f"{EMBED_UNIT}.Gather_shared",
         domain="com.microsoft", gather_axis=0, quantize_axis=2, block_size=bs, bits=h["bits"],
     )  # fmt: skip
     reshape = helper.make_node(
@@ -90,7 +108,7 @@ def share_tied_table(model: onnx.ModelProto) -> str:
     for name in old:
         if name not in used and name in inits:
             model.graph.initializer.remove(inits[name])
-    return f"stored once: the embedding reads the LM head's {h['bits']}-bit blocks of {bs}"
+    return f"stored once: the embedding reads the LM head's {h['bits']}-bit blocks of {bs}{also}"
 
 
 def _retie_float_head(model: onnx.ModelProto) -> bool:

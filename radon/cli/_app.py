@@ -123,7 +123,8 @@ def _add_param(parser: argparse.ArgumentParser, p: inspect.Parameter, tp: Any, h
             kwargs["required"] = True
     origin = get_origin(tp)
     if tp is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction if p.default is True else "store_true"
+        # True, or None (decided later, "by default"): --flag and --no-flag; False: --flag alone
+        kwargs["action"] = argparse.BooleanOptionalAction if p.default in (True, None) else "store_true"
     elif origin is Literal:
         choices = list(get_args(tp))
         kwargs["choices"] = choices

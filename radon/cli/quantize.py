@@ -74,8 +74,9 @@ def quantize(
     keep_precision: Literal["int8", "fp32"] = "int8",
     algorithm: Literal["gptq", "rtn", "hqq"] = "gptq",
     int4_format: Literal["matmulnbits", "qdq"] | None = None,
-    symmetric: bool = True,
+    symmetric: bool | None = None,
     scale_search: bool = True,
+    act_order: bool = True,
     accuracy_level: Literal[0, 4] = 4,
     no_embedding: bool = False,
     reference: Annotated[Path | None, Opt(metavar="CKPT")] = None,
@@ -127,8 +128,9 @@ def quantize(
         keep_precision: what a kept int4 unit becomes.
         algorithm: int4 algorithm: gptq (the default: round-to-nearest's blocks and kernel, the rounding chosen by GPTQ on the calibration text; 2-3x lower KL, same speed), rtn (round to nearest, no data) or hqq (half-quadratic scales and zero points, no data).
         int4_format: matmulnbits (onnxruntime) or qdq (TensorRT); default by the artifact's lowering.
-        symmetric: int4: symmetric blocks, no zero point (the default: onnxruntime's fast MatMulNBits path, 1.2x the decode speed of asymmetric blocks; --no-symmetric for a 4-bit zero point per block, with any --algorithm: docs/quantization.md).
+        symmetric: int4: symmetric blocks, no zero point (--symmetric), or a 4-bit zero point per block (--no-symmetric). Default: asymmetric for MatMulNBits (as fast on onnxruntime 1.32, 15% less KL on SmolLM2: docs/quantization.md), symmetric for --int4-format qdq (TensorRT's block DQ takes no zero point).
         scale_search: int4 gptq: choose each block's scale by the calibration-weighted rounding error over 13 clipping fractions of its range (the default; on SmolLM2 all-4-bit KL 0.285 to 0.203, 29% lower; docs/quantization.md) rather than from its largest weight (--no-scale-search).
+        act_order: int4 gptq: round each Linear's inputs in order of decreasing activation energy (the Hessian's diagonal), every block's scale fixed first ("act-order" with static blocks; the default: the same storage and kernel, lower KL: docs/quantization.md) rather than in stored order (--no-act-order).
         accuracy_level: int4 MatMulNBits compute: 4 = int8 activations per block (fast), 0 = float32.
         no_embedding: int4 and int8-dynamic: leave the embedding float32 (else 4-bit, resp. 8-bit blocks).
         reference: the checkpoint the artifact was exported from: parity against it too (gating).
@@ -155,7 +157,7 @@ def quantize(
     fmt = int4_format
     if fmt is None and precision == "int4":
         fmt = "qdq" if read_manifest(artifact, verify=False).lowering == "portable" else "matmulnbits"
-    opts = Int4Options(algorithm=algorithm, symmetric=symmetric, scale_search=scale_search, accuracy_level=accuracy_level,
+    opts = Int4Options(algorithm=algorithm, symmetric=symmetric, scale_search=scale_search, act_order=act_order, accuracy_level=accuracy_level,
                        fmt=fmt or "matmulnbits", quantize_embedding=not no_embedding, keep_precision=keep_precision)  # fmt: skip
     r = quantize_artifact(
         artifact, out, precision=precision, calibration_data=calibration_data, calibration=calibration,
@@ -167,7 +169,10 @@ def quantize(
     print(f"wrote {r.path} ({precision}): {s['bytes'] / 1e6:.2f} MB, {s['ratio']:.3f}x the fp32 artifact")
     if "tied_table" in r.manifest.quantization:
         print(f"tied embedding and LM head: {r.manifest.quantization['tied_table']}")
-    if r.mixed is not None:
+    if r.mixed is not None and r.mixed.budget is None:  # --no-auto-mixed: no estimate was made
+        kept = ", ".join(f"{k} ({v})" for k, v in r.mixed.kept.items()) or "none"
+        print(f"int4: every unit at 4 bits but --keep (--no-auto-mixed); kept: {kept}")
+    elif r.mixed is not None:
         m = r.mixed
         kept = ", ".join(f"{k} ({v})" for k, v in m.kept.items()) or "none"
         print(f"int4: estimated KL {m.kl_all_int4:.4g} with every unit but --keep at 4 bits -> {m.kl_final:.4g} "

@@ -120,6 +120,13 @@ def test_cli_quantize_and_calibrate(fp32: dict[str, Path], tmp_path: Path, monke
     rc = _cli(["quantize", str(fp32["ort"]), "--precision", "int8", "--calibration", str(tmp_path / "cal"),
                "--out", str(tmp_path / "q8"), "--no-parity"], monkeypatch)  # fmt: skip
     assert rc == 0 and "int8" in capsys.readouterr().out
+    rc = _cli(["quantize", str(fp32["ort"]), "--precision", "int4", "--no-auto-mixed", "--keep", "lm_head",
+               "--no-parity", "--samples", "4", "--seq-len", "32", "--out", str(tmp_path / "q4")], monkeypatch)  # fmt: skip
+    shown = capsys.readouterr().out
+    assert (
+        rc == 0 and "int4: every unit at 4 bits but --keep (--no-auto-mixed); kept: lm_head (int8)" in shown
+    )
+    assert "estimated KL" not in shown, "no estimate is made without auto-mixed"
     with pytest.raises(SystemExit) as exit_:
         _cli(["quantize", "--help"], monkeypatch)
     assert exit_.value.code == 0 and "--auto-mixed BUDGET" in capsys.readouterr().out

@@ -52,7 +52,7 @@ def test_block_dq_graph_is_valid_and_matches_matmulnbits(fp32: dict[str, Path], 
     plan = Plan([u.name for u in units if u.op_type == "MatMul"])
     qdq = quantize_int4(model, units, plan, Int4Options(fmt="qdq", algorithm="rtn", accuracy_level=0))
     nbits = quantize_int4(
-        model, units, plan, Int4Options(fmt="matmulnbits", algorithm="rtn", accuracy_level=0)
+        model, units, plan, Int4Options(fmt="matmulnbits", algorithm="rtn", symmetric=True, accuracy_level=0)
     )
     onnx.checker.check_model(qdq, full_check=True)
     dqs = [n for n in qdq.graph.node if n.op_type == "DequantizeLinear"]

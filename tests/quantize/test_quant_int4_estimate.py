@@ -218,10 +218,11 @@ def test_estimated_sensitivity_ranks_units_as_measured_kl_does(tiny, quantized) 
     cal = load_calibration_set(None, load_tokenizer(art / "tokenizer"), samples=16, seq_len=64,
                                vocab_size=manifest.architecture.vocab_size)  # fmt: skip
     errors: dict[str, np.ndarray] = {}
-    solved = gptq.solve(src, matmuls, manifest, cal.samples, 64, threads=1, errors=errors)
+    opts = Int4Options(block_size=64)  # the shipped blocks: asymmetric, searched scales, act-order
+    solved = gptq.solve(src, matmuls, manifest, cal.samples, 64, threads=1, errors=errors, symmetric=opts.symmetric,
+                        search=opts.scale_search, act_order=opts.act_order)  # fmt: skip
     model = fisher.reference_model(art, manifest, src)
     est = estimate(fisher.fisher_diagonals(model, manifest, matmuls, cal.samples[:8]), errors)
-    opts = Int4Options(block_size=64)
     reference = [DecoderSession(art, threads=1).step(s[None]).logits[0] for s in cal.samples[:8]]
     measured = {}
     tmp = Path(quantized("int4_plain", precision="int4", auto_mixed_budget=None).path).parent / "one_unit"

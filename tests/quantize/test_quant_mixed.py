@@ -52,9 +52,9 @@ def _costs(r) -> dict[str, int]:  # noqa: ANN001
     from radon.export.quantize.graph import units_of
     from radon.export.quantize.sensitivity import unit_bytes
 
-    bs = r.manifest.quantization["int4"]["block_size"]
+    bs, sym = r.manifest.quantization["int4"]["block_size"], r.manifest.quantization["int4"]["symmetric"]
     units = units_of(onnx.load(str(r.path.parent / "fp32_ort" / "model.onnx")))
-    return {u.name: unit_bytes(u, "int8", bs) - unit_bytes(u, "int4", bs) for u in units}
+    return {u.name: unit_bytes(u, "int8", bs) - unit_bytes(u, "int4", bs, sym) for u in units}
 
 
 def test_plan_bytes_is_what_the_artifact_stores(quantized) -> None:

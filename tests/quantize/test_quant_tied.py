@@ -108,6 +108,20 @@ def test_quantizing_tied_matches_quantizing_untied(
     assert view.op_type == "Reshape" and view.input[0] == nbits.input[2]  # and one set of scales
     table = VOCAB * 64 * (1 if precision == "int8-dynamic" else 0.5)
     assert q["untied"].sizes["bytes"] - q["tied"].sizes["bytes"] >= 0.9 * table
+    if precision == "int4":  # asymmetric blocks: the head's zero points, unpacked a block a byte
+        assert len(nbits.input) == 4 and gather.input[3] == "embed_tokens.shared_zero_points"
+        from radon.export.quantize.graph import units_of, untie_lm_head, weight_bytes
+        from radon.export.quantize.sensitivity import plan_bytes
+
+        source = onnx.load(str(fp32["tied"] / "model.onnx"))
+        untie_lm_head(source)
+        units, qi = units_of(source), q["tied"].manifest.quantization
+        others = weight_bytes(source) - sum(4 * u.numel for u in units)
+        planned = plan_bytes(units, qi["layers"], qi["int4"]["block_size"], qi["int4"]["symmetric"], True)
+        shapes = 2 * 3 * 8  # the two Reshapes' int64 shapes (tied.py)
+        assert planned + others + shapes == weight_bytes(model), (
+            "the size cap counts what the artifact stores"
+        )
     # the same weights, rounded once instead of twice: the tied artifact is as close to the float model as
     # the untied one (KL against the fp32 logits, within a margin; GPTQ rounds the two heads differently)
     ref = _logits(fp32["untied"], ids)
