@@ -71,15 +71,17 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> list:
     return documented_flash_attn_func.calls
 
 
+@pytest.mark.parametrize("name", ["tiny_mistral", "tiny_gpt2"])
 @torch.no_grad()
-def test_flash_path_matches_sdpa_band_past_the_window(stand_in: list) -> None:
-    model = _model()
+def test_flash_path_matches_sdpa(stand_in: list, name: str) -> None:
+    """Past the window (Mistral: window_size (W - 1, 0)) and without one (GPT-2: (-1, 0), plain causal)."""
+    model = _model(name)
     W = model.config.sliding_window
-    ids = _ids(3 * W + 5)
+    ids = _ids(3 * (W or 8) + 5)
     ref = model(ids, use_cache=False).logits
     got = model(ids, use_cache=False, use_flash_attention=True).logits
     assert stand_in, "the flash kernel ran"
-    assert set(stand_in) == {(W - 1, 0)}, "the window goes in as (W - 1, 0) keys, causal"
+    assert set(stand_in) == {(W - 1 if W else -1, 0)}, "the window goes in as (W - 1, 0) keys, causal"
     assert (got - ref).abs().max().item() <= TOL
 
 
@@ -97,16 +99,6 @@ def test_flash_decode_with_cache_matches_full_forward(stand_in: list) -> None:
         steps.append(out.logits)
     assert len(stand_in) == model.config.num_layers * len(steps)
     assert (torch.cat(steps, 1) - full).abs().max().item() <= TOL
-
-
-@torch.no_grad()
-def test_flash_without_window_is_plain_causal(stand_in: list) -> None:
-    model = _model("tiny_gpt2")
-    ids = _ids(20)
-    ref = model(ids, use_cache=False).logits
-    got = model(ids, use_cache=False, use_flash_attention=True).logits
-    assert set(stand_in) == {(-1, 0)}
-    assert (got - ref).abs().max().item() <= TOL
 
 
 @torch.no_grad()
