@@ -219,86 +219,46 @@ def gptq_blocks(
     w[dead] = 0.0  # an input that never fires: its weights cannot matter
     h[np.diag_indices(k)] += damp * np.mean(np.diag(h))
     importance = np.diag(h).astype(np.float32)  # searched scales weigh each input by how much it fires
-    if act_order:
-        return _act_order(w, h, importance, block_size, symmetric, search)
+
+    def choose(rows: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:  # a block's scale, zero point
+        if search:
+            return searched_block(rows, importance[first : first + block_size], symmetric)
+        if symmetric:
+            return block_scale(rows), np.full(n, ZERO_POINT, np.float32)
+        return asymmetric_block(rows)
+
+    q = np.zeros((k, n), np.uint8)
+    scales = np.zeros((k // block_size, n), np.float32)
+    zeros = np.full((k // block_size, n), ZERO_POINT, np.float32)
+    if act_order:  # static blocks: every scale from the original weights, before any row moves
+        order = np.argsort(-np.diag(h), kind="stable")
+        for j, first in enumerate(range(0, k, block_size)):
+            scales[j], zeros[j] = choose(w[first : first + block_size], first)
+        w, h = w[order], h[np.ix_(order, order)]
+    else:
+        order = np.arange(k)
     try:  # the upper Cholesky factor of H^-1: row i holds what rounding input i does to the inputs after it
         hinv = np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32)
     except np.linalg.LinAlgError:
         raise RadonError(
             "gptq: the calibration Hessian is not positive definite; use more --samples"
         ) from None
-    q = np.zeros((k, n), np.uint8)
-    scales = np.zeros((k // block_size, n), np.float32)
-    zeros = np.full((k // block_size, n), ZERO_POINT, np.float32)
     for start in range(0, k, LAZY_ROWS):
         stop = min(start + LAZY_ROWS, k)
         part = w[start:stop]  # a view: updated in place as rows are rounded
         errors = np.zeros_like(part)
         local = hinv[start:stop, start:stop]
         for i in range(stop - start):
-            row = start + i
+            row = order[start + i]  # the stored input this is
             j = row // block_size
-            if row % block_size == 0:
-                if search:
-                    rows = part[i : i + block_size]
-                    scales[j], zeros[j] = searched_block(rows, importance[row : row + block_size], symmetric)
-                elif symmetric:
-                    scales[j] = block_scale(part[i : i + block_size])
-                else:
-                    scales[j], zeros[j] = asymmetric_block(part[i : i + block_size])
+            if not act_order and row % block_size == 0:  # the block's scale on its error-updated rows
+                scales[j], zeros[j] = choose(part[i : i + block_size], row)
             s, z = scales[j], zeros[j]
             q[row] = np.clip(np.rint(part[i] / s) + z, 0, 15)
             err = (part[i] - (q[row].astype(np.float32) - z) * s) / local[i, i]
             part[i + 1 :] -= np.outer(local[i, i + 1 :], err)
             errors[i] = err
         w[stop:] -= hinv[start:stop, stop:].T @ errors
-    return q, scales, None if symmetric else zeros.astype(np.uint8)
-
-
-def _upper_inverse_factor(h: np.ndarray) -> np.ndarray:
-    """The upper Cholesky factor of H^-1 (float32): row i holds what rounding input i does to the later ones."""
-    try:
-        return np.linalg.cholesky(np.linalg.inv(h)).T.astype(np.float32)
-    except np.linalg.LinAlgError:
-        raise RadonError(
-            "gptq: the calibration Hessian is not positive definite; use more --samples"
-        ) from None
-
-
-def _act_order(
-    w: np.ndarray, h: np.ndarray, importance: np.ndarray, block_size: int, symmetric: bool, search: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``gptq_blocks`` with ``act_order``: static block scales, rows rounded by decreasing H diagonal."""
-    k, n = w.shape
-    nb = k // block_size
-    scales = np.zeros((nb, n), np.float32)
-    zeros = np.full((nb, n), ZERO_POINT, np.float32)
-    blocks, imp = w.reshape(nb, block_size, n), importance.reshape(nb, block_size)
-    for j in range(nb):
-        if search:
-            scales[j], zeros[j] = searched_block(blocks[j], imp[j], symmetric)
-        elif symmetric:
-            scales[j] = block_scale(blocks[j])
-        else:
-            scales[j], zeros[j] = asymmetric_block(blocks[j])
-    perm = np.argsort(-np.diag(h), kind="stable")
-    wp = w[perm]
-    hinv = _upper_inverse_factor(h[np.ix_(perm, perm)])
-    block_of = perm // block_size
-    q = np.zeros((k, n), np.uint8)
-    for start in range(0, k, LAZY_ROWS):
-        stop = min(start + LAZY_ROWS, k)
-        part = wp[start:stop]
-        errors = np.zeros_like(part)
-        local = hinv[start:stop, start:stop]
-        for i in range(stop - start):
-            s, z = scales[block_of[start + i]], zeros[block_of[start + i]]
-            qi = np.clip(np.rint(part[i] / s) + z, 0, 15)
-            q[perm[start + i]] = qi
-            err = (part[i] - (qi - z) * s) / local[i, i]
-            part[i + 1 :] -= np.outer(local[i, i + 1 :], err)
-            errors[i] = err
-        wp[stop:] -= hinv[start:stop, stop:].T @ errors
     return q, scales, None if symmetric else zeros.astype(np.uint8)
 
 
